@@ -1,0 +1,51 @@
+# ganforge: `make demo` and `make test` each do their own set-up on a fresh machine.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP_QUIET := 2>&1 | grep -v "is ignored: it is neither a file nor a directory" || true
+APT_PACKAGES := ffmpeg slurmctld slurmd slurm-client munge
+PYTEST_ARGS ?=
+
+.PHONY: install apt venv demo test lint format bench clean
+
+install: apt venv
+
+# System packages the tests need: ffmpeg writes real mp4s, Slurm + munge run the local test cluster.
+apt:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "apt-get install:$$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV)
+	@echo "pip install -e .[dev] (torch from local disk; ~2 min on a fresh machine)"
+	@set -o pipefail; $(PY) -m pip install -q --upgrade "pip<26.2" $(PIP_QUIET)
+	@set -o pipefail; $(PY) -m pip install -q -e ".[dev]" $(PIP_QUIET)
+	@$(PY) -c "import torch, pytorch_lightning, decord, clip, wandb, ganforge" || (echo "install check failed"; exit 1)
+	@touch $@
+
+demo: install
+	$(VENV)/bin/ganforge ring --out runs/demo/ring
+	@echo "demo outputs: runs/demo/ (ring: runs/demo/ring/metrics.json, runs/demo/ring/samples.png)"
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: venv
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+test: install lint
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: install
+	@for f in bench/*.py; do echo "== $$f"; $(PY) $$f || exit 1; done
+
+clean:
+	rm -rf runs .pytest_cache .ruff_cache

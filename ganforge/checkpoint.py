@@ -1,0 +1,105 @@
+"""Checkpoint I/O: atomic writes for training, `weights_only=True` reads for inference.
+
+Training checkpoints are Lightning checkpoints plus a `ganforge` header
+`{"format_version", "family", "ganforge_version"}` added by `GANModule.on_save_checkpoint`.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from pytorch_lightning.plugins.io import TorchCheckpointIO
+
+FORMAT_VERSION = 1
+HEADER_KEY = "ganforge"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that cannot be used; the message names the file and the reason."""
+
+
+def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
+    """`torch.save` to a temp file in the same folder, fsync, then `os.replace` onto `path`.
+
+    A crash at any moment leaves either the old file or the new one under `path`, never a partial
+    one; the temp file has a dot-prefixed name that no checkpoint glob matches.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning CheckpointIO whose `save_checkpoint` is atomic (used by every ganforge Trainer)."""
+
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: str | os.PathLike, storage_options: Any | None = None
+    ) -> None:
+        if storage_options is not None:
+            raise TypeError(f"AtomicCheckpointIO takes no storage_options, got {storage_options!r}")
+        atomic_torch_save(checkpoint, path)
+
+
+def load_checkpoint(path: str | os.PathLike, family: str | None = None) -> dict[str, Any]:
+    """Read a ganforge checkpoint safely (`weights_only=True`) and check its header.
+
+    Raises `CheckpointError` naming the file for: a missing path, a directory, a file that is not a
+    torch checkpoint or is truncated, a pickle that needs arbitrary code, a checkpoint of another
+    family, or a newer format version than this ganforge reads.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"checkpoint '{path}' does not exist")
+    if path.is_dir():
+        raise CheckpointError(f"checkpoint '{path}' is a directory; pass the .ckpt file inside it")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(
+            f"checkpoint '{path}' was refused by the safe loader (weights_only=True): {first}. "
+            "ganforge never unpickles arbitrary objects from a checkpoint"
+        ) from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(f"checkpoint '{path}' is not a readable torch checkpoint ({first})") from None
+    if not isinstance(ckpt, dict) or HEADER_KEY not in ckpt:
+        raise CheckpointError(f"checkpoint '{path}' is not a ganforge checkpoint (no '{HEADER_KEY}' header)")
+    header = ckpt[HEADER_KEY]
+    version = header.get("format_version", 0)
+    if version > FORMAT_VERSION:
+        raise CheckpointError(
+            f"checkpoint '{path}' has format_version {version}, newer than this ganforge reads "
+            f"({FORMAT_VERSION}); upgrade ganforge"
+        )
+    if family is not None and header.get("family") != family:
+        raise CheckpointError(
+            f"checkpoint '{path}' is not a {family} checkpoint (its family is {header.get('family')!r})"
+        )
+    return ckpt
+
+
+def submodule_state(state_dict: dict[str, Any], prefix: str) -> dict[str, Any]:
+    """The entries of `state_dict` under `prefix.`, with the prefix removed."""
+    prefix = prefix.rstrip(".") + "."
+    return {k[len(prefix) :]: v for k, v in state_dict.items() if k.startswith(prefix)}

@@ -1,0 +1,91 @@
+"""Adversarial losses and penalties as pure functions (StudioGAN-style d_*/g_* pairs).
+
+Every loss takes logits and returns a scalar. `hinge` follows Lim & Ye 2017 as used by
+DVD-GAN (the generator side is -E[D(G(z))], not relu(1 - D)); `ns` is the non-saturating loss
+of Goodfellow et al. 2014; `wgan` with `gradient_penalty` is WGAN-GP (Gulrajani et al. 2017);
+`r1_penalty` is Mescheder et al. 2018.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+LossName = Literal["hinge", "ns", "wgan", "wgan-gp"]
+
+
+def hinge_d(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+    """E[relu(1 - D(x))] + E[relu(1 + D(G(z)))]."""
+    return F.relu(1.0 - real_logits).mean() + F.relu(1.0 + fake_logits).mean()
+
+
+def hinge_g(fake_logits: Tensor) -> Tensor:
+    """-E[D(G(z))]."""
+    return -fake_logits.mean()
+
+
+def ns_d(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+    """E[softplus(-D(x))] + E[softplus(D(G(z)))], i.e. BCE with real=1, fake=0."""
+    return F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
+
+
+def ns_g(fake_logits: Tensor) -> Tensor:
+    """E[softplus(-D(G(z)))]: the non-saturating generator loss -log sigmoid(D(G(z)))."""
+    return F.softplus(-fake_logits).mean()
+
+
+def wgan_d(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+    """E[D(G(z))] - E[D(x)]."""
+    return fake_logits.mean() - real_logits.mean()
+
+
+def wgan_g(fake_logits: Tensor) -> Tensor:
+    """-E[D(G(z))]."""
+    return -fake_logits.mean()
+
+
+def _input_grad_sq_norm(logits: Tensor, inputs: Tensor) -> Tensor:
+    """Per-sample squared L2 norm of d(sum logits)/d(inputs), shape (B,)."""
+    (grad,) = torch.autograd.grad(logits.sum(), inputs, create_graph=True)
+    return grad.flatten(1).pow(2).sum(1)
+
+
+def r1_penalty(real_logits: Tensor, real_inputs: Tensor) -> Tensor:
+    """E[||grad_x D(x)||^2] on real data. `real_inputs` must have requires_grad set before D ran."""
+    return _input_grad_sq_norm(real_logits, real_inputs).mean()
+
+
+def gradient_penalty(interp_logits: Tensor, interp_inputs: Tensor) -> Tensor:
+    """E[(||grad D(x_hat)||_2 - 1)^2] at x_hat = interpolate(real, fake, alpha)."""
+    return (_input_grad_sq_norm(interp_logits, interp_inputs).sqrt() - 1.0).pow(2).mean()
+
+
+def interpolate(real: Tensor, fake: Tensor, alpha: Tensor) -> Tensor:
+    """x_hat = alpha * real + (1 - alpha) * fake with alpha (B,), broadcast over the other dims.
+
+    The result requires grad, ready for `gradient_penalty`.
+    """
+    alpha = alpha.view(-1, *([1] * (real.dim() - 1))).to(real)
+    return (alpha * real + (1.0 - alpha) * fake.detach()).requires_grad_(True)
+
+
+DLoss = Callable[[Tensor, Tensor], Tensor]
+GLoss = Callable[[Tensor], Tensor]
+
+LOSS_PAIRS: dict[str, tuple[DLoss, GLoss]] = {
+    "hinge": (hinge_d, hinge_g),
+    "ns": (ns_d, ns_g),
+    "wgan": (wgan_d, wgan_g),
+    "wgan-gp": (wgan_d, wgan_g),  # same pair; GANModule adds gradient_penalty when gp_weight > 0
+}
+
+
+def loss_pair(name: str) -> tuple[DLoss, GLoss]:
+    """The (d_loss, g_loss) functions for `name`; raises ValueError naming the choices."""
+    if name not in LOSS_PAIRS:
+        raise ValueError(f"loss={name!r} is not one of {sorted(LOSS_PAIRS)}")
+    return LOSS_PAIRS[name]

@@ -1,0 +1,270 @@
+"""GANModule: the shared Lightning training core for every ganforge GAN.
+
+The step schedule follows mmagic's `BaseGAN.train_step`: `training_step` only schedules, and
+`_d_step` / `_g_step` each do one (possibly accumulated) update, each inside `toggled_optimizer`
+so the other network's parameters get no gradients. Subclasses give the three model-specific
+pieces:
+
+    discriminator_loss(batch) -> (loss, logs)    fakes detached, adversarial + penalties
+    generator_loss(batch)     -> (loss, logs)    adversarial (+ reconstruction, ...)
+    sample(batch)             -> media            with the EMA generator, for logging
+
+Schedule, with k = accumulate_grad_batches and n = d_steps_per_g_step: every batch feeds D;
+D steps its optimiser every k batches; the last k batches of each n*k-batch cycle also feed G,
+which then steps and updates its EMA. Lightning's `global_step` counts optimiser steps of both
+networks; `g_step` counts generator updates.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from torch import Tensor, nn
+
+from ganforge import __version__
+from ganforge.checkpoint import FORMAT_VERSION, HEADER_KEY
+from ganforge.ema import EMA
+from ganforge.losses import gradient_penalty, interpolate, loss_pair, r1_penalty
+
+
+class NonFiniteLossError(RuntimeError):
+    """Raised after `max_consecutive_nonfinite` non-finite losses in a row."""
+
+
+class GANModule(pl.LightningModule):
+    """Lightning core with manual optimisation, TTUR Adam, EMA of G and a non-finite guard.
+
+    Args:
+        generator: the network G; its EMA copy lives in `self.ema.model`.
+        discriminator: the network D (may hold several discriminators).
+        family: name written in checkpoints ("ring", "vidgan", "t2i-image", ...).
+        loss: "hinge" (default), "ns", "wgan" or "wgan-gp".
+        g_lr, d_lr, g_betas, d_betas: Adam settings per network (TTUR, Heusel et al. 2017).
+        d_steps_per_g_step: D updates per G update (2 in DVD-GAN).
+        accumulate_grad_batches: batches whose gradients are summed into one update.
+        grad_clip_norm: clip each network's gradient norm to this value (None = no clipping).
+        gp_weight: WGAN-GP weight (10 is standard; only used when > 0).
+        r1_weight: R1 penalty weight on real data (only used when > 0).
+        ema_decay: weight on the old EMA average; 0 disables averaging (EMA = copy of G).
+        ema_start_step: generator step before which the EMA is a plain copy.
+        max_consecutive_nonfinite: non-finite losses in a row tolerated before training stops.
+        lr_decay: "none" or "linear" (decay both learning rates linearly to 0 at trainer.max_steps).
+    """
+
+    family = "ganforge"
+
+    def __init__(
+        self,
+        generator: nn.Module,
+        discriminator: nn.Module,
+        *,
+        loss: str = "hinge",
+        g_lr: float = 1e-4,
+        d_lr: float = 4e-4,
+        g_betas: tuple[float, float] = (0.0, 0.999),
+        d_betas: tuple[float, float] = (0.0, 0.999),
+        d_steps_per_g_step: int = 1,
+        accumulate_grad_batches: int = 1,
+        grad_clip_norm: float | None = None,
+        gp_weight: float = 0.0,
+        r1_weight: float = 0.0,
+        ema_decay: float = 0.999,
+        ema_start_step: int = 0,
+        max_consecutive_nonfinite: int = 10,
+        lr_decay: str = "none",
+    ) -> None:
+        super().__init__()
+        if d_steps_per_g_step < 1:
+            raise ValueError(f"d_steps_per_g_step={d_steps_per_g_step} must be >= 1")
+        if accumulate_grad_batches < 1:
+            raise ValueError(f"accumulate_grad_batches={accumulate_grad_batches} must be >= 1")
+        if lr_decay not in ("none", "linear"):
+            raise ValueError(f"lr_decay={lr_decay!r} must be 'none' or 'linear'")
+        if loss == "wgan-gp" and gp_weight <= 0:
+            gp_weight = 10.0  # the WGAN-GP paper's lambda
+        self.automatic_optimization = False
+        self.generator = generator
+        self.discriminator = discriminator
+        self.ema = EMA(generator, decay=ema_decay, start_step=ema_start_step)
+        self.d_adversarial, self.g_adversarial = loss_pair(loss)
+        self.loss_name = loss
+        self.g_lr, self.d_lr = g_lr, d_lr
+        self.g_betas, self.d_betas = tuple(g_betas), tuple(d_betas)
+        self.d_steps_per_g_step = d_steps_per_g_step
+        self.accumulate_grad_batches = accumulate_grad_batches
+        self.grad_clip_norm = grad_clip_norm
+        self.gp_weight, self.r1_weight = gp_weight, r1_weight
+        self.max_consecutive_nonfinite = max_consecutive_nonfinite
+        self.lr_decay = lr_decay
+        # Progress counters; saved in the checkpoint header so a resume continues the schedule.
+        self.batches_seen = 0
+        self.g_step = 0
+        self.nonfinite_steps = 0
+        self._nonfinite_in_a_row = 0
+        self._last_log_time: tuple[float, int] | None = None
+
+    # ------------------------------------------------------------------ subclass interface
+    def discriminator_loss(self, batch: Any) -> tuple[Tensor, dict[str, Tensor]]:
+        """D loss on one batch (fakes detached) and its logs; see `adversarial_d_loss`."""
+        raise NotImplementedError
+
+    def generator_loss(self, batch: Any) -> tuple[Tensor, dict[str, Tensor]]:
+        """G loss on one batch and its logs."""
+        raise NotImplementedError
+
+    def sample(self, batch: Any) -> Any:
+        """Media for logging, made with the EMA generator `self.ema.model`."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ helpers for subclasses
+    def adversarial_d_loss(
+        self,
+        critic: Callable[[Tensor], Tensor],
+        real: Tensor,
+        fake: Tensor,
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        """D loss of `critic` on real and (detached) fake inputs of shape (B, ...), with penalties.
+
+        Adds R1 (on `real`) and the WGAN gradient penalty (at random interpolates) when their
+        weights are positive. Returns the loss and `d_real`/`d_fake` logit means.
+        """
+        fake = fake.detach()
+        if self.r1_weight > 0:
+            real = real.detach().requires_grad_(True)
+        real_logits, fake_logits = critic(real), critic(fake)
+        loss = self.d_adversarial(real_logits, fake_logits)
+        logs = {"d_real": real_logits.detach().mean(), "d_fake": fake_logits.detach().mean()}
+        if self.r1_weight > 0:
+            r1 = r1_penalty(real_logits, real)
+            loss = loss + 0.5 * self.r1_weight * r1
+            logs["r1"] = r1.detach()
+        if self.gp_weight > 0:
+            alpha = torch.rand(real.shape[0], device=real.device)
+            x_hat = interpolate(real.detach(), fake, alpha)
+            gp = gradient_penalty(critic(x_hat), x_hat)
+            loss = loss + self.gp_weight * gp
+            logs["gp"] = gp.detach()
+        return loss, logs
+
+    # ------------------------------------------------------------------ Lightning hooks
+    def configure_optimizers(self) -> list[torch.optim.Optimizer]:
+        d_opt = torch.optim.Adam(self.discriminator.parameters(), lr=self.d_lr, betas=self.d_betas)
+        g_opt = torch.optim.Adam(self.generator.parameters(), lr=self.g_lr, betas=self.g_betas)
+        return [d_opt, g_opt]
+
+    def training_step(self, batch: Any, batch_idx: int) -> None:
+        d_opt, g_opt = self.optimizers()
+        k, n = self.accumulate_grad_batches, self.d_steps_per_g_step
+        micro = self.batches_seen % k
+        updates = micro == k - 1
+        logs = self._d_step(batch, d_opt, update=updates)
+        if (self.batches_seen // k) % n == n - 1:
+            logs |= self._g_step(batch, g_opt, update=updates)
+        self.batches_seen += 1
+        if logs and self._is_log_step():
+            self._log_train(logs, batch)
+
+    def _d_step(self, batch: Any, opt: Any, update: bool) -> dict[str, Tensor]:
+        with self.toggled_optimizer(opt):
+            loss, logs = self.discriminator_loss(batch)
+            self._backward_if_finite(loss, "d_loss")
+            if update:
+                logs["d_grad_norm"] = self._clip(self.discriminator)
+                opt.step()
+                opt.zero_grad(set_to_none=True)
+        return {"d_loss": loss.detach(), **logs}
+
+    def _g_step(self, batch: Any, opt: Any, update: bool) -> dict[str, Tensor]:
+        with self.toggled_optimizer(opt):
+            loss, logs = self.generator_loss(batch)
+            self._backward_if_finite(loss, "g_loss")
+            if update:
+                logs["g_grad_norm"] = self._clip(self.generator)
+                opt.step()
+                opt.zero_grad(set_to_none=True)
+                self.g_step += 1
+                self.ema.update(self.generator, self.g_step)
+                self._decay_learning_rates()
+        return {"g_loss": loss.detach(), **logs}
+
+    def _backward_if_finite(self, loss: Tensor, name: str) -> None:
+        """Backward `loss / k`, or skip and count it when it is not finite on any rank."""
+        finite = bool(torch.isfinite(loss.detach()).all())
+        if self.trainer.world_size > 1:
+            finite = self.trainer.strategy.reduce_boolean_decision(finite, all=True)
+        if finite:
+            self._nonfinite_in_a_row = 0
+            self.manual_backward(loss / self.accumulate_grad_batches)
+            return
+        self.nonfinite_steps += 1
+        self._nonfinite_in_a_row += 1
+        if self._nonfinite_in_a_row >= self.max_consecutive_nonfinite:
+            raise NonFiniteLossError(
+                f"{self._nonfinite_in_a_row} non-finite losses in a row (last: train/{name}={loss.item()}) "
+                f"at global step {self.global_step}; the last saved checkpoint is untouched. Lower the "
+                "learning rates, enable grad_clip_norm, or check the data for NaN/Inf"
+            )
+
+    def _clip(self, net: nn.Module) -> Tensor:
+        """Total gradient norm of `net` before clipping; clips to `grad_clip_norm` when set."""
+        grads = [p.grad for p in net.parameters() if p.grad is not None]
+        if not grads:
+            return torch.zeros((), device=self.device)
+        max_norm = self.grad_clip_norm if self.grad_clip_norm is not None else float("inf")
+        return torch.nn.utils.clip_grad_norm_(grads, max_norm, foreach=True).detach()
+
+    def _decay_learning_rates(self) -> None:
+        if self.lr_decay == "none" or self.trainer.max_steps is None or self.trainer.max_steps <= 0:
+            return
+        scale = max(0.0, 1.0 - self.global_step / self.trainer.max_steps)
+        d_opt, g_opt = self.optimizers()
+        for opt, base in ((d_opt, self.d_lr), (g_opt, self.g_lr)):
+            for group in opt.param_groups:
+                group["lr"] = base * scale
+
+    def _is_log_step(self) -> bool:
+        every = self.trainer.log_every_n_steps if self._trainer is not None else 50
+        return self.batches_seen % max(every, 1) == 0
+
+    def _log_train(self, logs: dict[str, Tensor], batch: Any) -> None:
+        d_opt, g_opt = self.optimizers()
+        scalars: dict[str, Any] = {f"train/{k}": v for k, v in logs.items()}
+        scalars["train/lr_d"] = d_opt.param_groups[0]["lr"]
+        scalars["train/lr_g"] = g_opt.param_groups[0]["lr"]
+        scalars["train/ema_decay"] = self.ema.decay_at(self.g_step)
+        scalars["train/g_step"] = float(self.g_step)
+        scalars["train/nonfinite_steps"] = float(self.nonfinite_steps)
+        now = (time.perf_counter(), self.batches_seen)
+        if self._last_log_time is not None:
+            seconds, batches = now[0] - self._last_log_time[0], now[1] - self._last_log_time[1]
+            scalars["train/samples_per_sec"] = batches * self.batch_size(batch) / max(seconds, 1e-9)
+        self._last_log_time = now
+        self.log_dict(scalars, on_step=True, on_epoch=False, prog_bar=False, batch_size=1)
+
+    def batch_size(self, batch: Any) -> int:
+        """Samples in `batch`; override for batch structures without a leading tensor."""
+        first = batch[0] if isinstance(batch, (list, tuple)) else batch
+        if isinstance(first, dict):
+            first = next(iter(first.values()))
+        return int(first.shape[0])
+
+    # ------------------------------------------------------------------ checkpoint state
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint[HEADER_KEY] = {
+            "format_version": FORMAT_VERSION,
+            "family": self.family,
+            "ganforge_version": __version__,
+            "batches_seen": self.batches_seen,
+            "g_step": self.g_step,
+            "nonfinite_steps": self.nonfinite_steps,
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        header = checkpoint.get(HEADER_KEY, {})
+        self.batches_seen = int(header.get("batches_seen", 0))
+        self.g_step = int(header.get("g_step", 0))
+        self.nonfinite_steps = int(header.get("nonfinite_steps", 0))

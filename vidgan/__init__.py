@@ -1,0 +1,1 @@
+"""vidgan package."""

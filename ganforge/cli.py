@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -20,7 +21,14 @@ from ganforge.checkpoint import AtomicCheckpointIO, CheckpointError
 from ganforge.module import NonFiniteLossError
 from ganforge.trainer import default_strategy, progress_callbacks
 
-USER_ERRORS = (ValueError, TypeError, FileNotFoundError, NotADirectoryError, CheckpointError, NonFiniteLossError)
+USER_ERRORS = (
+    ValueError,
+    TypeError,
+    FileNotFoundError,
+    NotADirectoryError,
+    CheckpointError,
+    NonFiniteLossError,
+)
 
 
 def one_line(err: BaseException) -> str:
@@ -34,7 +42,8 @@ def run_guarded(prog: str, fn: Callable[[], Any]) -> int:
     try:
         fn()
     except ArgumentError as err:
-        print(f"{prog}: error: {one_line(err)}", file=sys.stderr)
+        detail = " ".join(line.strip() for line in str(err).splitlines() if line.strip())
+        print(f"{prog}: error: {detail[:400]}", file=sys.stderr)
         return 2
     except USER_ERRORS as err:
         if os.environ.get("GANFORGE_DEBUG"):
@@ -52,11 +61,18 @@ class GANForgeCLI(LightningCLI):
     - the GAN-safe DDP strategy whenever more than one process trains.
     """
 
+    def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Any]) -> Any:
+        if config.get("enable_progress_bar", True) is not False:
+            callbacks = [*callbacks, *progress_callbacks(True)]
+        return super()._instantiate_trainer(config, callbacks)
+
     def before_instantiate_classes(self) -> None:
         cfg = self.config[self.subcommand] if self.subcommand else self.config
         trainer = cfg["trainer"]
         if trainer.get("strategy", "auto") == "auto":
-            trainer["strategy"] = default_strategy(trainer.get("devices", "auto"), trainer.get("num_nodes", 1))
+            trainer["strategy"] = default_strategy(
+                trainer.get("devices", "auto"), trainer.get("num_nodes", 1)
+            )
 
 
 def trainer_defaults(family: str) -> dict[str, Any]:
@@ -64,8 +80,7 @@ def trainer_defaults(family: str) -> dict[str, Any]:
     return {
         "default_root_dir": f"runs/{family}",
         "plugins": [AtomicCheckpointIO()],
-        "callbacks": [ModelCheckpoint(save_last=True, every_n_train_steps=500, save_top_k=-1)]
-        + progress_callbacks(True),
+        "callbacks": [ModelCheckpoint(save_last=True, every_n_train_steps=500, save_top_k=-1)],
         "logger": False,
     }
 
@@ -74,18 +89,22 @@ def run_lightning_cli(
     prog: str, model_class: type, datamodule_class: type, argv: Sequence[str], family: str
 ) -> int:
     """Run LightningCLI (`fit`, `validate`, `test`, ...) for one family with one-line errors."""
-    return run_guarded(
-        prog,
-        lambda: GANForgeCLI(
-            model_class,
-            datamodule_class,
-            args=list(argv),
-            trainer_defaults=trainer_defaults(family),
-            save_config_kwargs={"overwrite": True},
-            parser_kwargs={"exit_on_error": False, "prog": prog},
-            auto_configure_optimizers=False,
-        ),
-    )
+
+    def run() -> None:
+        with warnings.catch_warnings():
+            # We pass argv explicitly (tests call main(argv)); Lightning warns when sys.argv also has it.
+            warnings.filterwarnings("ignore", message=".*LightningCLI's args parameter.*")
+            GANForgeCLI(
+                model_class,
+                datamodule_class,
+                args=list(argv),
+                trainer_defaults=trainer_defaults(family),
+                save_config_kwargs={"overwrite": True},
+                parser_kwargs={"exit_on_error": False, "prog": prog},
+                auto_configure_optimizers=False,
+            )
+
+    return run_guarded(prog, run)
 
 
 # ---------------------------------------------------------------------- the `ganforge` command
@@ -101,7 +120,11 @@ def _ring(args: argparse.Namespace) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ganforge", description="ganforge core utilities")
+    parser = argparse.ArgumentParser(
+        prog="ganforge",
+        description="ganforge core utilities. `ganforge fit --config configs/ganforge/ring.yaml` trains the "
+        "ring GAN through LightningCLI (see `ganforge fit --help`).",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     ring = sub.add_parser("ring", help="train the 8-Gaussians ring toy GAN through the core")
     ring.add_argument("--out", required=True, help="output directory (created)")
@@ -113,7 +136,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+LIGHTNING_SUBCOMMANDS = ("fit", "validate", "test", "predict")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in LIGHTNING_SUBCOMMANDS:
+        from ganforge.ring import RingDataModule, RingGAN
+
+        return run_lightning_cli("ganforge", RingGAN, RingDataModule, argv, family="ring")
     args = build_parser().parse_args(argv)
     if getattr(args, "steps", 1) < 1:
         print(f"ganforge: error: --steps={args.steps} must be >= 1", file=sys.stderr)

@@ -11,9 +11,10 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 
+import pytorch_lightning as pl
 import torch
 from torch import Tensor, nn
-from torch.utils.data import IterableDataset, get_worker_info
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from ganforge.module import GANModule
 
@@ -61,6 +62,19 @@ class RingBatches(IterableDataset):
         gen = torch.Generator().manual_seed(self.seed * 1000 + worker)
         for _ in range(worker, self.num_batches, workers):
             yield sample_ring(self.batch_size, gen)
+
+
+class RingDataModule(pl.LightningDataModule):
+    """Ring batches for `ganforge fit`: `batches_per_epoch` fresh batches each epoch."""
+
+    def __init__(self, batch_size: int = 256, batches_per_epoch: int = 1000, seed: int = 0) -> None:
+        super().__init__()
+        self.batch_size, self.batches_per_epoch, self.seed = batch_size, batches_per_epoch, seed
+
+    def train_dataloader(self) -> DataLoader:
+        epoch = self.trainer.current_epoch if self.trainer is not None else 0
+        data = RingBatches(self.batches_per_epoch, self.batch_size, self.seed + 7919 * epoch)
+        return DataLoader(data, batch_size=None)
 
 
 def mlp(in_dim: int, hidden: int, out_dim: int, depth: int = 3) -> nn.Sequential:
@@ -146,8 +160,6 @@ def train_ring(
     import json
     from pathlib import Path
 
-    import pytorch_lightning as pl
-
     from ganforge.plots import scatter_real_fake
     from ganforge.trainer import progress_callbacks
 
@@ -155,7 +167,7 @@ def train_ring(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     model = RingGAN(loss=loss, ema_start_step=int(0.8 * steps))
-    data = torch.utils.data.DataLoader(RingBatches(steps, batch_size, seed), batch_size=None)
+    data = DataLoader(RingBatches(steps, batch_size, seed), batch_size=None)
     trainer = pl.Trainer(
         accelerator="cpu",
         max_epochs=1,

@@ -20,8 +20,10 @@ def progress_callbacks(enabled: bool = True) -> list[pl.Callback]:
 
 def default_strategy(devices: Any, num_nodes: int = 1) -> str:
     """`GAN_DDP_STRATEGY` when more than one process trains, else "auto"."""
-    many = num_nodes > 1 or (isinstance(devices, int) and devices > 1) or (
-        isinstance(devices, (list, tuple)) and len(devices) > 1
+    many = (
+        num_nodes > 1
+        or (isinstance(devices, int) and devices > 1)
+        or (isinstance(devices, (list, tuple)) and len(devices) > 1)
     )
     many = many or int(os.environ.get("SLURM_NTASKS", "1")) > 1
     return GAN_DDP_STRATEGY if many else "auto"

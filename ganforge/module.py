@@ -104,7 +104,7 @@ class GANModule(pl.LightningModule):
         self.batches_seen = 0
         self.g_step = 0
         self.nonfinite_steps = 0
-        self._nonfinite_in_a_row = 0
+        self._nonfinite_in_a_row = {"d_loss": 0, "g_loss": 0}  # per network: one may break alone
         self._last_log_time: tuple[float, int] | None = None
 
     # ------------------------------------------------------------------ subclass interface
@@ -197,25 +197,25 @@ class GANModule(pl.LightningModule):
         if self.trainer.world_size > 1:
             finite = self.trainer.strategy.reduce_boolean_decision(finite, all=True)
         if finite:
-            self._nonfinite_in_a_row = 0
+            self._nonfinite_in_a_row[name] = 0
             self.manual_backward(loss / self.accumulate_grad_batches)
             return
         self.nonfinite_steps += 1
-        self._nonfinite_in_a_row += 1
-        if self._nonfinite_in_a_row >= self.max_consecutive_nonfinite:
+        self._nonfinite_in_a_row[name] += 1
+        if self._nonfinite_in_a_row[name] >= self.max_consecutive_nonfinite:
             raise NonFiniteLossError(
-                f"{self._nonfinite_in_a_row} non-finite losses in a row (last: train/{name}={loss.item()}) "
+                f"{self._nonfinite_in_a_row[name]} non-finite losses in a row (last: train/{name}={loss.item()}) "
                 f"at global step {self.global_step}; the last saved checkpoint is untouched. Lower the "
                 "learning rates, enable grad_clip_norm, or check the data for NaN/Inf"
             )
 
     def _clip(self, net: nn.Module) -> Tensor:
         """Total gradient norm of `net` before clipping; clips to `grad_clip_norm` when set."""
-        grads = [p.grad for p in net.parameters() if p.grad is not None]
-        if not grads:
+        params = [p for p in net.parameters() if p.grad is not None]
+        if not params:
             return torch.zeros((), device=self.device)
         max_norm = self.grad_clip_norm if self.grad_clip_norm is not None else float("inf")
-        return torch.nn.utils.clip_grad_norm_(grads, max_norm, foreach=True).detach()
+        return torch.nn.utils.clip_grad_norm_(params, max_norm, foreach=True).detach()
 
     def _decay_learning_rates(self) -> None:
         if self.lr_decay == "none" or self.trainer.max_steps is None or self.trainer.max_steps <= 0:

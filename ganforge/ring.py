@@ -77,7 +77,7 @@ class RingDataModule(pl.LightningDataModule):
         return DataLoader(data, batch_size=None)
 
 
-def mlp(in_dim: int, hidden: int, out_dim: int, depth: int = 3) -> nn.Sequential:
+def mlp(in_dim: int, hidden: int, out_dim: int, depth: int = 2) -> nn.Sequential:
     """`depth` ReLU hidden layers of width `hidden`."""
     layers: list[nn.Module] = []
     for i in range(depth):

@@ -1,0 +1,101 @@
+"""GANModule schedule, non-finite guard, gradient clipping and checkpoint header, on the ring GAN."""
+
+import math
+
+import pytest
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader
+
+from ganforge import NonFiniteLossError
+from ganforge.checkpoint import load_checkpoint
+from ganforge.ring import RingBatches, RingGAN
+
+
+def fit(model: pl.LightningModule, batches: int, **trainer_kwargs) -> pl.Trainer:
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        max_epochs=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        **trainer_kwargs,
+    )
+    trainer.fit(model, DataLoader(RingBatches(batches, 32, seed=0), batch_size=None))
+    return trainer
+
+
+def adam_steps(opt: torch.optim.Optimizer) -> int:
+    return int(next(iter(opt.state.values()))["step"])
+
+
+@pytest.mark.parametrize(("n_d", "accumulate"), [(1, 1), (2, 1), (2, 3)])
+def test_schedule_counts_updates(n_d, accumulate):
+    pl.seed_everything(0, verbose=False)
+    model = RingGAN(hidden=16, d_steps_per_g_step=n_d)
+    model.accumulate_grad_batches = accumulate
+    batches = 12
+    trainer = fit(model, batches)
+    d_opt, g_opt = (o.optimizer for o in model.optimizers())
+    assert adam_steps(d_opt) == batches // accumulate
+    assert adam_steps(g_opt) == model.g_step == batches // (accumulate * n_d)
+    assert trainer.global_step == adam_steps(d_opt) + adam_steps(g_opt)
+
+
+class NaNAt(RingGAN):
+    """Ring GAN whose D loss is NaN on the batches listed in `bad`."""
+
+    def __init__(self, bad: set[int], **kwargs) -> None:
+        super().__init__(hidden=16, **kwargs)
+        self.bad = bad
+
+    def discriminator_loss(self, batch):
+        loss, logs = super().discriminator_loss(batch)
+        return (loss * math.nan if self.batches_seen in self.bad else loss), logs
+
+
+def test_nonfinite_loss_is_skipped_and_counted():
+    pl.seed_everything(0, verbose=False)
+    model = NaNAt(bad={3})
+    fit(model, 8)
+    d_opt = model.optimizers()[0].optimizer
+    assert model.nonfinite_steps == 1
+    assert adam_steps(d_opt) == 7  # the NaN batch did not step D
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_nonfinite_in_a_row_stops_with_message():
+    pl.seed_everything(0, verbose=False)
+    model = NaNAt(bad=set(range(2, 100)))
+    model.max_consecutive_nonfinite = 4
+    with pytest.raises(NonFiniteLossError, match=r"4 non-finite losses in a row \(last: train/d_loss=nan\)"):
+        fit(model, 20)
+    assert model.batches_seen == 5  # stopped at the 4th NaN batch (indices 2, 3, 4, 5)
+
+
+def test_gradient_clipping_bounds_update_norm():
+    pl.seed_everything(0, verbose=False)
+    model = RingGAN(hidden=16)
+    model.grad_clip_norm = 1e-3
+    x = torch.randn(32, 2)
+    loss, _ = model.discriminator_loss(x)
+    loss.backward()
+    before = model._clip(model.discriminator)
+    after = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in model.discriminator.parameters()]))
+    assert before > 1e-2
+    assert after == pytest.approx(1e-3, rel=1e-3)
+
+
+def test_checkpoint_header_and_counters_round_trip(tmp_path):
+    pl.seed_everything(0, verbose=False)
+    model = RingGAN(hidden=16, d_steps_per_g_step=2)
+    trainer = fit(model, 6)
+    path = tmp_path / "ring.ckpt"
+    trainer.save_checkpoint(path)
+    ckpt = load_checkpoint(path, family="ring")
+    assert ckpt["ganforge"]["g_step"] == 3 and ckpt["ganforge"]["batches_seen"] == 6
+    restored = RingGAN.load_from_checkpoint(path, weights_only=True)
+    assert restored.g_step == 3 and restored.batches_seen == 6
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, restored.state_dict()[key]), key

@@ -203,10 +203,11 @@ class GANModule(pl.LightningModule):
         self.nonfinite_steps += 1
         self._nonfinite_in_a_row[name] += 1
         if self._nonfinite_in_a_row[name] >= self.max_consecutive_nonfinite:
+            count = self._nonfinite_in_a_row[name]
             raise NonFiniteLossError(
-                f"{self._nonfinite_in_a_row[name]} non-finite losses in a row (last: train/{name}={loss.item()}) "
-                f"at global step {self.global_step}; the last saved checkpoint is untouched. Lower the "
-                "learning rates, enable grad_clip_norm, or check the data for NaN/Inf"
+                f"{count} non-finite losses in a row (last: train/{name}={loss.item()}) at global step "
+                f"{self.global_step}; the last saved checkpoint is untouched. Lower the learning rates, "
+                "enable grad_clip_norm, or check the data for NaN/Inf"
             )
 
     def _clip(self, net: nn.Module) -> Tensor:

@@ -1,4 +1,4 @@
-"""2-process DDP (CPU, gloo, via torchrun) of the ring GAN against a single process on the same global batch."""
+"""2-process DDP (CPU, gloo, torchrun) of the ring GAN against one process on the same global batch."""
 
 import os
 import socket

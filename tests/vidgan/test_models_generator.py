@@ -1,0 +1,108 @@
+"""Generator shapes per resolution, latent and class conditioning, per-frame BN, ConvGRU, baselines."""
+
+import pytest
+import torch
+from torch import nn
+from torch.testing import assert_close
+
+from vidgan.models import ConvGRUPredictor, VideoGenerator, copy_last_frame, zero_frames
+from vidgan.models.blocks import FrameBatchNorm
+from vidgan.models.convgru import ConvGRU
+from vidgan.models.layers import has_spectral_norm
+
+
+@pytest.mark.parametrize(("resolution", "widths"), [(32, [16, 8]), (64, [16, 8, 8]), (128, [16, 8, 8, 4])])
+def test_generator_output_per_resolution(resolution, widths, rng):
+    torch.manual_seed(0)
+    g = VideoGenerator(3, resolution, context_frames=2, future_frames=3, widths=widths, latent_dim=8)
+    context = torch.rand(2, 2, 3, resolution, resolution, generator=rng)
+    out = g(context, torch.randn(2, 8, generator=rng))
+    assert out.shape == (2, 3, 3, resolution, resolution)
+    assert g.state_size == resolution // 2 ** (len(widths) - 1)
+    assert out.min() >= 0 and out.max() <= 1
+    assert g(context, torch.randn(2, 8, generator=rng), future_frames=5).shape[1] == 5
+
+
+def test_latent_changes_prediction_and_is_the_only_randomness(rng):
+    torch.manual_seed(0)
+    g = VideoGenerator(1, 16, 2, 3, [8, 8], latent_dim=4).eval()
+    context, z = torch.rand(2, 2, 1, 16, 16, generator=rng), torch.randn(2, 4, generator=rng)
+    assert_close(g(context, z), g(context, z))
+    assert not torch.allclose(g(context, z), g(context, torch.randn(2, 4, generator=rng)))
+
+
+def test_class_conditional_generator_uses_labels(rng):
+    torch.manual_seed(0)
+    g = VideoGenerator(1, 16, 2, 2, [8, 8], latent_dim=4, num_classes=3).eval()
+    context, z = torch.rand(1, 2, 1, 16, 16, generator=rng), torch.randn(1, 4, generator=rng)
+    assert not torch.allclose(g(context, z, torch.tensor([0])), g(context, z, torch.tensor([2])))
+    with pytest.raises(ValueError, match="labels"):
+        g(context, z)
+
+
+def test_generator_rejects_bad_inputs(rng):
+    g = VideoGenerator(1, 16, 2, 2, [8, 8], latent_dim=4)
+    with pytest.raises(ValueError, match=r"context must be \(B, 2, 1, 16, 16\)"):
+        g(torch.rand(1, 3, 1, 16, 16), torch.randn(1, 4))
+    with pytest.raises(ValueError, match="z must be"):
+        g(torch.rand(1, 2, 1, 16, 16), torch.randn(1, 5))
+    with pytest.raises(ValueError, match="not divisible"):
+        VideoGenerator(1, 18, 2, 2, [8, 8, 8], latent_dim=4)
+
+
+def test_generator_convs_have_spectral_norm_and_baseline_can_drop_it():
+    gan = VideoGenerator(1, 16, 2, 2, [8, 8], latent_dim=4)
+    convs = [m for m in gan.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    assert convs and all(has_spectral_norm(m) for m in convs)
+    plain = ConvGRUPredictor(1, 16, 2, 2, [8, 8], use_sn=False)
+    assert not any(has_spectral_norm(m) for m in plain.modules())
+
+
+def test_frame_batch_norm_statistics_are_per_frame(rng):
+    bn = FrameBatchNorm(3)
+    frame = torch.randn(4, 1, 3, 5, 5, generator=rng)
+    x = torch.cat([frame, 10 * frame + 5], dim=1)  # frame 1 = affine copy of frame 0
+    out = bn(x)
+    assert_close(out[:, 0], out[:, 1], atol=1e-4, rtol=1e-4)  # pooling over time would not equalise them
+    assert_close(out.mean(dim=(0, 3, 4)), torch.zeros(2, 3), atol=1e-5, rtol=0)
+    # eval uses one running statistic for all frames: works for any number of frames
+    bn.eval()
+    long = bn(torch.randn(2, 7, 3, 5, 5, generator=rng))
+    assert long.shape == (2, 7, 3, 5, 5)
+
+
+def test_conditional_batch_norm_gain_and_bias_from_condition(rng):
+    bn = FrameBatchNorm(2, cond_dim=4)
+    x = torch.randn(3, 2, 2, 4, 4, generator=rng)
+    cond = torch.randn(3, 4, generator=rng)
+    out = bn(x, cond)
+    normed = (x - x.mean(dim=(0, 3, 4), keepdim=True)) / (
+        x.var(dim=(0, 3, 4), keepdim=True, correction=0) + 1e-5
+    ).sqrt()
+    gain = 1 + bn.gain(cond)[:, None, :, None, None]
+    assert_close(out, normed * gain + bn.bias(cond)[:, None, :, None, None], atol=1e-5, rtol=1e-5)
+
+
+def test_convgru_recurrence_matches_its_equations(rng):
+    torch.manual_seed(0)
+    gru = ConvGRU(2, 3)
+    h0, x = torch.randn(1, 3, 4, 4, generator=rng), torch.randn(1, 2, 4, 4, generator=rng)
+    states = gru(h0, steps=3, x=x)
+    cell = gru.cell
+    h = h0
+    for t in range(3):
+        wx = cell.input_path(x)
+        gates = torch.sigmoid(cell.hidden_gates(h) + wx[:, :6])
+        r, u = gates[:, :3], gates[:, 3:]
+        c = torch.tanh(cell.hidden_candidate(r * h) + wx[:, 6:])
+        h = u * h + (1 - u) * c
+        assert_close(states[:, t], h)
+    with pytest.raises(ValueError, match="input_channels=2"):
+        gru(h0, steps=1)
+
+
+def test_trivial_baselines(rng):
+    context = torch.rand(2, 3, 1, 4, 4, generator=rng)
+    copied = copy_last_frame(context, 5)
+    assert copied.shape == (2, 5, 1, 4, 4) and torch.equal(copied[:, 4], context[:, 2])
+    assert torch.equal(zero_frames(context, 5), torch.zeros(2, 5, 1, 4, 4))

@@ -1,0 +1,130 @@
+"""Residual blocks of DVD-GAN (Clark et al. 2019), which reuses BigGAN's (Brock et al. 2019) blocks.
+
+- `DBlock`: a discriminator / encoder block, 2-D or 3-D, with optional 2x spatial down-sampling.
+- `FrameBatchNorm`: (conditional) batch norm for video whose statistics are per frame.
+- `GBlock`: a generator block applied per frame (time folded into batch), 2x up-sampling.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import Tensor, nn
+
+from vidgan.models.layers import conv2d, conv3d, linear
+
+
+class DBlock(nn.Module):
+    """BigGAN D block: [relu] conv3 relu conv3 [pool] + shortcut (1x1 conv, pool).
+
+    `dims=2` takes (N, C, H, W); `dims=3` takes (N, C, T, H, W) with 3x3x3 convs and pools only
+    space (kernel 1x2x2), so the number of frames is kept. `preactivation=False` is BigGAN's first
+    ("optimised") block: no ReLU on the raw input and pool-then-conv on the shortcut.
+    """
+
+    def __init__(
+        self,
+        cin: int,
+        cout: int,
+        *,
+        dims: int = 2,
+        downsample: bool = True,
+        preactivation: bool = True,
+        use_sn: bool = True,
+    ) -> None:
+        super().__init__()
+        if dims not in (2, 3):
+            raise ValueError(f"DBlock dims={dims} must be 2 or 3")
+        conv = conv2d if dims == 2 else conv3d
+        self.conv1, self.conv2 = conv(cin, cout, use_sn=use_sn), conv(cout, cout, use_sn=use_sn)
+        self.shortcut = conv(cin, cout, kernel=1, use_sn=use_sn) if cin != cout or downsample else None
+        self.dims, self.downsample, self.preactivation = dims, downsample, preactivation
+
+    def _pool(self, x: Tensor) -> Tensor:
+        if not self.downsample:
+            return x
+        return F.avg_pool2d(x, 2) if self.dims == 2 else F.avg_pool3d(x, (1, 2, 2))
+
+    def forward(self, x: Tensor) -> Tensor:
+        """(N, Cin, [T,] H, W) -> (N, Cout, [T,] H/2, W/2) (H, W kept when downsample=False)."""
+        h = F.relu(x) if self.preactivation else x
+        h = self._pool(self.conv2(F.relu(self.conv1(h))))
+        if self.shortcut is None:
+            return h + x
+        skip = self._pool(self.shortcut(x)) if self.preactivation else self.shortcut(self._pool(x))
+        return h + skip
+
+
+class FrameBatchNorm(nn.Module):
+    """Batch norm for video features (B, T, C, H, W) with per-frame statistics.
+
+    DVD-GAN does not pool batch-norm statistics over time: in training, each frame index t is
+    normalised with the mean and variance of channel c over (B, H, W) at that t only, so frames
+    that the ConvGRU has drifted apart are not pulled toward a common statistic. The running
+    statistics used in eval mode are the per-frame statistics averaged over t; they are shared by
+    all frames, so a trained G can predict more (or fewer) frames than it was trained on.
+
+    With `cond_dim > 0` this is BigGAN's conditional batch norm: gain `1 + W_g c` and bias `W_b c`
+    from a conditioning vector c (B, cond_dim) (the latent z, optionally joined to a class
+    embedding), the same for every frame of a clip. With `cond_dim == 0` the gain and bias are
+    plain learned per-channel parameters.
+    """
+
+    def __init__(self, channels: int, cond_dim: int = 0, eps: float = 1e-5, momentum: float = 0.1) -> None:
+        super().__init__()
+        self.eps, self.momentum = eps, momentum
+        self.register_buffer("running_mean", torch.zeros(channels))
+        self.register_buffer("running_var", torch.ones(channels))
+        if cond_dim > 0:
+            self.gain, self.bias = (
+                linear(cond_dim, channels, bias=False),
+                linear(cond_dim, channels, bias=False),
+            )
+        else:
+            self.gain_param = nn.Parameter(torch.ones(channels))
+            self.bias_param = nn.Parameter(torch.zeros(channels))
+        self.cond_dim = cond_dim
+
+    def forward(self, x: Tensor, cond: Tensor | None = None) -> Tensor:
+        """x (B, T, C, H, W), cond (B, cond_dim) or None -> (B, T, C, H, W)."""
+        xf = x.float()  # statistics in fp32 under bf16 autocast
+        if self.training:
+            var, mean = torch.var_mean(xf, dim=(0, 3, 4), correction=0, keepdim=True)  # (1, T, C, 1, 1)
+            with torch.no_grad():
+                self.running_mean.lerp_(mean.flatten(2).mean(dim=(0, 1)), self.momentum)
+                self.running_var.lerp_(var.flatten(2).mean(dim=(0, 1)), self.momentum)
+        else:
+            mean = self.running_mean.view(1, 1, -1, 1, 1)
+            var = self.running_var.view(1, 1, -1, 1, 1)
+        normed = (xf - mean) * torch.rsqrt(var + self.eps)
+        if self.cond_dim > 0:
+            if cond is None:
+                raise ValueError("FrameBatchNorm built with cond_dim > 0 needs a conditioning vector")
+            gain = 1.0 + self.gain(cond)[:, None, :, None, None]  # (B, 1, C, 1, 1)
+            bias = self.bias(cond)[:, None, :, None, None]
+        else:
+            gain = self.gain_param.view(1, 1, -1, 1, 1)
+            bias = self.bias_param.view(1, 1, -1, 1, 1)
+        return (normed * gain + bias).to(x.dtype)
+
+
+class GBlock(nn.Module):
+    """BigGAN G block on video, per frame: bn relu up conv3 bn relu conv3 + (up, 1x1 conv) shortcut."""
+
+    def __init__(self, cin: int, cout: int, cond_dim: int = 0, use_sn: bool = True) -> None:
+        super().__init__()
+        self.bn1, self.bn2 = FrameBatchNorm(cin, cond_dim), FrameBatchNorm(cout, cond_dim)
+        self.conv1, self.conv2 = conv2d(cin, cout, use_sn=use_sn), conv2d(cout, cout, use_sn=use_sn)
+        self.shortcut = conv2d(cin, cout, kernel=1, use_sn=use_sn)
+
+    def forward(self, x: Tensor, cond: Tensor | None = None) -> Tensor:
+        """x (B, T, Cin, H, W), cond (B, cond_dim) or None -> (B, T, Cout, 2H, 2W)."""
+        frames = x.shape[1]
+        fold, unfold = "b t c h w -> (b t) c h w", "(b t) c h w -> b t c h w"
+        h = F.relu(self.bn1(x, cond))
+        h = self.conv1(F.interpolate(rearrange(h, fold), scale_factor=2.0))
+        h = F.relu(self.bn2(rearrange(h, unfold, t=frames), cond))
+        # A 1x1 conv commutes with nearest up-sampling, so the shortcut convolves at the low resolution.
+        skip = F.interpolate(self.shortcut(rearrange(x, fold)), scale_factor=2.0)
+        return rearrange(self.conv2(rearrange(h, fold)) + skip, unfold, t=frames)

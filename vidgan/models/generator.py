@@ -1,0 +1,155 @@
+"""DVD-GAN-FP generator (Clark, Donahue, Simonyan 2019, "Adversarial Video Generation on Complex Datasets").
+
+context frames --2-D ResNet per frame--> concat on channels --1x1 conv--> initial ConvGRU state
+latent z (+ class embedding) --linear--> 4x4 map, resized to the state's size --> ConvGRU input
+ConvGRU unrolled over the future frames --> residual up-sampling blocks per frame (time folded into
+batch, conditional batch norm from z with per-frame statistics) --> tanh --> frames.
+
+Videos cross the module boundary as (B, T, C, H, W) in [0, 1]; inside they live in [-1, 1].
+With `latent_dim=0` the same network is deterministic: the ConvGRU has no input and batch norm
+is unconditional; that is the MSE-trained ConvGRU baseline (`vidgan.models.baselines`).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import Tensor, nn
+
+from vidgan.models.blocks import DBlock, FrameBatchNorm, GBlock
+from vidgan.models.convgru import ConvGRU
+from vidgan.models.layers import conv2d, embedding, linear
+
+Z_MAP_SIZE = 4  # DVD-GAN maps the latent to a 4x4 feature map
+
+
+def check_video(name: str, video: Tensor, channels: int, size: int, frames: int | None = None) -> None:
+    """Raise ValueError unless `video` is (B, T, channels, size, size) (with T == frames when given)."""
+    ok = video.dim() == 5 and tuple(video.shape[2:]) == (channels, size, size)
+    if not ok or (frames is not None and video.shape[1] != frames):
+        t = frames if frames is not None else "T"
+        raise ValueError(f"{name} must be (B, {t}, {channels}, {size}, {size}), got {tuple(video.shape)}")
+
+
+class ContextEncoder(nn.Module):
+    """2-D ResNet applied to each context frame, frames concatenated on channels, then a 1x1 conv.
+
+    (B, Tc, C, H, W) in [-1, 1] -> (B, hidden, H / 2^n, W / 2^n), n = len(widths).
+    """
+
+    def __init__(
+        self, channels: int, widths: list[int], context_frames: int, hidden: int, use_sn: bool = True
+    ) -> None:
+        super().__init__()
+        ins = [channels, *widths[:-1]]
+        self.blocks = nn.Sequential(
+            *(
+                DBlock(cin, cout, preactivation=i > 0, use_sn=use_sn)
+                for i, (cin, cout) in enumerate(zip(ins, widths))
+            )
+        )
+        self.reduce = conv2d(context_frames * widths[-1], hidden, kernel=1, use_sn=use_sn)
+
+    def forward(self, context: Tensor) -> Tensor:
+        feats = F.relu(self.blocks(rearrange(context, "b t c h w -> (b t) c h w")))
+        return self.reduce(rearrange(feats, "(b t) c h w -> b (t c) h w", b=context.shape[0]))
+
+
+class VideoGenerator(nn.Module):
+    """G(context, z) -> future frames.
+
+    Args:
+        channels: image channels C.
+        resolution: frame size H = W (a multiple of 2^(len(widths) - 1)).
+        context_frames: Tc, fixed by the encoder's 1x1 reduction.
+        future_frames: default number of frames to predict (forward can ask for another count).
+        widths: channels from the ConvGRU resolution up to full resolution; len(widths) - 1
+            up-sampling blocks, so the ConvGRU runs at resolution / 2^(len(widths) - 1).
+            The context encoder mirrors them: its block at each resolution has the decoder's width
+            there, and a 1x1 conv maps the Tc concatenated encodings to widths[0].
+        latent_dim: size of z; 0 makes the network deterministic (no z, unconditional BN).
+        num_classes: > 0 adds a class embedding joined to z (class-conditional G).
+        use_sn: spectral norm on every conv and linear layer.
+    """
+
+    def __init__(
+        self,
+        channels: int = 1,
+        resolution: int = 64,
+        context_frames: int = 10,
+        future_frames: int = 10,
+        widths: list[int] | tuple[int, ...] = (128, 64, 32),
+        latent_dim: int = 120,
+        num_classes: int = 0,
+        use_sn: bool = True,
+    ) -> None:
+        super().__init__()
+        widths = list(widths)
+        if len(widths) < 2:
+            raise ValueError(f"generator widths={widths} needs at least 2 entries (one up-sampling block)")
+        ups = len(widths) - 1
+        if resolution % 2**ups:
+            raise ValueError(f"resolution={resolution} is not divisible by 2^{ups} for widths={widths}")
+        if num_classes > 0 and latent_dim == 0:
+            raise ValueError(f"num_classes={num_classes} needs latent_dim > 0 (the class joins z)")
+        self.channels, self.resolution = channels, resolution
+        self.context_frames, self.future_frames = context_frames, future_frames
+        self.latent_dim, self.num_classes = latent_dim, num_classes
+        self.state_size = resolution // 2**ups
+        hidden = widths[0]
+        cond_dim = latent_dim + (latent_dim if num_classes > 0 else 0)
+        self.encoder = ContextEncoder(channels, widths[:0:-1], context_frames, hidden, use_sn)
+        self.class_embed = embedding(num_classes, latent_dim, use_sn) if num_classes > 0 else None
+        z_map = min(Z_MAP_SIZE, self.state_size)
+        self.z_to_map = linear(cond_dim, hidden * z_map * z_map, use_sn=use_sn) if latent_dim > 0 else None
+        self.gru = ConvGRU(hidden if latent_dim > 0 else 0, hidden, use_sn=use_sn)
+        self.blocks = nn.ModuleList(GBlock(a, b, cond_dim, use_sn) for a, b in zip(widths[:-1], widths[1:]))
+        self.out_bn = FrameBatchNorm(widths[-1])
+        self.out_conv = conv2d(widths[-1], channels, use_sn=use_sn)
+        self.z_map_size = z_map
+
+    def forward(
+        self,
+        context: Tensor,
+        z: Tensor | None = None,
+        labels: Tensor | None = None,
+        future_frames: int | None = None,
+    ) -> Tensor:
+        """context (B, Tc, C, H, W) in [0, 1], z (B, latent_dim), labels (B,) -> (B, Tf, C, H, W) in [0, 1].
+
+        `future_frames` overrides the number of predicted frames Tf (default: the configured one).
+        """
+        check_video("context", context, self.channels, self.resolution, self.context_frames)
+        steps = self.future_frames if future_frames is None else future_frames
+        if steps < 1:
+            raise ValueError(f"future_frames={steps} must be >= 1")
+        cond = self._condition(z, labels, context.shape[0])
+        h0 = self.encoder(context * 2.0 - 1.0)
+        x = None
+        if cond is not None:
+            x = self.z_to_map(cond).view(-1, h0.shape[1], self.z_map_size, self.z_map_size)
+            x = F.interpolate(x, size=h0.shape[-2:])  # nearest: 4x4 -> ConvGRU resolution
+        h = self.gru(h0, steps, x)  # (B, Tf, hidden, h, w)
+        for block in self.blocks:
+            h = block(h, cond)
+        h = F.relu(self.out_bn(h))
+        out = self.out_conv(rearrange(h, "b t c h w -> (b t) c h w"))
+        return (torch.tanh(rearrange(out, "(b t) c h w -> b t c h w", t=steps)) + 1.0) / 2.0
+
+    def _condition(self, z: Tensor | None, labels: Tensor | None, batch: int) -> Tensor | None:
+        """The conditioning vector (B, cond_dim): z, joined to the class embedding when conditional."""
+        if self.latent_dim == 0:
+            if z is not None:
+                raise ValueError("this generator is deterministic (latent_dim=0) but z was given")
+            return None
+        if z is None or tuple(z.shape) != (batch, self.latent_dim):
+            got = None if z is None else tuple(z.shape)
+            raise ValueError(f"z must be (B={batch}, latent_dim={self.latent_dim}), got {got}")
+        if self.class_embed is None:
+            return z
+        if labels is None:
+            raise ValueError(
+                f"this generator is class-conditional (num_classes={self.num_classes}); pass labels"
+            )
+        return torch.cat([z, self.class_embed(labels)], dim=1)

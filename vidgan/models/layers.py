@@ -1,0 +1,47 @@
+"""Spectrally normalised, orthogonally initialised layers shared by vidgan's G and D.
+
+Spectral norm (Miyato et al. 2018) and orthogonal init (Saxe et al. 2014) are what BigGAN and
+DVD-GAN use for every weight layer. `torch.nn.utils.parametrizations.spectral_norm` runs one power
+iteration per forward in training mode and uses the stored vectors in eval mode.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm
+
+SN_LAYERS = (nn.Conv2d, nn.Conv3d, nn.Linear, nn.Embedding)
+
+
+def orthogonal_sn(layer: nn.Module, use_sn: bool = True) -> nn.Module:
+    """Orthogonal-initialise `layer.weight`, zero its bias, then wrap it in spectral norm."""
+    nn.init.orthogonal_(layer.weight)
+    if getattr(layer, "bias", None) is not None:
+        nn.init.zeros_(layer.bias)
+    return spectral_norm(layer) if use_sn else layer
+
+
+def conv2d(cin: int, cout: int, kernel: int = 3, use_sn: bool = True) -> nn.Module:
+    """Same-padding 2-D conv, orthogonal init, spectral norm when `use_sn`."""
+    return orthogonal_sn(nn.Conv2d(cin, cout, kernel, padding=kernel // 2), use_sn)
+
+
+def conv3d(cin: int, cout: int, kernel: int = 3, use_sn: bool = True) -> nn.Module:
+    """Same-padding 3-D conv (kernel k x k x k over T, H, W), orthogonal init, spectral norm."""
+    return orthogonal_sn(nn.Conv3d(cin, cout, kernel, padding=kernel // 2), use_sn)
+
+
+def linear(cin: int, cout: int, bias: bool = True, use_sn: bool = True) -> nn.Module:
+    """Linear layer, orthogonal init, spectral norm when `use_sn`."""
+    return orthogonal_sn(nn.Linear(cin, cout, bias=bias), use_sn)
+
+
+def embedding(num: int, dim: int, use_sn: bool = True) -> nn.Module:
+    """Class embedding (projection D, conditional G), orthogonal init, spectral norm."""
+    return orthogonal_sn(nn.Embedding(num, dim), use_sn)
+
+
+def has_spectral_norm(layer: nn.Module) -> bool:
+    """True when `layer.weight` is produced by a spectral-norm parametrization."""
+    plist = getattr(getattr(layer, "parametrizations", None), "weight", None)
+    return plist is not None and any(type(p).__name__ == "_SpectralNorm" for p in plist)

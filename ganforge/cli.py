@@ -18,7 +18,9 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.cli import LightningCLI
 
 from ganforge.checkpoint import AtomicCheckpointIO, CheckpointError
+from ganforge.logging import WandbOptions, build_loggers
 from ganforge.module import NonFiniteLossError
+from ganforge.sample_logging import SampleMediaCallback
 from ganforge.trainer import default_strategy, progress_callbacks
 
 USER_ERRORS = (
@@ -64,7 +66,60 @@ class GANForgeCLI(LightningCLI):
     def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Any]) -> Any:
         if config.get("enable_progress_bar", True) is not False:
             callbacks = [*callbacks, *progress_callbacks(True)]
+        if config.get("logger") is True:
+            config, callbacks = self._default_logging(config, callbacks)
         return super()._instantiate_trainer(config, callbacks)
+
+    # ------------------------------------------------------------------ logging (see ganforge.logging)
+    def add_arguments_to_parser(self, parser: Any) -> None:
+        parser.add_class_arguments(WandbOptions, "wandb")
+
+    def _default_logging(self, config: dict[str, Any], callbacks: list[Any]) -> tuple[dict[str, Any], list]:
+        """`trainer.logger: true` -> W&B + CSV loggers and, for fit, the sample-media callback.
+
+        Checkpoints stay in `<run dir>/checkpoints` as without a logger (Lightning would move them to
+        `<run dir>/<project>/<run id>/checkpoints`).
+        """
+        sub = self.subcommand or "fit"
+        root = os.path.realpath(config.get("default_root_dir") or os.getcwd())
+        options: WandbOptions = (
+            self.config_init[sub]["wandb"] if self.subcommand else self.config_init["wandb"]
+        )
+        loggers = build_loggers(
+            options,
+            root,
+            default_project=getattr(self.model_class, "family", "ganforge").split("-")[0],
+            job_type=sub,
+            resume=sub == "fit" and self.config[sub].get("ckpt_path") is not None,
+            config=self._resolved_config(),
+        )
+        for callback in [
+            *_as_list(config.get("callbacks")),
+            *_as_list(self.trainer_defaults.get("callbacks")),
+        ]:
+            if isinstance(callback, ModelCheckpoint) and callback.dirpath is None:
+                callback.dirpath = os.path.join(root, "checkpoints")
+        if sub == "fit":
+            local_dir = os.path.join(root, "samples") if options.local_media else None
+            media = SampleMediaCallback(
+                options.media_every_n_steps, options.media_max_items, options.video_format, local_dir
+            )
+            callbacks = [*callbacks, media]
+        return {**config, "logger": loggers}, callbacks
+
+    def _resolved_config(self) -> dict[str, Any] | None:
+        """The full resolved config as plain data (what `config.yaml` holds), for `wandb.config`."""
+        import yaml
+
+        sub = self.subcommand
+        try:
+            with warnings.catch_warnings():  # jsonargparse already warned about unserialisable values
+                warnings.simplefilter("ignore")
+                text = self._parser(sub).dump(self.config[sub] if sub else self.config, skip_none=False)
+            return yaml.safe_load(text)
+        except Exception as err:  # the dashboard must never stop training
+            warnings.warn(f"the resolved config could not be recorded in W&B ({err!r})", stacklevel=2)
+            return None
 
     def before_instantiate_classes(self) -> None:
         cfg = self.config[self.subcommand] if self.subcommand else self.config
@@ -75,13 +130,18 @@ class GANForgeCLI(LightningCLI):
             )
 
 
+def _as_list(value: Any) -> list[Any]:
+    return [] if value is None else list(value) if isinstance(value, (list, tuple)) else [value]
+
+
 def trainer_defaults(family: str) -> dict[str, Any]:
     """Trainer defaults shared by `vidgan fit` and `t2i fit`; YAML and flags override them."""
     return {
         "default_root_dir": f"runs/{family}",
         "plugins": [AtomicCheckpointIO()],
         "callbacks": [ModelCheckpoint(save_last=True, every_n_train_steps=500, save_top_k=-1)],
-        "logger": False,
+        # True = ganforge's loggers (W&B, configured by the `wandb:` section, plus CSV); false = none.
+        "logger": True,
     }
 
 

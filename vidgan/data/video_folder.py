@@ -1,0 +1,258 @@
+"""(context, target) clips from a folder of video files: Kinetics/UCF-101 class folders or split lists.
+
+Every file is probed when the dataset is built. Files that cannot be decoded or are shorter than
+one clip are skipped, logged once, and listed in `dataset.skipped`, so a bad file can never stop an
+epoch.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from vidgan.data.seeding import ProcessRNG
+from vidgan.data.video_reader import VideoDecodeError, VideoInfo, probe_video, read_frames, resolve_backends
+
+log = logging.getLogger("vidgan.data")
+
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm")
+TEMPORAL_STARTS = ("random", "centre")
+LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601 weights for channels=1
+
+
+class SkippedVideo(NamedTuple):
+    """A file left out of a dataset and why."""
+
+    path: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class VideoEntry:
+    """One usable video: where it is, its class index (-1 without a class folder) and probe info."""
+
+    path: Path
+    label: int
+    info: VideoInfo
+
+
+def read_split_file(split_file: Path, root: Path) -> list[Path]:
+    """Video paths from a `trainlist01.txt`-style file: lines `class/video.avi [label]`, relative to root.
+
+    Blank lines and `#` comments are ignored. The optional label column is accepted and not used:
+    labels come from the class folder (see VideoFolderDataset).
+    """
+    if not split_file.is_file():
+        raise FileNotFoundError(f"vidgan.data: split_file '{split_file}' does not exist")
+    paths = []
+    for number, line in enumerate(split_file.read_text().splitlines(), start=1):
+        fields = line.split("#", 1)[0].split()
+        if not fields:
+            continue
+        if len(fields) > 2 or (len(fields) == 2 and not fields[1].lstrip("-").isdigit()):
+            raise ValueError(
+                f"vidgan.data: {split_file}:{number}: {line.strip()!r}, "
+                "expected 'class/video.ext [integer label]'"
+            )
+        path = Path(fields[0])
+        paths.append(path if path.is_absolute() else root / path)
+    return paths
+
+
+def centre_square(clip: Tensor, size: int) -> Tensor:
+    """Centre-crop (T, C, H, W) to a min(H, W) square, then resize it to (T, C, size, size) (antialiased)."""
+    height, width = clip.shape[-2:]
+    side = min(height, width)
+    top, left = (height - side) // 2, (width - side) // 2
+    clip = clip[..., top : top + side, left : left + side]
+    if side != size:
+        clip = F.interpolate(clip, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    return clip.clamp_(0.0, 1.0)
+
+
+class VideoFolderDataset(Dataset):
+    """(context, target) clips of T = context_frames + future_frames frames, `frame_stride` apart.
+
+    Layouts (files with extensions VIDEO_EXTENSIONS):
+    - `split_file=None`: every video under `root`; `root/<class>/<video>` gives it that class;
+    - `split_file`: the videos it lists (paths relative to root), their class from the first folder.
+    Labels are class-folder indices in sorted order over the folders directly under `root`, so train
+    and test lists share one mapping (for UCF-101 this is its 1-based classInd number minus one).
+
+    A clip starts at a random frame (`temporal_start="random"`, training) or at the centre of the
+    video ("centre", evaluation). Frames are centre-cropped to a square and resized to image_size.
+    Items are context (Tc, C, S, S) and target (Tf, C, S, S), float32 in [0, 1], plus the label int
+    when `return_labels`. `channels=1` converts to luma.
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        context_frames: int = 10,
+        future_frames: int = 10,
+        image_size: int = 64,
+        channels: int = 3,
+        frame_stride: int = 1,
+        split_file: str | Path | None = None,
+        temporal_start: str = "random",
+        return_labels: bool = False,
+        backend: str = "auto",
+        seed: int = 0,
+        rank: int = 0,
+    ) -> None:
+        self.root = Path(root)
+        for name, value, low in (
+            ("context_frames", context_frames, 1),
+            ("future_frames", future_frames, 1),
+            ("image_size", image_size, 1),
+            ("frame_stride", frame_stride, 1),
+        ):
+            if value < low:
+                raise ValueError(f"vidgan.data: {name}={value} must be >= {low}")
+        if channels not in (1, 3):
+            raise ValueError(f"vidgan.data: channels={channels}, expected 1 or 3")
+        if temporal_start not in TEMPORAL_STARTS:
+            raise ValueError(
+                f"vidgan.data: temporal_start={temporal_start!r}, expected one of {TEMPORAL_STARTS}"
+            )
+        resolve_backends(backend)  # validates the name
+        if not self.root.is_dir():
+            raise FileNotFoundError(f"vidgan.data: video root '{self.root}' is not a directory")
+        self.context_frames, self.future_frames, self.image_size = context_frames, future_frames, image_size
+        self.channels, self.frame_stride, self.temporal_start = channels, frame_stride, temporal_start
+        self.return_labels, self.backend = return_labels, backend
+        self.classes = sorted(p.name for p in self.root.iterdir() if p.is_dir())
+        self.skipped: list[SkippedVideo] = []
+        self.rng = ProcessRNG(seed, rank)
+        self._bad_paths: set[str] = set()
+        self._verbose = rank == 0
+        candidates = self._candidates(Path(split_file) if split_file is not None else None)
+        self.entries = [entry for entry in map(self._index, candidates) if entry is not None]
+        self._check_not_empty(len(candidates))
+
+    # ------------------------------------------------------------------ indexing
+    @property
+    def clip_span(self) -> int:
+        """Frames one clip covers: (T - 1) * stride + 1."""
+        return (self.context_frames + self.future_frames - 1) * self.frame_stride + 1
+
+    def _candidates(self, split_file: Path | None) -> list[Path]:
+        if split_file is not None:
+            return read_split_file(split_file, self.root)
+        return sorted(p for p in self.root.rglob("*") if p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file())
+
+    def _label(self, path: Path) -> int:
+        parts = path.relative_to(self.root).parts if path.is_relative_to(self.root) else ()
+        if len(parts) > 1 and parts[0] in self.classes:
+            return self.classes.index(parts[0])
+        if self.return_labels:
+            raise ValueError(
+                f"vidgan.data: return_labels=True but '{path}' is not inside a class folder of '{self.root}'"
+            )
+        return -1
+
+    def _skip(self, path: Path, reason: str) -> None:
+        """Record and log a bad file, once per file in this process."""
+        if str(path) in self._bad_paths:
+            return
+        self._bad_paths.add(str(path))
+        self.skipped.append(SkippedVideo(str(path), reason))
+        if self._verbose:
+            log.warning("vidgan.data: skipping '%s': %s", path, reason)
+
+    def _index(self, path: Path) -> VideoEntry | None:
+        label = self._label(path)
+        if not path.is_file():
+            self._skip(path, "missing: listed in the split file but not found")
+            return None
+        try:
+            info = probe_video(path, self.backend)
+        except VideoDecodeError as err:
+            self._skip(path, str(err))
+            return None
+        if info.num_frames < self.clip_span:
+            self._skip(
+                path,
+                f"too short: {info.num_frames} frames, a clip needs {self.clip_span} "
+                f"(T={self.context_frames + self.future_frames}, frame_stride={self.frame_stride})",
+            )
+            return None
+        return VideoEntry(path, label, info)
+
+    def _check_not_empty(self, candidates: int) -> None:
+        if self.entries:
+            if self.skipped and self._verbose:
+                log.warning(
+                    "vidgan.data: skipped %d of %d videos under '%s'",
+                    len(self.skipped),
+                    candidates,
+                    self.root,
+                )
+            return
+        if candidates == 0:
+            raise ValueError(
+                f"vidgan.data: no video files ({', '.join(VIDEO_EXTENSIONS)}) under '{self.root}'"
+            )
+        first = self.skipped[0]
+        raise ValueError(
+            f"vidgan.data: no usable videos under '{self.root}': all {candidates} skipped "
+            f"(e.g. '{Path(first.path).name}': {first.reason})"
+        )
+
+    # ------------------------------------------------------------------ clips
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def clip_indices(self, num_frames: int) -> np.ndarray:
+        """Frame indices (T,) of one clip from a video of num_frames frames (random or centre start)."""
+        last_start = num_frames - self.clip_span
+        if self.temporal_start == "random":
+            start = int(self.rng.get().integers(0, last_start + 1))
+        else:
+            start = last_start // 2
+        return start + self.frame_stride * np.arange(self.context_frames + self.future_frames)
+
+    def _decode(self, entry: VideoEntry, indices: np.ndarray) -> np.ndarray:
+        """RGB uint8 (T, H, W, 3); falls back to opencv when decord fails on this file."""
+        try:
+            return read_frames(entry.path, indices.tolist(), entry.info.backend)
+        except VideoDecodeError:
+            if entry.info.backend == "opencv" or self.backend == "decord":
+                raise
+            return read_frames(entry.path, indices.tolist(), "opencv")
+
+    def load_clip(self, index: int) -> tuple[Tensor, int]:
+        """Clip (T, C, S, S) float32 in [0, 1] and label of entry `index`; raises VideoDecodeError."""
+        entry = self.entries[index]
+        frames = self._decode(entry, self.clip_indices(entry.info.num_frames))
+        clip = torch.from_numpy(frames).permute(0, 3, 1, 2).float().div_(255.0)  # (T, 3, H, W)
+        if self.channels == 1:
+            clip = torch.einsum("tchw,c->thw", clip, clip.new_tensor(LUMA)).unsqueeze(1)
+        return centre_square(clip, self.image_size), entry.label
+
+    def __getitem__(self, index: int) -> tuple[Tensor, Tensor] | tuple[Tensor, Tensor, int]:
+        # A file that passed probing can still fail here (changed on disk, corrupt in the middle):
+        # log it once and serve the next video, so an epoch never dies on one file.
+        for attempt in range(len(self.entries)):
+            candidate = (index + attempt) % len(self.entries)
+            if str(self.entries[candidate].path) in self._bad_paths:
+                continue
+            try:
+                clip, label = self.load_clip(candidate)
+                break
+            except VideoDecodeError as err:
+                self._skip(self.entries[candidate].path, f"failed while training: {err}")
+        else:
+            raise RuntimeError(
+                f"vidgan.data: no video under '{self.root}' decodes any more; see dataset.skipped"
+            )
+        context, target = clip[: self.context_frames], clip[self.context_frames :]
+        return (context, target, label) if self.return_labels else (context, target)

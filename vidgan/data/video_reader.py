@@ -1,0 +1,180 @@
+"""Frame decoding from video files: decord (`VideoReader.get_batch`) first, opencv as the fallback.
+
+Both backends return RGB uint8 frames (T, H, W, 3) and seek accurately (to the preceding keyframe,
+then decode forward), so a clip is the same whichever backend read it, up to codec rounding.
+Decoder failures become `VideoDecodeError` with a short human-readable reason, which the datasets
+record instead of crashing.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+BACKENDS = ("auto", "decord", "opencv")
+# One decode thread per reader: DataLoader workers provide the parallelism, and decord's default
+# (one thread per core) oversubscribes the CPU once several workers decode at the same time.
+DECODE_THREADS = 1
+
+
+class VideoDecodeError(Exception):
+    """A file that a backend cannot open or decode; `str(err)` is the reason."""
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What index-time probing learned about one decodable video."""
+
+    num_frames: int
+    height: int
+    width: int
+    fps: float
+    backend: str  # "decord" or "opencv": the backend that decoded it
+
+
+def decord_available() -> bool:
+    """Whether decord imports (it is missing on some platforms, e.g. macOS arm64 wheels)."""
+    try:
+        import decord  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+_SOURCE_PREFIX = re.compile(r"^\[[\d:]+\]\s+\S+:\d+:\s*")  # decord's "[09:20:46] /src/x.cc:61: "
+
+
+def _short(err: BaseException) -> str:
+    """The last non-empty line of a (possibly multi-line C++) decoder message, at most 120 characters."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    text = _SOURCE_PREFIX.sub("", lines[-1]) if lines else type(err).__name__
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+def _check_frames(frames: np.ndarray, count: int, backend: str) -> np.ndarray:
+    if frames.ndim != 4 or frames.shape[0] != count or frames.shape[-1] != 3:
+        raise VideoDecodeError(
+            f"{backend} returned frames of shape {frames.shape}, expected ({count}, H, W, 3)"
+        )
+    return frames
+
+
+# ---------------------------------------------------------------------------------------------- decord
+def _decord_reader(path: Path):  # noqa: ANN202 (decord is imported lazily)
+    import decord
+
+    try:
+        return decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=DECODE_THREADS)
+    except Exception as err:  # decord raises RuntimeError or its own DECORDError
+        raise VideoDecodeError(f"cannot open ({_short(err)})") from err
+
+
+def _decord_read(path: Path, indices: Sequence[int]) -> np.ndarray:
+    reader = _decord_reader(path)
+    try:
+        frames = reader.get_batch(list(indices)).asnumpy()
+    except Exception as err:
+        raise VideoDecodeError(f"frames {indices[0]}..{indices[-1]} do not decode ({_short(err)})") from err
+    return _check_frames(frames, len(indices), "decord")
+
+
+def _decord_probe(path: Path) -> VideoInfo:
+    reader = _decord_reader(path)
+    count = len(reader)
+    if count < 1:
+        raise VideoDecodeError("no video frames")
+    try:
+        ends = reader.get_batch([0, count - 1]).asnumpy()
+    except Exception as err:
+        raise VideoDecodeError(f"truncated or corrupt: frame {count - 1} of {count} does not decode") from err
+    _check_frames(ends, 2, "decord")
+    return VideoInfo(count, ends.shape[1], ends.shape[2], float(reader.get_avg_fps()), "decord")
+
+
+# ---------------------------------------------------------------------------------------------- opencv
+def _opencv_capture(path: Path):  # noqa: ANN202 (cv2.VideoCapture)
+    import cv2
+
+    capture = cv2.VideoCapture(str(path))
+    if not capture.isOpened():
+        raise VideoDecodeError("cannot open (not a video, or no video stream)")
+    return capture
+
+
+def _opencv_read(path: Path, indices: Sequence[int]) -> np.ndarray:
+    """Seek to indices[0], then decode forward, keeping the requested frames (sorted, ascending)."""
+    import cv2
+
+    capture = _opencv_capture(path)
+    try:
+        capture.set(cv2.CAP_PROP_POS_FRAMES, int(indices[0]))
+        wanted, frames, position = set(int(i) for i in indices), [], int(indices[0])
+        while position <= indices[-1]:
+            if position in wanted:
+                ok, frame = capture.read()
+                frames.append(frame[..., ::-1] if ok else None)  # BGR -> RGB
+            else:
+                ok = capture.grab()  # skipped frame: decode without the colour conversion
+            if not ok:
+                raise VideoDecodeError(f"frame {position} does not decode (opencv)")
+            position += 1
+    finally:
+        capture.release()
+    return _check_frames(np.ascontiguousarray(np.stack(frames)), len(indices), "opencv")
+
+
+def _opencv_probe(path: Path) -> VideoInfo:
+    import cv2
+
+    capture = _opencv_capture(path)
+    count, fps = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)), float(capture.get(cv2.CAP_PROP_FPS))
+    capture.release()
+    if count < 1:
+        raise VideoDecodeError("no video frames (opencv)")
+    try:
+        ends = _opencv_read(path, [0]), _opencv_read(path, [count - 1])
+    except VideoDecodeError as err:
+        raise VideoDecodeError(f"truncated or corrupt: frame {count - 1} of {count} does not decode") from err
+    return VideoInfo(count, ends[0].shape[1], ends[0].shape[2], fps, "opencv")
+
+
+# ---------------------------------------------------------------------------------------------- public
+def resolve_backends(backend: str) -> tuple[str, ...]:
+    """The backends to try, in order, for `backend` ("auto", "decord" or "opencv"); ValueError if unusable."""
+    if backend not in BACKENDS:
+        raise ValueError(f"vidgan.data: backend={backend!r}, expected one of {BACKENDS}")
+    if backend == "auto":
+        return ("decord", "opencv") if decord_available() else ("opencv",)
+    if backend == "decord" and not decord_available():
+        raise ValueError("vidgan.data: backend='decord' but decord is not installed (use 'auto' or 'opencv')")
+    return (backend,)
+
+
+def probe_video(path: str | Path, backend: str = "auto") -> VideoInfo:
+    """Open a video and decode its first and last frame with the first backend that manages.
+
+    Raises VideoDecodeError(reason) when none can: an empty file, not a video, no video stream,
+    or a truncated stream whose last frame does not decode.
+    """
+    path = Path(path)
+    if path.stat().st_size == 0:
+        raise VideoDecodeError("empty file (0 bytes)")
+    reasons = []
+    for name in resolve_backends(backend):
+        try:
+            return _decord_probe(path) if name == "decord" else _opencv_probe(path)
+        except VideoDecodeError as err:
+            reasons.append(f"{name}: {err}")
+    raise VideoDecodeError("; ".join(reasons))
+
+
+def read_frames(path: str | Path, indices: Sequence[int], backend: str) -> np.ndarray:
+    """Frames at ascending `indices` as RGB uint8 (T, H, W, 3), decoded by "decord" or "opencv"."""
+    if backend not in ("decord", "opencv"):
+        raise ValueError(f"vidgan.data: read_frames backend={backend!r}, expected 'decord' or 'opencv'")
+    reader = _decord_read if backend == "decord" else _opencv_read
+    return reader(Path(path), indices)

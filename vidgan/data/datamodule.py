@@ -1,0 +1,203 @@
+"""One LightningDataModule for vidgan, configured from YAML: Moving MNIST or a folder of video files."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, Dataset, IterableDataset
+
+from vidgan.data.mnist_digits import DIGIT_SIZE
+from vidgan.data.moving_mnist import MovingMNISTDataset, MovingMNISTStream, sample_sequences
+from vidgan.data.video_folder import VideoFolderDataset
+from vidgan.data.video_reader import resolve_backends
+
+log = logging.getLogger("vidgan.data")
+
+SOURCES = ("moving_mnist", "video_folder")
+STAGES = ("fit", "validate", "test")
+
+
+class VideoDataModule(pl.LightningDataModule):
+    """Batches (context (B, Tc, C, H, W), target (B, Tf, C, H, W)) float32 in [0, 1] (+ labels (B,)).
+
+    `source="moving_mnist"`:
+    - `data_dir` with `train.npy` and `test.npy` (`vidgan data moving-mnist`, or the public
+      `mnist_test_seq.npy` renamed): train on train.npy; validate and test on test.npy;
+    - `data_dir=None`: `train_sequences` new sequences every epoch from the train digit pool, and
+      fixed seeded validation and test sets of `val_sequences` each from the test digit pool.
+
+    `source="video_folder"`: `data_dir` is the video root (see VideoFolderDataset). Training clips
+    come from `split_file`, else `data_dir/train/` when it exists, else the whole root; they start at
+    random frames. Validation clips come from `val_split_file`, else `data_dir/val/`; testing from
+    `test_split_file`, else `data_dir/test/`. Without either, the training videos are reused with
+    centred clips (logged).
+
+    Map-style sets get Lightning's DistributedSampler under DDP; the on-the-fly Moving MNIST stream
+    shards itself by rank and worker. Workers are seeded per rank, worker and epoch from `seed`.
+    """
+
+    def __init__(
+        self,
+        source: str = "moving_mnist",
+        data_dir: str | None = None,
+        context_frames: int = 10,
+        future_frames: int = 10,
+        image_size: int = 64,
+        channels: int = 1,
+        batch_size: int = 16,
+        num_workers: int = 0,
+        train_sequences: int = 10000,
+        val_sequences: int = 256,
+        digits: int = 2,
+        seed: int = 0,
+        frame_stride: int = 1,
+        split_file: str | None = None,
+        val_split_file: str | None = None,
+        test_split_file: str | None = None,
+        return_labels: bool = False,
+        backend: str = "auto",
+        persistent_workers: bool = True,
+        pin_memory: bool = False,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self._check_args()
+        self.datasets: dict[str, Dataset] = {}
+
+    def _check_args(self) -> None:
+        hp = self.hparams
+        if hp.source not in SOURCES:
+            raise ValueError(f"VideoDataModule: source={hp.source!r}, expected one of {SOURCES}")
+        positive = ("context_frames", "future_frames", "image_size", "batch_size", "train_sequences")
+        for name in (*positive, "val_sequences", "digits", "frame_stride"):
+            if hp[name] < 1:
+                raise ValueError(f"VideoDataModule: {name}={hp[name]} must be >= 1")
+        if hp.num_workers < 0:
+            raise ValueError(f"VideoDataModule: num_workers={hp.num_workers} must be >= 0")
+        resolve_backends(hp.backend)
+        if hp.data_dir is not None and not Path(hp.data_dir).is_dir():
+            raise FileNotFoundError(f"VideoDataModule: data_dir='{hp.data_dir}' is not a directory")
+        for name in ("split_file", "val_split_file", "test_split_file"):
+            if hp[name] is not None and not self._path(hp[name]).is_file():
+                raise FileNotFoundError(f"VideoDataModule: {name}='{hp[name]}' does not exist")
+        if hp.source == "video_folder":
+            if hp.data_dir is None:
+                raise ValueError("VideoDataModule: data_dir is required for source='video_folder'")
+            if hp.channels not in (1, 3):
+                raise ValueError(f"VideoDataModule: channels={hp.channels}, expected 1 or 3")
+            return
+        if hp.channels != 1:
+            raise ValueError(f"VideoDataModule: channels={hp.channels}, but Moving MNIST has 1 channel")
+        if hp.return_labels:
+            raise ValueError("VideoDataModule: return_labels=True needs source='video_folder'")
+        if hp.data_dir is None and hp.image_size <= DIGIT_SIZE:
+            raise ValueError(
+                f"VideoDataModule: image_size={hp.image_size} must be > {DIGIT_SIZE} to generate"
+            )
+        for split in ("train", "test") if hp.data_dir is not None else ():
+            if not (Path(hp.data_dir) / f"{split}.npy").is_file():
+                raise FileNotFoundError(
+                    f"VideoDataModule: '{Path(hp.data_dir) / f'{split}.npy'}' does not exist"
+                )
+
+    def _path(self, name: str) -> Path:
+        """A split file path as given, or relative to data_dir when it is not found as given."""
+        path = Path(name)
+        if path.is_file() or path.is_absolute() or self.hparams.data_dir is None:
+            return path
+        return Path(self.hparams.data_dir) / path
+
+    def _rank(self) -> tuple[int, int]:
+        trainer = self.trainer
+        return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+
+    # ------------------------------------------------------------------ datasets
+    def setup(self, stage: str) -> None:
+        """Build the datasets `stage` needs ("fit" builds train and val)."""
+        if stage not in (*STAGES, "predict"):
+            raise ValueError(f"VideoDataModule: stage={stage!r}, expected one of {STAGES}")
+        splits = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ("test",)}[
+            stage
+        ]
+        for split in splits:
+            if split not in self.datasets:
+                build = self._moving_mnist if self.hparams.source == "moving_mnist" else self._video_folder
+                self.datasets[split] = build(split)
+
+    def _moving_mnist(self, split: str) -> Dataset:
+        hp = self.hparams
+        if hp.data_dir is not None:
+            file = "train.npy" if split == "train" else "test.npy"
+            dataset = MovingMNISTDataset(Path(hp.data_dir) / file, hp.context_frames, hp.future_frames)
+            if dataset.image_size != (hp.image_size, hp.image_size):
+                raise ValueError(
+                    f"VideoDataModule: image_size={hp.image_size} but '{file}' has frames of "
+                    f"{dataset.image_size}"
+                )
+            return dataset
+        frames = hp.context_frames + hp.future_frames
+        if split == "train":
+            rank, world_size = self._rank()
+            return MovingMNISTStream(
+                hp.train_sequences, hp.context_frames, hp.future_frames, hp.image_size, hp.digits,
+                pool="train", seed=hp.seed, rank=rank, world_size=world_size,
+            )  # fmt: skip
+        # Fixed sets: the same on every rank and run; the test set is a different draw.
+        rng = np.random.default_rng([hp.seed, 2 if split == "val" else 3])
+        array = sample_sequences(hp.val_sequences, frames, hp.image_size, hp.digits, "test", rng)[0]
+        return MovingMNISTDataset(array, hp.context_frames, hp.future_frames)
+
+    def _video_source(self, split: str) -> tuple[Path, Path | None, str]:
+        """(root, split file, temporal start) of a video-folder split."""
+        hp = self.hparams
+        base, start = Path(hp.data_dir), "random" if split == "train" else "centre"
+        split_file = {"train": hp.split_file, "val": hp.val_split_file, "test": hp.test_split_file}[split]
+        if split_file is not None:
+            return base, self._path(split_file), start
+        if (base / split).is_dir():
+            return base / split, None, start
+        if split == "train":
+            return base, None, start
+        log.warning(
+            "vidgan.data: no %s split under '%s'; using the training videos with centred clips", split, base
+        )
+        return (*self._video_source("train")[:2], start)
+
+    def _video_folder(self, split: str) -> VideoFolderDataset:
+        hp = self.hparams
+        root, split_file, start = self._video_source(split)
+        return VideoFolderDataset(
+            root, hp.context_frames, hp.future_frames, hp.image_size, hp.channels, hp.frame_stride,
+            split_file=split_file, temporal_start=start, return_labels=hp.return_labels, backend=hp.backend,
+            seed=hp.seed, rank=self._rank()[0],
+        )  # fmt: skip
+
+    # ------------------------------------------------------------------ loaders
+    def _loader(self, split: str) -> DataLoader:
+        if split not in self.datasets:
+            self.setup({"train": "fit", "val": "validate", "test": "test"}[split])
+        hp, dataset = self.hparams, self.datasets[split]
+        train = split == "train"
+        return DataLoader(
+            dataset,
+            batch_size=hp.batch_size,
+            shuffle=train and not isinstance(dataset, IterableDataset),
+            drop_last=train,  # equal batch sizes keep batch-norm statistics and DDP steps even
+            num_workers=hp.num_workers,
+            persistent_workers=hp.persistent_workers and hp.num_workers > 0,
+            pin_memory=hp.pin_memory,
+            generator=torch.Generator().manual_seed(hp.seed),  # shuffling and worker seeds
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train")
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test")

@@ -7,6 +7,9 @@ FIRST=2, MIDDLE=3, LAST=4; a block tail shorter than a header is zero padding). 
 payload is a `wandb.proto.wandb_internal_pb2.Record`. CRCs are not verified: the reader is for
 tests and inspection, and a torn tail record is dropped.
 
+wandb-core writes asynchronously: its last records reach the file tens of ms after `run.finish()`
+returns (`wandb.teardown()` waits for them); a complete run ends with an exit record (`exit_code`).
+
 `wandb leet inspect --json RUN_DIR` prints the same records as JSON from the command line.
 """
 

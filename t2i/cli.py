@@ -1,0 +1,106 @@
+"""The `t2i` command: `fit | validate | test` through LightningCLI, plus data and export tools.
+
+The YAML chooses the stage by class path, e.g. for the small CLIP:
+
+    model:
+      class_path: t2i.clip_stage.ContrastiveCLIP
+      init_args: {embed_dim: 128, ...}
+    data:
+      class_path: t2i.data.CocoLayoutDataModule
+      init_args: {data_dir: data/shapes, ...}
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from collections.abc import Sequence
+
+import pytorch_lightning as pl
+
+from ganforge.cli import GANForgeCLI, run_guarded, teardown_distributed, trainer_defaults
+
+LIGHTNING_SUBCOMMANDS = ("fit", "validate", "test")
+
+
+def run_stage_cli(argv: Sequence[str]) -> int:
+    """LightningCLI in subclass mode: any LightningModule / LightningDataModule named by the config."""
+
+    def run() -> None:
+        with warnings.catch_warnings():
+            # We pass argv explicitly (tests call main(argv)); Lightning warns when sys.argv also has it.
+            warnings.filterwarnings("ignore", message=".*LightningCLI's args parameter.*")
+            GANForgeCLI(
+                pl.LightningModule,
+                pl.LightningDataModule,
+                subclass_mode_model=True,
+                subclass_mode_data=True,
+                args=list(argv),
+                trainer_defaults=trainer_defaults("t2i"),
+                save_config_kwargs={"overwrite": True},
+                parser_kwargs={"exit_on_error": False, "prog": "t2i"},
+                auto_configure_optimizers=False,
+            )
+
+    try:
+        return run_guarded("t2i", run)
+    finally:
+        teardown_distributed()
+
+
+def _data_shapes(args: argparse.Namespace) -> None:
+    from t2i.data.shapes import ShapesSpec, render_shapes
+
+    spec = ShapesSpec(train=args.train, val=args.val, size=args.size, seed=args.seed)
+    root = render_shapes(args.out, spec)
+    print(
+        f"shapes: {spec.train} train + {spec.val} val images ({spec.size}px) -> "
+        f"{root}/annotations, {root}/images"
+    )
+
+
+def _export_clip(args: argparse.Namespace) -> None:
+    from t2i.clip_stage import export_clip
+
+    print(f"export-clip: {export_clip(args.ckpt, args.out)}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="t2i",
+        description="Text-to-image (Obj-GAN style). `t2i fit --config configs/t2i/X.yaml` trains the stage "
+        "the config names (see `t2i fit --help`); `validate` and `test` work the same way.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    data = sub.add_parser("data", help="write datasets").add_subparsers(dest="dataset", required=True)
+    shapes = data.add_parser(
+        "shapes", help="render the shapes-scenes dataset in COCO format (DESIGN.md §6.2)"
+    )
+    shapes.add_argument("--out", required=True, help="output directory (created)")
+    shapes.add_argument("--train", type=int, default=10000, help="train images (default 10000)")
+    shapes.add_argument("--val", type=int, default=1000, help="val images (default 1000)")
+    shapes.add_argument("--size", type=int, default=64, help="image side in pixels (default 64)")
+    shapes.add_argument("--seed", type=int, default=0)
+    shapes.set_defaults(func=_data_shapes)
+
+    export = sub.add_parser("export-clip", help="write the CLIP state dict of a clip-stage checkpoint")
+    export.add_argument("--ckpt", required=True, help="training checkpoint of the clip stage (.ckpt)")
+    export.add_argument(
+        "--out", required=True, help="output .pt file, loadable by clip.load(path, jit=False)"
+    )
+    export.set_defaults(func=_export_clip)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in LIGHTNING_SUBCOMMANDS:
+        return run_stage_cli(argv)
+    args = build_parser().parse_args(argv)
+    return run_guarded("t2i", lambda: args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

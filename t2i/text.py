@@ -1,0 +1,106 @@
+"""The text encoder: CLIP's text transformer giving a sentence embedding and per-token features.
+
+`clip.model.CLIP.encode_text` returns only the EOT token projected to the joint space. Attention
+over words (AttnGAN, Obj-GAN) needs every token, so `text_features` runs the text tower itself:
+token + positional embedding -> causal transformer -> ln_final gives token features (B, L, W);
+the EOT token's feature @ text_projection is the sentence embedding (B, D), equal to encode_text.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from t2i.clip_model import CLIP, load_clip, tokenize
+
+
+@dataclass
+class TextFeatures:
+    """Encoded captions.
+
+    sentence: (B, D) the EOT feature projected to CLIP's joint space (not unit-normalised).
+    tokens: (B, L, W) transformer features per token, SOT and EOT included; zero at padding.
+    padding_mask: (B, L) bool, True at padding (the positions after EOT).
+    """
+
+    sentence: Tensor
+    tokens: Tensor
+    padding_mask: Tensor
+
+
+def text_features(tower: nn.Module, tokens: Tensor) -> TextFeatures:
+    """Run a CLIP text tower on token ids (B, L) from `tokenize`.
+
+    `tower` is a `clip.model.CLIP` or a `TextEncoder` (both carry token_embedding,
+    positional_embedding, transformer, ln_final and text_projection). The attention is causal, so
+    the transformer only runs over the first `max(EOT position) + 1` tokens: the features of real
+    tokens are exactly those of the full-length pass, and padding positions are set to zero.
+    """
+    batch, length = tokens.shape
+    eot = tokens.argmax(dim=-1)  # EOT has the largest id in CLIP's vocabulary
+    used = int(eot.max()) + 1
+    x = tower.token_embedding(tokens[:, :used]) + tower.positional_embedding[:used]
+    x = tower.transformer(x.permute(1, 0, 2)).permute(1, 0, 2)  # clip's transformer is (L, B, W)
+    x = tower.ln_final(x)  # (B, used, W)
+    sentence = x[torch.arange(batch, device=x.device), eot] @ tower.text_projection
+    padding_mask = torch.arange(length, device=tokens.device)[None, :] > eot[:, None]
+    features = x.new_zeros(batch, length, x.shape[-1])
+    features[:, :used] = x.masked_fill(padding_mask[:, :used, None], 0.0)
+    return TextFeatures(sentence=sentence, tokens=features, padding_mask=padding_mask)
+
+
+class TextEncoder(nn.Module):
+    """CLIP's text tower as a module: frozen by default, fp32, with the tokenizer attached.
+
+    Holds only the text parts of the given CLIP model (shared, not copied); the image tower is
+    not kept. `encode(captions)` tokenizes with CLIP's BPE, truncating (with a warning) captions
+    longer than the model's context length.
+
+    Args:
+        clip_model: a `clip.model.CLIP`, e.g. from `load_clip` or the clip stage.
+        trainable: leave the weights trainable; otherwise they get requires_grad=False and
+            encoding runs without autograd.
+    """
+
+    def __init__(self, clip_model: CLIP, trainable: bool = False) -> None:
+        super().__init__()
+        self.token_embedding = clip_model.token_embedding
+        self.positional_embedding = clip_model.positional_embedding
+        self.transformer = clip_model.transformer
+        self.ln_final = clip_model.ln_final
+        self.text_projection = clip_model.text_projection
+        self.trainable = trainable
+        self.requires_grad_(trainable)
+
+    @classmethod
+    def from_pretrained(cls, path: str | os.PathLike, trainable: bool = False) -> TextEncoder:
+        """Load a local CLIP file (see `t2i.clip_model.load_clip`) and keep its text tower."""
+        return cls(load_clip(path), trainable=trainable)
+
+    @property
+    def width(self) -> int:
+        """W: width of the token features."""
+        return self.ln_final.weight.shape[0]
+
+    @property
+    def embed_dim(self) -> int:
+        """D: width of the sentence embedding."""
+        return self.text_projection.shape[1]
+
+    @property
+    def context_length(self) -> int:
+        """L: tokens per caption, SOT and EOT included."""
+        return self.positional_embedding.shape[0]
+
+    def forward(self, tokens: Tensor) -> TextFeatures:
+        """Features of token ids (B, L); see `text_features`."""
+        with torch.set_grad_enabled(self.trainable and torch.is_grad_enabled()):
+            return text_features(self, tokens)
+
+    def encode(self, captions: list[str]) -> TextFeatures:
+        """Tokenize and encode captions: sentence (B, D), tokens (B, L, W), padding_mask (B, L)."""
+        tokens = tokenize(captions, self.context_length).to(self.positional_embedding.device)
+        return self(tokens)

@@ -4,8 +4,8 @@ The fixed batch is the first validation batch (the first training batch when the
 validation loader), cut to `max_items` items and kept on the CPU, so successive samples are
 comparable. `sample` runs on rank 0 only, under `no_grad`, in eval mode, and inside a forked RNG
 seeded with `seed`: samplers that draw noise from the global RNG get the same noise every time and
-the training RNG stream is untouched. A failing `sample` or writer warns once and switches media
-logging off; it never stops training.
+the training RNG stream is untouched. A module without a `sample` method logs no media; a failing
+`sample` or writer warns once and switches media logging off; neither ever stops training.
 """
 
 from __future__ import annotations
@@ -74,7 +74,9 @@ class SampleMediaCallback(pl.Callback):
         self._last_step: int | None = None
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if not trainer.is_global_zero or self.fixed_batch is not None:
+        if not callable(getattr(pl_module, "sample", None)):
+            self.enabled = False  # not a sampling model (e.g. t2i's CLIP stage): nothing to show
+        if not trainer.is_global_zero or self.fixed_batch is not None or not self.enabled:
             return
         datamodule = trainer.datamodule
         if datamodule is None or not is_overridden("val_dataloader", datamodule):

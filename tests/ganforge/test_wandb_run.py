@@ -1,6 +1,6 @@
 """W&B end to end: a tiny `fit` in offline mode is read back from its `.wandb` file and its media files.
 
-One module-scoped run feeds the read-back tests; the resume test continues a copy of it.
+One run, shared by all xdist workers, feeds the read-back tests; the resume test continues a copy.
 """
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ import shutil
 import socket
 from pathlib import Path
 
-import cv2
 import pytest
 import wandb
+from filelock import FileLock
 from PIL import Image
-from wandb_media_gan import (
+from wandb_testing import (
     BOXES,
     CAPTIONS,
     CLIPS,
@@ -25,14 +25,13 @@ from wandb_media_gan import (
     FRAMES,
     IMAGE_SIZE,
     IMAGES,
+    decoded_frames,
     finished_runs,
+    isolate,
     run_fit,
 )
 
 from ganforge.wandb_reader import OfflineRun, offline_run_dirs
-
-# One worker runs the whole module, so the module-scoped fit happens once under `--dist loadgroup`.
-pytestmark = pytest.mark.xdist_group("wandb_fit")
 
 TRAIN_KEYS = [
     "train/d_loss",
@@ -49,41 +48,22 @@ TRAIN_KEYS = [
     "train/samples_per_sec",
 ]
 VAL_KEYS = ["val/mse", "val/psnr"]
-# Variables that would change the run id, mode, project or group of the runs under test.
-ISOLATED_ENV = [
-    "WANDB_MODE",
-    "WANDB_RUN_ID",
-    "WANDB_PROJECT",
-    "WANDB_RUN_GROUP",
-    "SLURM_JOB_ID",
-    "SLURM_ARRAY_JOB_ID",
-    "SLURM_ARRAY_TASK_ID",
-]
 
 
-def isolate(mp: pytest.MonkeyPatch) -> None:
-    for name in ISOLATED_ENV:
-        mp.delenv(name, raising=False)
-
-
-def decode_video(path: Path) -> list:
-    """All frames (H, W, 3) of a video file, decoded with OpenCV."""
-    capture, frames = cv2.VideoCapture(str(path)), []
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            return frames
-        frames.append(frame)
-
-
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def offline_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, OfflineRun]:
-    """(run directory, offline run folder, parsed run) of one tiny 12-batch fit."""
-    root = tmp_path_factory.mktemp("wandb_fit")
-    with pytest.MonkeyPatch.context() as mp:
-        isolate(mp)
-        assert run_fit(root) == 0
-    (run,) = finished_runs(root)
+    """(run directory, offline run folder, parsed run) of one tiny 12-batch fit, made once per session.
+
+    The xdist workers share it through a lock in their common base directory (the documented xdist
+    recipe): `--dist loadgroup` cannot keep these tests on one worker with pytest 9.2 (xdist #1386).
+    """
+    root = tmp_path_factory.getbasetemp().parent / "wandb_fit"
+    with FileLock(f"{root}.lock"):
+        if not (root / "checkpoints" / "last.ckpt").is_file():
+            with pytest.MonkeyPatch.context() as mp:
+                isolate(mp)
+                assert run_fit(root) == 0
+        (run,) = finished_runs(root)
     (run_dir,) = offline_run_dirs(root)
     return root, run_dir, run
 
@@ -122,7 +102,7 @@ def test_video_and_image_media_decode_with_boxes_and_table(offline_run):
     videos = row["samples/rollout"]["videos"]
     assert len(videos) == CLIPS
     for video in videos:
-        frames = decode_video(files / video["path"])
+        frames = decoded_frames(files / video["path"])
         assert len(frames) == FRAMES and frames[0].shape == (FRAME_H, FRAME_W, 3)
     grid = Image.open(files / row["samples/scene"]["path"])
     assert grid.size == (
@@ -159,7 +139,7 @@ def test_config_identity_and_local_fallback_are_recorded(offline_run):
     assert (root / "checkpoints" / "last.ckpt").is_file() and (root / "config.yaml").is_file()
     # The same media as local files, and the scalars in metrics.csv.
     samples = root / "samples"
-    assert len(decode_video(samples / "rollout" / "step_0000011_0.mp4")) == FRAMES
+    assert len(decoded_frames(samples / "rollout" / "step_0000011_0.mp4")) == FRAMES
     assert Image.open(samples / "scene" / "step_0000011.png").size == (22, 12)
     assert Image.open(samples / "scene" / "step_0000011_layouts.png").size == (2 * 130 + 2, 132)  # 8 px x16
     table = json.loads((samples / "scene" / "step_0000011_table.json").read_text())

@@ -9,12 +9,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 import torch
 import wandb
 from PIL import Image
+from wandb_testing import decoded_frames
 
 from ganforge.logging import WandbOptions, resolve_mode, resolve_run_id
 from ganforge.media import ImageMedia, LabeledBox, VideoMedia
@@ -173,9 +173,7 @@ def test_local_files_gif_and_odd_sized_mp4_keep_every_frame(tmp_path):
     frames = Image.open(gif)
     assert frames.n_frames == 4 and frames.size == (9, 7)
     (mp4,) = write_media(media, tmp_path, step=8, video_format="mp4")
-    capture, decoded = cv2.VideoCapture(str(mp4)), []
-    while (frame := capture.read())[0]:
-        decoded.append(frame[1])
+    decoded = decoded_frames(mp4)
     assert len(decoded) == 4 and decoded[0].shape == (8, 10, 3)  # padded to even sides for yuv420p
     assert [int(round(f.mean())) for f in decoded] == pytest.approx([50, 100, 150, 200], abs=3)
 

@@ -1,5 +1,6 @@
-"""Test-only ring GAN whose `sample(batch)` follows the media contract (video + image with boxes) and
-which logs `val/` metrics, so one tiny `fit` exercises every W&B path; plus helpers to run it."""
+"""Helpers for the W&B tests: a test-only ring GAN whose `sample(batch)` follows the media contract
+(video + image with boxes) and which logs `val/` metrics, so one tiny `fit` exercises every W&B
+path; running it; reading finished offline runs; decoding videos; isolating the environment."""
 
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ import math
 import time
 from pathlib import Path
 
+import cv2
+import numpy as np
+import pytest
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader
@@ -23,6 +27,16 @@ BOXES = [
     [LabeledBox("triangle", 0.0, 0.0, 1.0, 0.5)],
 ]
 CAPTIONS = ["a circle left of a square", "a wide triangle"]
+# Variables that would change the run id, mode, project or group of the runs under test.
+ISOLATED_ENV = [
+    "WANDB_MODE",
+    "WANDB_RUN_ID",
+    "WANDB_PROJECT",
+    "WANDB_RUN_GROUP",
+    "SLURM_JOB_ID",
+    "SLURM_ARRAY_JOB_ID",
+    "SLURM_ARRAY_TASK_ID",
+]
 RING_PEAK = 2 * math.sqrt(2)  # the ring's diameter / sqrt(2): a PSNR peak in the data's units
 
 
@@ -101,3 +115,17 @@ def finished_runs(root: Path, timeout_s: float = 30.0) -> list[OfflineRun]:
         if all(run.exit_code is not None for run in runs) or time.monotonic() > deadline:
             return runs
         time.sleep(0.05)
+
+
+def isolate(mp: pytest.MonkeyPatch) -> None:
+    """Unset the variables in ISOLATED_ENV for the test."""
+    for name in ISOLATED_ENV:
+        mp.delenv(name, raising=False)
+
+
+def decoded_frames(path: Path) -> list[np.ndarray]:
+    """All frames (H, W, 3) of a video file, decoded with OpenCV."""
+    capture, frames = cv2.VideoCapture(str(path)), []
+    while (frame := capture.read())[0]:
+        frames.append(frame[1])
+    return frames

@@ -1,8 +1,7 @@
 """Clip loading speed: decord vs opencv vs raw `ffmpeg -benchmark -f null`, and vs a vidgan training step.
 
 Run: `python bench/data_decode.py` (3-5 minutes on 2 cores, most of it the training step; run it
-alone). Writes
-bench/results/data_decode.json.
+alone). Writes bench/results/data_decode.json.
 
 Files follow BENCH-NOTES: 300 frames of `testsrc` at 30 fps, libx264 defaults (keyframe interval
 250), yuv420p, at 64x64 and 256x256. One clip is T=20 frames at stride 1 (Moving MNIST's 10 -> 10)

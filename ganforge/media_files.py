@@ -3,6 +3,7 @@
 Layout under `out_dir` (usually `<run dir>/samples/`), with `S` the 7-digit logging step:
 
     <key>/step_S_<i>.mp4|gif     one clip per VideoMedia item, frames (T, H, W, 3)
+    <key>/step_S_filmstrip.png   every clip as a row of its frames, viewable without a video player
     <key>/step_S.png             ImageMedia grid
     <key>/step_S_layouts.png     the grid again with each image's boxes and class labels drawn
     <key>/step_S_table.json      [{"caption": ..., "boxes": [{"label", "x", "y", "w", "h"}]}] per image
@@ -51,6 +52,13 @@ def image_grid(images: Tensor, pad_value: float = 1.0) -> np.ndarray:
     """Float images (N, C, H, W) in [0, 1] -> one near-square grid, numpy (H', W', 3) uint8."""
     nrow = math.ceil(math.sqrt(images.shape[0]))
     grid = make_grid(images.detach().float().clamp(0, 1).cpu(), nrow=nrow, padding=2, pad_value=pad_value)
+    return images_uint8(grid[None])[0]
+
+
+def filmstrip(clips: np.ndarray) -> np.ndarray:
+    """Clips (N, T, 3, H, W) uint8 -> one image (H', W', 3) uint8: a row per clip, a column per frame."""
+    frames = torch.from_numpy(clips).flatten(0, 1).float() / 255  # (N*T, 3, H, W)
+    grid = make_grid(frames, nrow=clips.shape[1], padding=2, pad_value=1.0)
     return images_uint8(grid[None])[0]
 
 
@@ -114,10 +122,13 @@ def write_media(
         folder.mkdir(parents=True, exist_ok=True)
         stem = f"step_{step:07d}"
         if isinstance(item, VideoMedia):
-            for i, clip in enumerate(rgb_clips(item.frames)):
+            clips = rgb_clips(item.frames)
+            for i, clip in enumerate(clips):
                 path = folder / f"{stem}_{i}.{video_format}"
                 write_clip(clip.transpose(0, 2, 3, 1), path, item.fps)
                 written.append(path)
+            written.append(folder / f"{stem}_filmstrip.png")
+            Image.fromarray(filmstrip(clips)).save(written[-1])
             continue
         written.append(folder / f"{stem}.png")
         Image.fromarray(image_grid(item.images)).save(written[-1])

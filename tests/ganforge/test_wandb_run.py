@@ -140,6 +140,8 @@ def test_config_identity_and_local_fallback_are_recorded(offline_run):
     # The same media as local files, and the scalars in metrics.csv.
     samples = root / "samples"
     assert len(decoded_frames(samples / "rollout" / "step_0000011_0.mp4")) == FRAMES
+    filmstrip = Image.open(samples / "rollout" / "step_0000011_filmstrip.png")  # clips x frames, 2 px pad
+    assert filmstrip.size == (FRAMES * (FRAME_W + 2) + 2, CLIPS * (FRAME_H + 2) + 2)
     assert Image.open(samples / "scene" / "step_0000011.png").size == (22, 12)
     assert Image.open(samples / "scene" / "step_0000011_layouts.png").size == (2 * 130 + 2, 132)  # 8 px x16
     table = json.loads((samples / "scene" / "step_0000011_table.json").read_text())

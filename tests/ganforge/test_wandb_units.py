@@ -168,11 +168,12 @@ def test_check_media_names_the_key_with_mismatched_captions():
 
 def test_local_files_gif_and_odd_sized_mp4_keep_every_frame(tmp_path):
     media = {"video": VideoMedia(grey_clips(n=1, t=4), fps=4)}
-    (gif,) = write_media(media, tmp_path, step=7, video_format="gif")
+    gif, _ = write_media(media, tmp_path, step=7, video_format="gif")
     assert gif == tmp_path / "video" / "step_0000007_0.gif"
     frames = Image.open(gif)
     assert frames.n_frames == 4 and frames.size == (9, 7)
-    (mp4,) = write_media(media, tmp_path, step=8, video_format="mp4")
+    mp4, strip = write_media(media, tmp_path, step=8, video_format="mp4")
+    assert strip.name == "step_0000008_filmstrip.png" and Image.open(strip).size == (4 * 11 + 2, 7 + 4)
     decoded = decoded_frames(mp4)
     assert len(decoded) == 4 and decoded[0].shape == (8, 10, 3)  # padded to even sides for yuv420p
     assert [int(round(f.mean())) for f in decoded] == pytest.approx([50, 100, 150, 200], abs=3)

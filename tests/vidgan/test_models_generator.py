@@ -8,17 +8,20 @@ from torch.testing import assert_close
 from vidgan.models import ConvGRUPredictor, VideoGenerator, copy_last_frame, zero_frames
 from vidgan.models.blocks import FrameBatchNorm
 from vidgan.models.convgru import ConvGRU
-from vidgan.models.layers import has_spectral_norm
+from vidgan.models.layers import depth_to_space, has_spectral_norm, space_to_depth
 
 
-@pytest.mark.parametrize(("resolution", "widths"), [(32, [16, 8]), (64, [16, 8, 8]), (128, [16, 8, 8, 4])])
-def test_generator_output_per_resolution(resolution, widths, rng):
+@pytest.mark.parametrize(
+    ("resolution", "widths", "patch"),
+    [(32, [16, 8], 1), (64, [16, 8, 8], 1), (64, [16, 8], 2), (128, [16, 8, 8, 4], 1)],
+)
+def test_generator_output_per_resolution(resolution, widths, patch, rng):
     torch.manual_seed(0)
-    g = VideoGenerator(3, resolution, context_frames=2, future_frames=3, widths=widths, latent_dim=8)
+    g = VideoGenerator(3, resolution, 2, 3, widths, latent_dim=8, patch_size=patch)
     context = torch.rand(2, 2, 3, resolution, resolution, generator=rng)
     out = g(context, torch.randn(2, 8, generator=rng))
     assert out.shape == (2, 3, 3, resolution, resolution)
-    assert g.state_size == resolution // 2 ** (len(widths) - 1)
+    assert g.state_size == resolution // (patch * 2 ** (len(widths) - 1))
     assert out.min() >= 0 and out.max() <= 1
     assert g(context, torch.randn(2, 8, generator=rng), future_frames=5).shape[1] == 5
 
@@ -46,7 +49,7 @@ def test_generator_rejects_bad_inputs(rng):
         g(torch.rand(1, 3, 1, 16, 16), torch.randn(1, 4))
     with pytest.raises(ValueError, match="z must be"):
         g(torch.rand(1, 2, 1, 16, 16), torch.randn(1, 5))
-    with pytest.raises(ValueError, match="not divisible"):
+    with pytest.raises(ValueError, match="must be a multiple"):
         VideoGenerator(1, 18, 2, 2, [8, 8, 8], latent_dim=4)
 
 
@@ -99,6 +102,14 @@ def test_convgru_recurrence_matches_its_equations(rng):
         assert_close(states[:, t], h)
     with pytest.raises(ValueError, match="input_channels=2"):
         gru(h0, steps=1)
+
+
+def test_space_to_depth_is_lossless(rng):
+    video = torch.rand(2, 3, 3, 8, 8, generator=rng)
+    patches = space_to_depth(video, 4)
+    assert patches.shape == (2, 3, 48, 2, 2)
+    assert torch.equal(patches[0, 0, :16, 0, 0], video[0, 0, 0, :4, :4].flatten())
+    assert torch.equal(depth_to_space(patches, 4), video)
 
 
 def test_trivial_baselines(rng):

@@ -34,7 +34,9 @@ class ConvGRUPredictor(VideoGenerator):
         future_frames: int = 10,
         widths: list[int] | tuple[int, ...] = (128, 64, 32),
         use_sn: bool = False,
+        patch_size: int = 1,
     ) -> None:
         super().__init__(
-            channels, resolution, context_frames, future_frames, widths, latent_dim=0, use_sn=use_sn
-        )
+            channels, resolution, context_frames, future_frames, widths, latent_dim=0, use_sn=use_sn,
+            patch_size=patch_size,
+        )  # fmt: skip

@@ -7,7 +7,9 @@
 
 Both take videos (B, T, C, H, W) in [0, 1] (context and prediction together) and return logits (B,).
 Every conv, linear and embedding layer carries spectral norm. Optional projection conditioning
-(Miyato & Koyama 2018) adds <embed(y), features> when `num_classes > 0`.
+(Miyato & Koyama 2018) adds <embed(y), features> when `num_classes > 0`. `patch_size` > 1 feeds
+frames as lossless p x p patches (space-to-depth, as in DGMR) for speed on CPU; D_S still sees
+every pixel, D_T patches after pooling.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from vidgan.models.blocks import DBlock
-from vidgan.models.layers import embedding, linear
+from vidgan.models.layers import embedding, linear, space_to_depth
 
 TEMPORAL_POOLS = (1, 2, 4)
 
@@ -84,19 +86,20 @@ class SpatialDiscriminator(nn.Module):
         widths: list[int] | tuple[int, ...] = (32, 64, 128, 128),
         k: int = 8,
         num_classes: int = 0,
+        patch_size: int = 1,
     ) -> None:
         super().__init__()
         widths = list(widths)
         _check_widths("spatial discriminator", widths, 1)
-        self.blocks = _blocks_2d([channels, *widths[:-1]], widths, first_is_input=True)
+        self.blocks = _blocks_2d([channels * patch_size**2, *widths[:-1]], widths, first_is_input=True)
         self.head = ProjectionHead(widths[-1], num_classes)
-        self.k = k
+        self.k, self.patch_size = k, patch_size
 
     def forward(self, video: Tensor, frame_indices: Tensor, labels: Tensor | None = None) -> Tensor:
         """video (B, T, C, H, W) in [0, 1], frame_indices (B, k) long, labels (B,) -> logits (B,)."""
         batch, k = frame_indices.shape
         rows = torch.arange(batch, device=video.device)[:, None]
-        frames = video[rows, frame_indices]  # (B, k, C, H, W)
+        frames = space_to_depth(video[rows, frame_indices], self.patch_size)  # (B, k, C p p, H/p, W/p)
         h = rearrange(frames, "b k c h w -> (b k) c h w") * 2.0 - 1.0
         for block in self.blocks:
             h = block(h)
@@ -114,16 +117,17 @@ class TemporalDiscriminator(nn.Module):
         widths: list[int] | tuple[int, ...] = (32, 64, 128, 128),
         pool: int = 2,
         num_classes: int = 0,
+        patch_size: int = 1,
     ) -> None:
         super().__init__()
         widths = list(widths)
         _check_widths("temporal discriminator", widths, 2)
         if pool not in TEMPORAL_POOLS:
             raise ValueError(f"temporal discriminator pool={pool} must be one of {TEMPORAL_POOLS}")
-        self.pool = pool
+        self.pool, self.patch_size = pool, patch_size
         self.blocks_3d = nn.ModuleList(
             [
-                DBlock(channels, widths[0], dims=3, preactivation=False),
+                DBlock(channels * patch_size**2, widths[0], dims=3, preactivation=False),
                 DBlock(widths[0], widths[1], dims=3, downsample=len(widths) > 2),
             ]
         )
@@ -139,7 +143,8 @@ class TemporalDiscriminator(nn.Module):
 
     def features_3d(self, video: Tensor) -> Tensor:
         """Output of the 3-D blocks for video (B, T, C, H, W) in [0, 1]: (B, C', T, H', W')."""
-        h = rearrange(self.pooled(video), "b t c h w -> b c t h w") * 2.0 - 1.0
+        patches = space_to_depth(self.pooled(video), self.patch_size)
+        h = rearrange(patches, "b t c h w -> b c t h w") * 2.0 - 1.0
         for block in self.blocks_3d:
             h = block(h)
         return h
@@ -165,7 +170,8 @@ class VideoDiscriminator(nn.Module):
         k: int = 8,
         temporal_pool: int = 2,
         num_classes: int = 0,
+        patch_size: int = 1,
     ) -> None:
         super().__init__()
-        self.spatial = SpatialDiscriminator(channels, widths, k, num_classes)
-        self.temporal = TemporalDiscriminator(channels, widths, temporal_pool, num_classes)
+        self.spatial = SpatialDiscriminator(channels, widths, k, num_classes, patch_size)
+        self.temporal = TemporalDiscriminator(channels, widths, temporal_pool, num_classes, patch_size)

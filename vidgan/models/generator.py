@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from vidgan.models.blocks import DBlock, FrameBatchNorm, GBlock
 from vidgan.models.convgru import ConvGRU
-from vidgan.models.layers import conv2d, embedding, linear
+from vidgan.models.layers import conv2d, depth_to_space, embedding, linear, space_to_depth
 
 Z_MAP_SIZE = 4  # DVD-GAN maps the latent to a 4x4 feature map
 
@@ -61,16 +61,20 @@ class VideoGenerator(nn.Module):
 
     Args:
         channels: image channels C.
-        resolution: frame size H = W (a multiple of 2^(len(widths) - 1)).
+        resolution: frame size H = W (a multiple of patch_size * 2^(len(widths) - 1)).
         context_frames: Tc, fixed by the encoder's 1x1 reduction.
         future_frames: default number of frames to predict (forward can ask for another count).
         widths: channels from the ConvGRU resolution up to full resolution; len(widths) - 1
-            up-sampling blocks, so the ConvGRU runs at resolution / 2^(len(widths) - 1).
+            up-sampling blocks, so the ConvGRU runs at resolution / (patch_size * 2^(len(widths) - 1)).
             The context encoder mirrors them: its block at each resolution has the decoder's width
             there, and a 1x1 conv maps the Tc concatenated encodings to widths[0].
         latent_dim: size of z; 0 makes the network deterministic (no z, unconditional BN).
         num_classes: > 0 adds a class embedding joined to z (class-conditional G).
         use_sn: spectral norm on every conv and linear layer.
+        patch_size: 1 (DVD-GAN) or p > 1: frames enter as lossless p x p patches (space-to-depth,
+            as DGMR and OpenSTL do) and leave through the inverse, so the network runs at
+            resolution / p with C*p*p channels. On CPU this avoids slow 1- and 3-channel convs at
+            full resolution.
     """
 
     def __init__(
@@ -83,30 +87,36 @@ class VideoGenerator(nn.Module):
         latent_dim: int = 120,
         num_classes: int = 0,
         use_sn: bool = True,
+        patch_size: int = 1,
     ) -> None:
         super().__init__()
         widths = list(widths)
         if len(widths) < 2:
             raise ValueError(f"generator widths={widths} needs at least 2 entries (one up-sampling block)")
         ups = len(widths) - 1
-        if resolution % 2**ups:
-            raise ValueError(f"resolution={resolution} is not divisible by 2^{ups} for widths={widths}")
+        if patch_size < 1 or resolution % (patch_size * 2**ups):
+            raise ValueError(
+                f"resolution={resolution} must be a multiple of patch_size={patch_size} x 2^{ups} "
+                f"(widths={widths})"
+            )
         if num_classes > 0 and latent_dim == 0:
             raise ValueError(f"num_classes={num_classes} needs latent_dim > 0 (the class joins z)")
         self.channels, self.resolution = channels, resolution
         self.context_frames, self.future_frames = context_frames, future_frames
         self.latent_dim, self.num_classes = latent_dim, num_classes
-        self.state_size = resolution // 2**ups
+        self.patch_size = patch_size
+        self.state_size = resolution // (patch_size * 2**ups)
+        inner_channels = channels * patch_size**2
         hidden = widths[0]
         cond_dim = latent_dim + (latent_dim if num_classes > 0 else 0)
-        self.encoder = ContextEncoder(channels, widths[:0:-1], context_frames, hidden, use_sn)
+        self.encoder = ContextEncoder(inner_channels, widths[:0:-1], context_frames, hidden, use_sn)
         self.class_embed = embedding(num_classes, latent_dim, use_sn) if num_classes > 0 else None
         z_map = min(Z_MAP_SIZE, self.state_size)
         self.z_to_map = linear(cond_dim, hidden * z_map * z_map, use_sn=use_sn) if latent_dim > 0 else None
         self.gru = ConvGRU(hidden if latent_dim > 0 else 0, hidden, use_sn=use_sn)
         self.blocks = nn.ModuleList(GBlock(a, b, cond_dim, use_sn) for a, b in zip(widths[:-1], widths[1:]))
         self.out_bn = FrameBatchNorm(widths[-1])
-        self.out_conv = conv2d(widths[-1], channels, use_sn=use_sn)
+        self.out_conv = conv2d(widths[-1], inner_channels, use_sn=use_sn)
         self.z_map_size = z_map
 
     def forward(
@@ -125,7 +135,7 @@ class VideoGenerator(nn.Module):
         if steps < 1:
             raise ValueError(f"future_frames={steps} must be >= 1")
         cond = self._condition(z, labels, context.shape[0])
-        h0 = self.encoder(context * 2.0 - 1.0)
+        h0 = self.encoder(space_to_depth(context * 2.0 - 1.0, self.patch_size))
         x = None
         if cond is not None:
             x = self.z_to_map(cond).view(-1, h0.shape[1], self.z_map_size, self.z_map_size)
@@ -134,8 +144,10 @@ class VideoGenerator(nn.Module):
         for block in self.blocks:
             h = block(h, cond)
         h = F.relu(self.out_bn(h))
-        out = self.out_conv(rearrange(h, "b t c h w -> (b t) c h w"))
-        return (torch.tanh(rearrange(out, "(b t) c h w -> b t c h w", t=steps)) + 1.0) / 2.0
+        out = rearrange(
+            self.out_conv(rearrange(h, "b t c h w -> (b t) c h w")), "(b t) c h w -> b t c h w", t=steps
+        )
+        return (torch.tanh(depth_to_space(out, self.patch_size)) + 1.0) / 2.0
 
     def _condition(self, z: Tensor | None, labels: Tensor | None, batch: int) -> Tensor | None:
         """The conditioning vector (B, cond_dim): z, joined to the class embedding when conditional."""

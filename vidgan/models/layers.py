@@ -7,7 +7,8 @@ iteration per forward in training mode and uses the stored vectors in eval mode.
 
 from __future__ import annotations
 
-from torch import nn
+from einops import rearrange
+from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 SN_LAYERS = (nn.Conv2d, nn.Conv3d, nn.Linear, nn.Embedding)
@@ -45,3 +46,17 @@ def has_spectral_norm(layer: nn.Module) -> bool:
     """True when `layer.weight` is produced by a spectral-norm parametrization."""
     plist = getattr(getattr(layer, "parametrizations", None), "weight", None)
     return plist is not None and any(type(p).__name__ == "_SpectralNorm" for p in plist)
+
+
+def space_to_depth(video: Tensor, patch: int) -> Tensor:
+    """Lossless patching (DGMR's space-to-depth): (B, T, C, H, W) -> (B, T, C*p*p, H/p, W/p)."""
+    if patch == 1:
+        return video
+    return rearrange(video, "b t c (h p1) (w p2) -> b t (c p1 p2) h w", p1=patch, p2=patch)
+
+
+def depth_to_space(video: Tensor, patch: int) -> Tensor:
+    """Inverse of `space_to_depth`: (B, T, C*p*p, H, W) -> (B, T, C, H*p, W*p)."""
+    if patch == 1:
+        return video
+    return rearrange(video, "b t (c p1 p2) h w -> b t c (h p1) (w p2)", p1=patch, p2=patch)

@@ -1,0 +1,72 @@
+"""ConvGRUBaseline: the deterministic ConvGRU encoder-predictor trained with MSE only.
+
+Same data, trainer, metrics and sample media as `VideoGAN`; select it by config
+(`configs/vidgan/moving_mnist_convgru.yaml`). Its network is DVD-GAN-FP's generator without a latent
+(`vidgan.models.ConvGRUPredictor`), so the comparison changes the objective and nothing else.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ganforge import __version__
+from ganforge.checkpoint import FORMAT_VERSION, HEADER_KEY
+from vidgan.models import ConvGRUPredictor
+from vidgan.module import VideoPredictionModule, unpack
+
+
+class ConvGRUBaseline(VideoPredictionModule):
+    """MSE regression of future frames with Adam.
+
+    Args:
+        context_frames, future_frames, channels, resolution, g_widths, patch_size: as in `VideoGAN`.
+        use_sn: spectral norm on the predictor's layers (off by default: a regression model does not
+            need the Lipschitz control that stabilises GAN training).
+        lr, betas: Adam settings.
+    """
+
+    def __init__(
+        self,
+        context_frames: int = 10,
+        future_frames: int = 10,
+        channels: int = 1,
+        resolution: int = 64,
+        g_widths: list[int] = [64, 32, 16],  # noqa: B006 - plain list so jsonargparse/hparams stay simple
+        patch_size: int = 1,
+        use_sn: bool = False,
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.generator = ConvGRUPredictor(
+            channels, resolution, context_frames, future_frames, g_widths, use_sn, patch_size
+        )
+
+    def predict(
+        self, context: Tensor, labels: Tensor | None = None, generator: torch.Generator | None = None
+    ) -> Tensor:
+        """Prediction (B, Tf, C, H, W) in [0, 1] for context (B, Tc, C, H, W); labels, generator unused."""
+        with torch.no_grad():
+            return self.generator(context)
+
+    def training_step(self, batch: Any, batch_idx: int) -> Tensor:
+        context, target, _ = unpack(batch)
+        loss = F.mse_loss(self.generator(context), target)
+        self.log("train/mse_loss", loss, batch_size=context.shape[0])
+        return loss
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(self.generator.parameters(), lr=self.hparams.lr, betas=self.hparams.betas)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # The same header GANModule writes, so `ganforge.checkpoint.load_checkpoint` accepts it.
+        checkpoint[HEADER_KEY] = {
+            "format_version": FORMAT_VERSION,
+            "family": self.family,
+            "ganforge_version": __version__,
+        }

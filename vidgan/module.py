@@ -1,0 +1,238 @@
+"""VideoGAN: DVD-GAN-FP frame prediction (Clark et al. 2019) on the ganforge GAN core.
+
+Batches are `(context, target)` or `(context, target, labels)`: context (B, Tc, C, H, W) and target
+(B, Tf, C, H, W) float in [0, 1], labels (B,) long. Both discriminators see context + future
+frames together, so they judge continuity. `vidgan fit --config configs/vidgan/moving_mnist.yaml`
+trains it; `vidgan.baseline_module.ConvGRUBaseline` is the MSE-trained deterministic baseline that
+shares the validation metrics and sample media defined here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torchmetrics.functional.image import structural_similarity_index_measure
+
+from ganforge.media import VideoMedia
+from ganforge.module import GANModule
+from vidgan.models import VideoDiscriminator, VideoGenerator, sample_frame_indices
+
+REC_LOSSES = {"l1": F.l1_loss, "mse": F.mse_loss}
+SAMPLE_CLIPS = 4  # clips per logged sample video
+
+
+def unpack(batch: Any) -> tuple[Tensor, Tensor, Tensor | None]:
+    """(context, target[, labels]) -> (context, target, labels or None)."""
+    if not isinstance(batch, (list, tuple)) or len(batch) not in (2, 3):
+        raise ValueError(f"a vidgan batch must be (context, target[, labels]), got {type(batch).__name__}")
+    return batch[0], batch[1], batch[2] if len(batch) == 3 else None
+
+
+def frame_metrics(pred: Tensor, target: Tensor) -> dict[str, Tensor]:
+    """Per-frame metrics (B, T) of pred vs target, both (B, T, C, H, W) in [0, 1].
+
+    OpenSTL's convention: `mse` and `mae` are summed over C*H*W (average them over batch and time);
+    `psnr` is 10 log10(1 / per-pixel MSE) per frame; `ssim` is torchmetrics' Gaussian-window SSIM
+    (Wang et al. 2004) per frame with data range 1.
+    """
+    diff = (pred.float() - target.float()).flatten(2)  # (B, T, C*H*W)
+    pixel_mse = diff.pow(2).mean(dim=2)
+    ssim = structural_similarity_index_measure(
+        pred.float().flatten(0, 1), target.float().flatten(0, 1), data_range=1.0, reduction="none"
+    )
+    return {
+        "mse": diff.pow(2).sum(dim=2),
+        "mae": diff.abs().sum(dim=2),
+        "ssim": ssim.view(pred.shape[:2]),
+        "psnr": -10.0 * torch.log10(pixel_mse.clamp_min(1e-10)),
+    }
+
+
+def comparison_video(context: Tensor, pred: Tensor, target: Tensor) -> Tensor:
+    """Side-by-side clips uint8 (N, Tc + Tf, C, H, 3W): context held | context, prediction | context, truth.
+
+    All three panels play the context first; afterwards the left panel holds the last context
+    frame (what copy-last predicts), the middle one plays the prediction, the right one the truth.
+    """
+    held = context[:, -1:].expand_as(pred)
+    panels = [torch.cat([context, part], dim=1) for part in (held, pred, target)]
+    clips = torch.cat(panels, dim=-1)
+    return (clips.clamp(0, 1) * 255).round().to(torch.uint8)
+
+
+class VideoPredictionModule(pl.LightningModule):
+    """Base of every vidgan LightningModule (the class `vidgan fit` configs choose from by class_path).
+
+    Gives validation metrics and sample media; subclasses implement
+    `predict(context, labels, generator) -> (B, Tf, C, H, W)` with their inference network
+    (VideoGAN: the EMA generator).
+    """
+
+    family = "vidgan"
+
+    def predict(self, context: Tensor, labels: Tensor | None, generator: torch.Generator | None) -> Tensor:
+        """Predicted future frames (B, Tf, C, H, W) in [0, 1] for context (B, Tc, C, H, W)."""
+        raise NotImplementedError
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        """Logs `val/mse`, `val/mae`, `val/ssim`, `val/psnr` of predictions vs truth (OpenSTL per frame)."""
+        context, target, labels = unpack(batch)
+        # A seed per batch index: every validation pass scores the same latents.
+        pred = self.predict(context, labels, torch.Generator().manual_seed(batch_idx))
+        metrics = {f"val/{k}": v.mean() for k, v in frame_metrics(pred, target).items()}
+        self.log_dict(metrics, on_epoch=True, batch_size=context.shape[0], sync_dist=True)
+
+    @torch.no_grad()
+    def sample(self, batch: Any, generator: torch.Generator | None = None) -> dict[str, VideoMedia]:
+        """{"video": context | prediction | truth clips of the first batch items}; see `comparison_video`."""
+        context, target, labels = unpack(batch)
+        context, target = context[:SAMPLE_CLIPS], target[:SAMPLE_CLIPS]
+        labels = None if labels is None else labels[:SAMPLE_CLIPS]
+        pred = self.predict(context, labels, generator)
+        return {"video": VideoMedia(comparison_video(context, pred, target).cpu())}
+
+
+class VideoGAN(VideoPredictionModule, GANModule):
+    """DVD-GAN-FP: ConvGRU generator, spatial + temporal discriminators, hinge loss, 2 D steps per G step.
+
+    Args:
+        context_frames, future_frames: Tc -> Tf.
+        channels, resolution: C and H = W of the frames.
+        g_widths: generator widths from the ConvGRU resolution up to full resolution
+            (len - 1 up-sampling blocks; see `VideoGenerator`).
+        latent_dim: size of z (120 in DVD-GAN); each sample draws a new z.
+        num_classes: > 0 makes G and both Ds class-conditional (batches then carry labels).
+        d_widths: widths of both discriminators' residual blocks (D_T's first two are 3-D).
+        spatial_frames: k, the distinct frames D_S scores per clip (8 in DVD-GAN).
+        temporal_pool: D_T's spatial average pooling, 1, 2 (DVD-GAN) or 4.
+        patch_size: 1 (DVD-GAN), or p: G, D_S and D_T take lossless p x p patches (space-to-depth),
+            which makes CPU training several times faster (see `VideoGenerator`).
+        lambda_rec: weight of the reconstruction term `rec_loss(pred, target)` added to G's loss
+            (0 in the paper configs; SAVP/SimVP-style mixing when > 0).
+        rec_loss: "l1" or "mse".
+        frame_seed: seed of the generator that draws D_S's frame indices (offset by the rank).
+        The remaining arguments are `GANModule`'s (loss, learning rates, EMA, clipping, ...).
+    """
+
+    def __init__(
+        self,
+        context_frames: int = 10,
+        future_frames: int = 10,
+        channels: int = 1,
+        resolution: int = 64,
+        g_widths: list[int] = [64, 32, 16],  # noqa: B006 - plain list so jsonargparse/hparams stay simple
+        latent_dim: int = 120,
+        num_classes: int = 0,
+        d_widths: list[int] = [16, 32, 64, 64],  # noqa: B006
+        spatial_frames: int = 8,
+        temporal_pool: int = 2,
+        patch_size: int = 1,
+        lambda_rec: float = 0.0,
+        rec_loss: str = "l1",
+        loss: str = "hinge",
+        g_lr: float = 1e-4,
+        d_lr: float = 4e-4,
+        g_betas: tuple[float, float] = (0.0, 0.999),
+        d_betas: tuple[float, float] = (0.0, 0.999),
+        d_steps_per_g_step: int = 2,
+        accumulate_grad_batches: int = 1,
+        grad_clip_norm: float | None = None,
+        r1_weight: float = 0.0,
+        ema_decay: float = 0.999,
+        ema_start_step: int = 0,
+        lr_decay: str = "none",
+        frame_seed: int = 0,
+    ) -> None:
+        if rec_loss not in REC_LOSSES:
+            raise ValueError(f"rec_loss={rec_loss!r} must be one of {sorted(REC_LOSSES)}")
+        if lambda_rec < 0:
+            raise ValueError(f"lambda_rec={lambda_rec} must be >= 0")
+        if latent_dim < 1:
+            raise ValueError(
+                f"latent_dim={latent_dim} must be >= 1 (ConvGRUBaseline is the deterministic model)"
+            )
+        generator = VideoGenerator(
+            channels, resolution, context_frames, future_frames, g_widths, latent_dim, num_classes,
+            patch_size=patch_size,
+        )  # fmt: skip
+        discriminator = VideoDiscriminator(
+            channels, d_widths, spatial_frames, temporal_pool, num_classes, patch_size=patch_size
+        )
+        super().__init__(
+            generator=generator,
+            discriminator=discriminator,
+            loss=loss,
+            g_lr=g_lr,
+            d_lr=d_lr,
+            g_betas=g_betas,
+            d_betas=d_betas,
+            d_steps_per_g_step=d_steps_per_g_step,
+            accumulate_grad_batches=accumulate_grad_batches,
+            grad_clip_norm=grad_clip_norm,
+            r1_weight=r1_weight,
+            ema_decay=ema_decay,
+            ema_start_step=ema_start_step,
+            lr_decay=lr_decay,
+        )
+        self.save_hyperparameters()
+        self.lambda_rec, self.rec_loss = lambda_rec, REC_LOSSES[rec_loss]
+        self.frame_seed = frame_seed
+        self.frame_rng = torch.Generator().manual_seed(frame_seed)
+
+    def on_fit_start(self) -> None:
+        # Each DDP rank draws its own frame subsets.
+        self.frame_rng.manual_seed(self.frame_seed * 1009 + self.global_rank)
+
+    # ------------------------------------------------------------------ pieces
+    def noise(self, batch: int, generator: torch.Generator | None = None) -> Tensor:
+        """Latents z (batch, latent_dim) on this module's device (drawn on CPU when a generator is given)."""
+        latent_dim = self.hparams.latent_dim
+        if generator is None:
+            return torch.randn(batch, latent_dim, device=self.device)
+        return torch.randn(batch, latent_dim, generator=generator).to(self.device)
+
+    def frame_indices(self, batch: int, frames: int) -> Tensor:
+        """D_S's k distinct frame indices per clip (batch, min(k, frames)), from `frame_rng`."""
+        return sample_frame_indices(batch, frames, self.discriminator.spatial.k, self.frame_rng, self.device)
+
+    def predict(
+        self, context: Tensor, labels: Tensor | None = None, generator: torch.Generator | None = None
+    ) -> Tensor:
+        """EMA-generator prediction (B, Tf, C, H, W) in [0, 1] for context (B, Tc, C, H, W); a new z each."""
+        with torch.no_grad():
+            return self.ema.model(context, self.noise(context.shape[0], generator), labels)
+
+    # ------------------------------------------------------------------ GANModule interface
+    def discriminator_loss(self, batch: Any) -> tuple[Tensor, dict[str, Tensor]]:
+        """Hinge (or configured) loss of D_S plus D_T on real vs predicted clips, context included."""
+        context, target, labels = unpack(batch)
+        with torch.no_grad():
+            pred = self.generator(context, self.noise(context.shape[0]), labels)
+        real, fake = torch.cat([context, target], dim=1), torch.cat([context, pred], dim=1)
+        indices = self.frame_indices(real.shape[0], real.shape[1])
+        spatial, temporal = self.discriminator.spatial, self.discriminator.temporal
+        ds_loss, ds_logs = self.adversarial_d_loss(lambda v: spatial(v, indices, labels), real, fake)
+        dt_loss, dt_logs = self.adversarial_d_loss(lambda v: temporal(v, labels), real, fake)
+        logs = {f"ds_{k}": v for k, v in ds_logs.items()} | {f"dt_{k}": v for k, v in dt_logs.items()}
+        return ds_loss + dt_loss, logs
+
+    def generator_loss(self, batch: Any) -> tuple[Tensor, dict[str, Tensor]]:
+        """-E[D_S] - E[D_T] on predicted clips (+ lambda_rec * reconstruction)."""
+        context, target, labels = unpack(batch)
+        pred = self.generator(context, self.noise(context.shape[0]), labels)
+        fake = torch.cat([context, pred], dim=1)
+        indices = self.frame_indices(fake.shape[0], fake.shape[1])
+        g_spatial = self.g_adversarial(self.discriminator.spatial(fake, indices, labels))
+        g_temporal = self.g_adversarial(self.discriminator.temporal(fake, labels))
+        rec = self.rec_loss(pred, target)
+        loss = g_spatial + g_temporal
+        if self.lambda_rec > 0:
+            loss = loss + self.lambda_rec * rec
+        return loss, {"g_spatial": g_spatial.detach(), "g_temporal": g_temporal.detach(), "rec": rec.detach()}
+
+    def batch_size(self, batch: Any) -> int:
+        return int(unpack(batch)[0].shape[0])

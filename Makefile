@@ -2,9 +2,11 @@
 SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
-PIP_QUIET := 2>&1 | grep -v "is ignored: it is neither a file nor a directory" || true
+# pip here warns about every missing local index folder; hide that noise but keep pip's exit status.
+PIP_QUIET := 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }; exit $${PIPESTATUS[0]}
 APT_PACKAGES := ffmpeg slurmctld slurmd slurm-client munge
 PYTEST_ARGS ?=
+PYTEST_WORKERS ?= 2
 
 .PHONY: install apt venv demo test lint format bench clean
 
@@ -24,8 +26,8 @@ venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
 	@echo "pip install -e .[dev] (torch from local disk; ~2 min on a fresh machine)"
-	@set -o pipefail; $(PY) -m pip install -q --upgrade "pip<26.2" $(PIP_QUIET)
-	@set -o pipefail; $(PY) -m pip install -q -e ".[dev]" $(PIP_QUIET)
+	@$(PY) -m pip install -q --upgrade "pip<26.2" $(PIP_QUIET)
+	@$(PY) -m pip install -q -e ".[dev]" $(PIP_QUIET)
 	@$(PY) -c "import torch, pytorch_lightning, decord, clip, wandb, ganforge" || (echo "install check failed"; exit 1)
 	@touch $@
 
@@ -42,7 +44,7 @@ format: venv
 	$(VENV)/bin/ruff check --fix .
 
 test: install lint
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup --durations=15 $(PYTEST_ARGS)
 
 bench: install
 	@for f in bench/*.py; do echo "== $$f"; $(PY) $$f || exit 1; done

@@ -199,7 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     ring = sub.add_parser("ring", help="train the 8-Gaussians ring toy GAN through the core")
     ring.add_argument("--out", required=True, help="output directory (created)")
-    ring.add_argument("--steps", type=int, default=6000, help="generator steps (default 6000)")
+    ring.add_argument("--steps", type=int, default=8000, help="generator steps (default 8000)")
     ring.add_argument("--seed", type=int, default=0)
     ring.add_argument("--loss", choices=["hinge", "ns", "wgan-gp"], default="hinge")
     ring.add_argument("--quiet", action="store_true", help="no progress bar")

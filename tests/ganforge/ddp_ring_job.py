@@ -41,10 +41,15 @@ def main() -> None:
     gen = torch.Generator().manual_seed(0)
     x = sample_ring(global_batch * steps, gen)
     z = torch.randn(global_batch * steps, 16, generator=gen)
-    # Rank r takes samples r, r + devices, ...: over one step the ranks together hold exactly the
-    # single-process batch (sharded here, not by Lightning's sampler, to control the partition).
+    # Each global batch is split into `devices` contiguous blocks and rank r takes block r: over one
+    # step the ranks together hold exactly the single-process batch, and PacGAN pairs (consecutive
+    # samples) are the same pairs (sharded here, not by Lightning's sampler, to control the split).
     rank = int(os.environ.get("RANK", 0))
-    shard = TensorDataset(x[rank::devices], z[rank::devices])
+
+    def block(t: torch.Tensor) -> torch.Tensor:
+        return t.view(steps, devices, global_batch // devices, -1)[:, rank].reshape(-1, t.shape[1])
+
+    shard = TensorDataset(block(x), block(z))
     loader = DataLoader(shard, batch_size=global_batch // devices, shuffle=False)
     torch.manual_seed(1)
     model = NoiseInBatchRing(hidden=64, lr=1e-3, ema_decay=0.9, lr_decay="none")

@@ -25,8 +25,9 @@ def _lightning(argv: list[str]) -> int:
 def _moving_mnist(args: argparse.Namespace) -> None:
     from rich.progress import Progress
 
-    from vidgan.data.moving_mnist import write_moving_mnist
+    from vidgan.data.moving_mnist import check_write_args, write_moving_mnist
 
+    check_write_args(args.train, args.test, args.frames, args.size, args.digits)  # before the bar starts
     with Progress(disable=args.quiet) as progress:
         task = progress.add_task("moving-mnist", total=args.train + args.test)
         paths = write_moving_mnist(

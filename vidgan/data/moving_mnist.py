@@ -77,6 +77,14 @@ def check_generator_args(frames: int, size: int, digits: int) -> None:
         raise ValueError(f"vidgan.data: digits={digits} must be >= 1")
 
 
+def check_write_args(train: int, test: int, frames: int, size: int, digits: int) -> None:
+    """ValueError naming the field when a `write_moving_mnist` argument is out of range."""
+    check_generator_args(frames, size, digits)
+    for name, count in (("train", train), ("test", test)):
+        if count < 1:
+            raise ValueError(f"vidgan.data: {name}={count} sequences must be >= 1")
+
+
 def write_moving_mnist(
     out_dir: str | Path,
     train: int = 10000,
@@ -92,10 +100,7 @@ def write_moving_mnist(
     Train uses the train digit pool and test the test pool; each split has its own seeded stream.
     `on_progress(k)` is called after every k sequences written. Files appear atomically.
     """
-    check_generator_args(frames, size, digits)
-    for name, count in (("train", train), ("test", test)):
-        if count < 1:
-            raise ValueError(f"vidgan.data: {name}={count} sequences must be >= 1")
+    check_write_args(train, test, frames, size, digits)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {}

@@ -29,6 +29,7 @@ from ganforge import __version__
 from ganforge.checkpoint import FORMAT_VERSION, HEADER_KEY
 from ganforge.ema import EMA
 from ganforge.losses import gradient_penalty, interpolate, loss_pair, r1_penalty
+from ganforge.rng import restore_rng_states, rng_states
 
 
 class NonFiniteLossError(RuntimeError):
@@ -262,6 +263,7 @@ class GANModule(pl.LightningModule):
             "batches_seen": self.batches_seen,
             "g_step": self.g_step,
             "nonfinite_steps": self.nonfinite_steps,
+            "rng_states": rng_states(),
         }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -269,3 +271,6 @@ class GANModule(pl.LightningModule):
         self.batches_seen = int(header.get("batches_seen", 0))
         self.g_step = int(header.get("g_step", 0))
         self.nonfinite_steps = int(header.get("nonfinite_steps", 0))
+        if self._trainer is not None and "rng_states" in header:
+            # Only when resuming a fit: loading weights for inference must not reseed the caller.
+            restore_rng_states(header["rng_states"])

@@ -99,3 +99,21 @@ def test_checkpoint_header_and_counters_round_trip(tmp_path):
     assert restored.g_step == 3 and restored.batches_seen == 6
     for key, value in model.state_dict().items():
         assert torch.equal(value, restored.state_dict()[key]), key
+
+
+def test_rng_states_round_trip_through_a_safe_checkpoint(tmp_path):
+    import random
+
+    import numpy as np
+
+    from ganforge.checkpoint import atomic_torch_save
+    from ganforge.rng import restore_rng_states, rng_states
+
+    torch.manual_seed(3), np.random.seed(3), random.seed(3)
+    atomic_torch_save({"rng": rng_states()}, tmp_path / "rng.pt")
+    expected = (torch.rand(3), np.random.rand(3), random.random())
+    torch.manual_seed(99), np.random.seed(99), random.seed(99)
+    restore_rng_states(torch.load(tmp_path / "rng.pt", weights_only=True)["rng"])
+    got = (torch.rand(3), np.random.rand(3), random.random())
+    assert torch.equal(expected[0], got[0])
+    assert np.array_equal(expected[1], got[1]) and expected[2] == got[2]

@@ -1,0 +1,72 @@
+"""Preemption for Slurm jobs: save `hpc_ckpt_N.ckpt` at a batch boundary all DDP ranks agree on, then requeue.
+
+Lightning's own SIGUSR1 handler (`SLURMEnvironment(auto_requeue=True)`) saves the checkpoint inside
+the signal handler. Under DDP each rank takes the signal wherever its main thread happens to be,
+so the checkpoint's barrier can pair with another rank's all-reduce and the job hangs until Slurm
+kills it (seen here in about 1 of 3 preemptions; Lightning issue #21406).
+
+`SlurmRequeue` replaces that handler. Its handler only sets a flag. After each training batch the
+ranks all-reduce the flag; when any rank has it they all save the same `hpc_ckpt_N.ckpt` that
+Lightning resumes from, stop training cleanly, and rank 0 writes the file named by
+`GANFORGE_REQUEUE_FILE`. slurm/train.sbatch sets that variable, adds this callback, and runs
+`scontrol requeue` once srun has exited, so no rank is torn down by SIGTERM mid-collective.
+The requeued job resumes from the highest `hpc_ckpt_*` as usual. A signal taken twice (say by
+`scancel --signal=USR1 --full`) still means one checkpoint and one requeue.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import pytorch_lightning as pl
+
+REQUEST_ENV = "GANFORGE_REQUEUE_FILE"
+
+
+class SlurmRequeue(pl.Callback):
+    """On SIGUSR1: checkpoint at the next batch end on every rank, stop, and request a requeue.
+
+    Inactive unless `GANFORGE_REQUEUE_FILE` is set. It installs its handler in `setup`, before
+    Lightning registers its own signal handlers, so Lightning leaves SIGUSR1 alone.
+    """
+
+    def __init__(self) -> None:
+        self.request_file = os.environ.get(REQUEST_ENV)
+        self.requested = False
+        self._previous_handler: Any = None  # what signal.signal returned: a callable, SIG_DFL, ...
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self.requested = True
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if stage == "fit" and self.request_file:
+            self._previous_handler = signal.signal(signal.SIGUSR1, self._on_signal)
+
+    def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if self._previous_handler is not None:
+            signal.signal(signal.SIGUSR1, self._previous_handler)
+            self._previous_handler = None
+
+    def on_train_batch_end(
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        outputs: object,
+        batch: object,
+        batch_idx: int,
+    ) -> None:
+        if self._previous_handler is None:
+            return
+        # Collective: every rank reaches it once per batch, so the decision is the same everywhere.
+        if not trainer.strategy.reduce_boolean_decision(self.requested, all=False):
+            return
+        path = trainer._checkpoint_connector.hpc_save_path(trainer.default_root_dir)
+        trainer.save_checkpoint(path)  # every rank takes part; rank 0 writes
+        if trainer.is_global_zero:
+            Path(self.request_file).write_text(f"{path}\n")
+        self.requested = False
+        trainer.should_stop = True

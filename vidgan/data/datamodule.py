@@ -18,7 +18,11 @@ from vidgan.data.video_reader import resolve_backends
 log = logging.getLogger("vidgan.data")
 
 SOURCES = ("moving_mnist", "video_folder")
-STAGES = ("fit", "validate", "test")
+STAGE_SPLITS = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ("test",)}
+POSITIVE_FIELDS = (
+    "context_frames", "future_frames", "image_size", "batch_size", "train_sequences", "val_sequences",
+    "digits", "frame_stride",
+)  # fmt: skip
 
 
 class VideoDataModule(pl.LightningDataModule):
@@ -72,8 +76,7 @@ class VideoDataModule(pl.LightningDataModule):
         hp = self.hparams
         if hp.source not in SOURCES:
             raise ValueError(f"VideoDataModule: source={hp.source!r}, expected one of {SOURCES}")
-        positive = ("context_frames", "future_frames", "image_size", "batch_size", "train_sequences")
-        for name in (*positive, "val_sequences", "digits", "frame_stride"):
+        for name in POSITIVE_FIELDS:
             if hp[name] < 1:
                 raise ValueError(f"VideoDataModule: {name}={hp[name]} must be >= 1")
         if hp.num_workers < 0:
@@ -98,10 +101,11 @@ class VideoDataModule(pl.LightningDataModule):
             raise ValueError(
                 f"VideoDataModule: image_size={hp.image_size} must be > {DIGIT_SIZE} to generate"
             )
-        for split in ("train", "test") if hp.data_dir is not None else ():
-            if not (Path(hp.data_dir) / f"{split}.npy").is_file():
+        for file in ("train.npy", "test.npy") if hp.data_dir is not None else ():
+            if not (Path(hp.data_dir) / file).is_file():
                 raise FileNotFoundError(
-                    f"VideoDataModule: '{Path(hp.data_dir) / f'{split}.npy'}' does not exist"
+                    f"VideoDataModule: data_dir='{hp.data_dir}' has no {file} "
+                    "(write both with `vidgan data moving-mnist --out DIR`)"
                 )
 
     def _path(self, name: str) -> Path:
@@ -118,12 +122,9 @@ class VideoDataModule(pl.LightningDataModule):
     # ------------------------------------------------------------------ datasets
     def setup(self, stage: str) -> None:
         """Build the datasets `stage` needs ("fit" builds train and val)."""
-        if stage not in (*STAGES, "predict"):
-            raise ValueError(f"VideoDataModule: stage={stage!r}, expected one of {STAGES}")
-        splits = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ("test",)}[
-            stage
-        ]
-        for split in splits:
+        if stage not in STAGE_SPLITS:
+            raise ValueError(f"VideoDataModule: stage={stage!r}, expected one of {tuple(STAGE_SPLITS)}")
+        for split in STAGE_SPLITS[stage]:
             if split not in self.datasets:
                 build = self._moving_mnist if self.hparams.source == "moving_mnist" else self._video_folder
                 self.datasets[split] = build(split)

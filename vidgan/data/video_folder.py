@@ -109,14 +109,10 @@ class VideoFolderDataset(Dataset):
         rank: int = 0,
     ) -> None:
         self.root = Path(root)
-        for name, value, low in (
-            ("context_frames", context_frames, 1),
-            ("future_frames", future_frames, 1),
-            ("image_size", image_size, 1),
-            ("frame_stride", frame_stride, 1),
-        ):
-            if value < low:
-                raise ValueError(f"vidgan.data: {name}={value} must be >= {low}")
+        sizes = {"context_frames": context_frames, "future_frames": future_frames}
+        for name, value in (sizes | {"image_size": image_size, "frame_stride": frame_stride}).items():
+            if value < 1:
+                raise ValueError(f"vidgan.data: {name}={value} must be >= 1")
         if channels not in (1, 3):
             raise ValueError(f"vidgan.data: channels={channels}, expected 1 or 3")
         if temporal_start not in TEMPORAL_STARTS:

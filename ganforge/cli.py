@@ -88,7 +88,7 @@ class GANForgeCLI(LightningCLI):
         loggers = build_loggers(
             options,
             root,
-            default_project=getattr(self.model_class, "family", "ganforge").split("-")[0],
+            default_project=self._family(),
             job_type=sub,
             resume=sub == "fit" and self.config[sub].get("ckpt_path") is not None,
             config=self._resolved_config(),
@@ -106,6 +106,12 @@ class GANForgeCLI(LightningCLI):
             )
             callbacks = [*callbacks, media]
         return {**config, "logger": loggers}, callbacks
+
+    def _family(self) -> str:
+        """The model's `family` without its stage ("t2i-clip" -> "t2i"), else the command's name."""
+        config = self.config_init[self.subcommand] if self.subcommand else self.config_init
+        family = getattr(config.get("model"), "family", None) or self.parser_kwargs.get("prog") or "ganforge"
+        return str(family).split("-")[0]
 
     def _resolved_config(self) -> dict[str, Any] | None:
         """The full resolved config as plain data (what `config.yaml` holds), for `wandb.config`."""

@@ -12,6 +12,8 @@
 - **Never fatal.** A failing `log` call warns once and is dropped.
 - **Lifetime.** `finalize` finishes the run this logger started, so a second `fit` in the same
   process (tests, notebooks) starts a new run segment instead of silently reusing the old one.
+  After Lightning's Slurm requeue signal (`finalize("finished")`) the logger drops everything: the
+  requeued job resumes from the checkpoint saved at the signal and logs those steps again.
 """
 
 from __future__ import annotations
@@ -104,6 +106,7 @@ class GANForgeWandbLogger(WandbLogger):
         self._defined: set[str] = set()
         self._owns_run = False
         self._warned_log_failure = False
+        self._requeued = False
 
     @property
     @rank_zero_experiment
@@ -165,6 +168,8 @@ class GANForgeWandbLogger(WandbLogger):
 
     def _safely(self, what: str, fn: Callable[[], None]) -> None:
         """Run `fn`; on failure warn once per logger and carry on: the dashboard never stops training."""
+        if self._requeued:
+            return
         try:
             fn()
         except Exception as err:
@@ -202,11 +207,13 @@ class GANForgeWandbLogger(WandbLogger):
     def finalize(self, status: str) -> None:
         """Upload pending checkpoints (online, on success) and finish the run this logger started."""
         self._safely("checkpoint upload", lambda: WandbLogger.finalize(self, status))
-        if self._experiment is None or not self._owns_run:
-            return
-        run, self._experiment = self._experiment, None
-        self._defined.clear()
-        self._safely("finish", lambda: run.finish(exit_code=0 if status == "success" else 1))
+        if self._experiment is not None and self._owns_run:
+            run, self._experiment = self._experiment, None
+            self._defined.clear()
+            # "finished" is Lightning's Slurm requeue: a pause, not a failure.
+            exit_code = 0 if status in ("success", "finished") else 1
+            self._safely("finish", lambda: run.finish(exit_code=exit_code))
+        self._requeued = status == "finished"
 
 
 def first_line(err: BaseException) -> str:

@@ -14,7 +14,7 @@ import pytest
 import torch
 import wandb
 from PIL import Image
-from wandb_testing import decoded_frames
+from wandb_testing import decoded_frames, finished_runs, isolate
 
 from ganforge.logging import WandbOptions, resolve_mode, resolve_run_id
 from ganforge.media import ImageMedia, LabeledBox, VideoMedia
@@ -114,6 +114,17 @@ def test_failing_offline_init_falls_back_to_a_disabled_run_and_logging_never_rai
     with pytest.warns(UserWarning, match="W&B logging failed .*ZeroDivisionError"):
         logger.log_metrics({"train/d_loss": 2.0}, step=4)
     logger.finalize("success")
+
+
+def test_slurm_requeue_finishes_the_run_cleanly_and_drops_later_logs(tmp_path, monkeypatch):
+    isolate(monkeypatch)
+    logger = GANForgeWandbLogger(save_dir=str(tmp_path), project="p", run_id="requeue1")
+    logger.log_metrics({"train/d_loss": 1.0}, step=5)
+    logger.finalize("finished")  # what Lightning calls on the requeue signal, before the hpc checkpoint
+    logger.log_metrics({"train/d_loss": 2.0}, step=6)  # the requeued job logs this step again
+    wandb.teardown()  # waits until wandb-core has flushed the file
+    (run,) = finished_runs(tmp_path)
+    assert run.exit_code == 0 and run.values("train/d_loss") == [1.0] and logger.mode == "offline"
 
 
 # ---------------------------------------------------------------------- media

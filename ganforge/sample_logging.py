@@ -23,6 +23,7 @@ from torch import Tensor
 from ganforge.media import ImageMedia, VideoMedia
 from ganforge.media_files import check_media, write_media
 from ganforge.wandb_logger import GANForgeWandbLogger, first_line
+from ganforge.wandb_media import to_wandb
 
 
 def take_first(batch: Any, n: int) -> Any:
@@ -87,7 +88,7 @@ class SampleMediaCallback(pl.Callback):
             self.fixed_batch = take_first(next(iter(loader)), self.max_items)
         except Exception as err:  # fall back to the first training batch
             rank_zero_warn(
-                f"sample media: no fixed validation batch ({err!r}); using the first training batch"
+                f"sample media: no validation batch ({first_line(err)}); using the first training batch"
             )
 
     def on_train_batch_end(
@@ -115,8 +116,6 @@ class SampleMediaCallback(pl.Callback):
             check_media(media)
             for logger in trainer.loggers:
                 if isinstance(logger, GANForgeWandbLogger):
-                    from ganforge.wandb_media import to_wandb
-
                     logger.log_metrics(to_wandb(media, self.video_format, self.label_ids), step=step)
             if self.local_dir is not None:
                 write_media(media, self.local_dir, step, self.video_format, self.label_ids)

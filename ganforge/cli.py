@@ -16,6 +16,7 @@ from typing import Any
 from jsonargparse import ArgumentError
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.cli import LightningCLI
+from pytorch_lightning.plugins.io import CheckpointIO
 
 from ganforge.checkpoint import AtomicCheckpointIO, CheckpointError
 from ganforge.logging import WandbOptions, build_loggers
@@ -64,6 +65,11 @@ class GANForgeCLI(LightningCLI):
     """
 
     def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Any]) -> Any:
+        # Added here rather than in trainer_defaults: jsonargparse cannot serialise the plugin into
+        # config.yaml. A user's own CheckpointIO plugin wins.
+        plugins = _as_list(config.get("plugins"))
+        if not any(isinstance(p, CheckpointIO) for p in plugins):
+            config = {**config, "plugins": [*plugins, AtomicCheckpointIO()]}
         if config.get("enable_progress_bar", True) is not False:
             callbacks = [*callbacks, *progress_callbacks(True)]
         if config.get("logger") is True:
@@ -144,7 +150,6 @@ def trainer_defaults(family: str) -> dict[str, Any]:
     """Trainer defaults shared by `vidgan fit` and `t2i fit`; YAML and flags override them."""
     return {
         "default_root_dir": f"runs/{family}",
-        "plugins": [AtomicCheckpointIO()],
         "callbacks": [ModelCheckpoint(save_last=True, every_n_train_steps=500, save_top_k=-1)],
         # True = ganforge's loggers (W&B, configured by the `wandb:` section, plus CSV); false = none.
         "logger": True,

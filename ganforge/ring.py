@@ -16,6 +16,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
+from ganforge.media import ImageMedia
 from ganforge.module import GANModule
 
 RADIUS, STD, NUM_MODES = 2.0, 0.02, 8
@@ -146,10 +147,17 @@ class RingGAN(GANModule):
         return self.g_adversarial(self.critic(fake)), {}
 
     @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+    def sample_points(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """n points (n, 2) from the EMA generator."""
         z = torch.randn(n, self.latent_dim, generator=generator).to(self.device)
         return self.ema.model(z)
+
+    def sample(self, batch: Tensor) -> dict[str, ImageMedia]:
+        """A scatter of the real batch (B, 2) against as many EMA samples, as one image."""
+        from ganforge.plots import scatter_image
+
+        fake = self.sample_points(batch.shape[0], torch.Generator().manual_seed(0))
+        return {"points": ImageMedia(scatter_image(batch.cpu(), fake.cpu())[None])}
 
 
 def train_ring(
@@ -184,7 +192,7 @@ def train_ring(
         log_every_n_steps=100,
     )
     trainer.fit(model, data)
-    fake = model.sample(2500, torch.Generator().manual_seed(seed)).cpu()
+    fake = model.sample_points(2500, torch.Generator().manual_seed(seed)).cpu()
     metrics = {**ring_metrics(fake), "steps": steps, "seed": seed, "loss": loss}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     scatter_real_fake(sample_ring(2500, torch.Generator().manual_seed(seed + 1)), fake, out / "samples.png")

@@ -19,7 +19,15 @@ def progress_callbacks(enabled: bool = True) -> list[pl.Callback]:
 
 
 def default_strategy(devices: Any, num_nodes: int = 1) -> str:
-    """`GAN_DDP_STRATEGY` when more than one process trains, else "auto"."""
+    """`GAN_DDP_STRATEGY` when more than one process trains, else "auto".
+
+    `devices` may be an int, a digit string ("2", as it arrives from the command line), a list of
+    device ids, or "auto"/-1.
+    """
+    if isinstance(devices, str) and devices.strip().isdigit():
+        devices = int(devices)
+    if isinstance(num_nodes, str) and num_nodes.strip().isdigit():
+        num_nodes = int(num_nodes)
     many = (
         num_nodes > 1
         or (isinstance(devices, int) and devices > 1)

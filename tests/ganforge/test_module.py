@@ -117,3 +117,22 @@ def test_rng_states_round_trip_through_a_safe_checkpoint(tmp_path):
     got = (torch.rand(3), np.random.rand(3), random.random())
     assert torch.equal(expected[0], got[0])
     assert np.array_equal(expected[1], got[1]) and expected[2] == got[2]
+
+
+@pytest.mark.parametrize(
+    ("devices", "num_nodes", "expected"),
+    [
+        (1, 1, "auto"),
+        ("1", 1, "auto"),
+        (2, 1, "ddp_find_unused_parameters_true"),
+        ("2", 1, "ddp_find_unused_parameters_true"),
+        ([0, 1], 1, "ddp_find_unused_parameters_true"),
+        (1, 2, "ddp_find_unused_parameters_true"),
+        ("auto", 1, "auto"),
+    ],
+)
+def test_default_strategy_is_gan_safe_ddp_for_many_processes(devices, num_nodes, expected, monkeypatch):
+    from ganforge.trainer import default_strategy
+
+    monkeypatch.delenv("SLURM_NTASKS", raising=False)
+    assert default_strategy(devices, num_nodes) == expected

@@ -53,3 +53,14 @@ def test_ring_gan_covers_the_modes(tmp_path):
     metrics = train_ring(str(tmp_path), steps=6000, seed=0, progress=False)
     assert metrics["modes_covered"] >= 7, metrics
     assert metrics["high_quality_fraction"] >= 0.75, metrics
+
+
+def test_sample_media_is_a_scatter_image():
+    from ganforge.media import ImageMedia
+    from ganforge.ring import RingGAN
+
+    media = RingGAN(hidden=16).sample(torch.randn(64, 2))
+    assert isinstance(media["points"], ImageMedia)
+    image = media["points"].images
+    assert image.shape == (1, 3, 500, 500) and 0 <= image.min() and image.max() <= 1
+    assert image.std() > 0.05  # something was drawn on the white canvas

@@ -1,0 +1,119 @@
+"""A small 3-D conv clip feature extractor trained locally, for the `fd_local` Fréchet distance.
+
+Without the Kinetics I3D there is no FVD. This net stands in for it: it is trained on real clips of
+the training set to tell them from the same clips with their frames shuffled, so its features
+respond to motion and temporal coherence as well as to appearance. The Fréchet distance in its
+feature space is reported as `fd_local`. It is comparable only between runs that use the same
+saved net (`vidgan eval --fd-net`), and never with published FVD numbers.
+"""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import Tensor, nn
+
+from ganforge.checkpoint import atomic_torch_save
+
+FEATURE_SIZE = 32  # clips are resized to 32x32 before the net: enough for Moving MNIST-scale motion
+WIDTHS = (16, 32, 64)  # conv widths; the features are the last width, globally average-pooled
+
+
+class LocalVideoFeatures(nn.Module):
+    """Three strided 3-D convs + global average pooling; clips (B, T, C, H, W) in [0, 1] -> (B, WIDTHS[-1]).
+
+    `head` scores real (positive) vs frame-shuffled (negative) during training only.
+    """
+
+    def __init__(self, channels: int, frames: int) -> None:
+        super().__init__()
+        self.channels, self.frames = channels, frames
+        layers: list[nn.Module] = []
+        for cin, cout in zip((channels, *WIDTHS[:-1]), WIDTHS):
+            layers += [nn.Conv3d(cin, cout, kernel_size=3, stride=(1, 2, 2), padding=1), nn.LeakyReLU(0.2)]
+        self.body = nn.Sequential(*layers)
+        self.head = nn.Linear(WIDTHS[-1], 1)
+
+    def forward(self, clips: Tensor) -> Tensor:
+        """Features (B, D) of clips (B, T, C, H, W) in [0, 1] (any H, W; resized to FEATURE_SIZE)."""
+        if clips.dim() != 5 or clips.shape[1] != self.frames or clips.shape[2] != self.channels:
+            raise ValueError(
+                f"the local feature net takes clips (B, {self.frames}, {self.channels}, H, W), "
+                f"got {tuple(clips.shape)}"
+            )
+        frames = F.interpolate(
+            rearrange(clips.float(), "b t c h w -> (b t) c h w"),
+            size=(FEATURE_SIZE, FEATURE_SIZE),
+            mode="bilinear",
+            antialias=True,
+            align_corners=False,
+        )
+        video = rearrange(frames * 2.0 - 1.0, "(b t) c h w -> b c t h w", b=clips.shape[0])
+        return self.body(video).mean(dim=(2, 3, 4))
+
+    def real_logits(self, clips: Tensor) -> Tensor:
+        """(B,) logits that clips (B, T, C, H, W) are real rather than frame-shuffled."""
+        return self.head(self(clips)).squeeze(1)
+
+
+def shuffle_frames(clips: Tensor, generator: torch.Generator) -> Tensor:
+    """Each clip (B, T, C, H, W) with its frames in a random order other than the original (T >= 2)."""
+    batch, frames = clips.shape[:2]
+    order = torch.stack([torch.randperm(frames, generator=generator) for _ in range(batch)])
+    identity = torch.arange(frames)
+    unchanged = (order == identity).all(dim=1)
+    order[unchanged] = identity.roll(1)  # a permutation that moves every frame
+    return clips[torch.arange(batch)[:, None], order.to(clips.device)]
+
+
+def train_local_features(
+    clips: Tensor, steps: int = 300, batch_size: int = 16, seed: int = 0, lr: float = 1e-3
+) -> tuple[LocalVideoFeatures, float]:
+    """Train a LocalVideoFeatures on real clips (N, T, C, H, W) in [0, 1] vs their frame-shuffled copies.
+
+    Returns the net (eval mode) and its real-vs-shuffled accuracy on the last 64 training batches.
+    Deterministic for a given seed and thread count.
+    """
+    if clips.dim() != 5 or clips.shape[0] < 2 or clips.shape[1] < 2:
+        raise ValueError(f"fd_local training needs >= 2 clips (N, T >= 2, C, H, W), got {tuple(clips.shape)}")
+    if steps < 1:
+        raise ValueError(f"fd_local steps={steps} must be >= 1")
+    generator = torch.Generator().manual_seed(seed)
+    with torch.random.fork_rng(devices=[]):  # seed the initialisation without touching the caller's RNG
+        torch.manual_seed(seed)
+        net = LocalVideoFeatures(clips.shape[2], clips.shape[1])
+    optimizer = torch.optim.Adam(net.parameters(), lr=lr)
+    correct: list[float] = []
+    for _ in range(steps):
+        real = clips[torch.randint(0, clips.shape[0], (batch_size,), generator=generator)]
+        batch = torch.cat([real, shuffle_frames(real, generator)])
+        labels = torch.cat([torch.ones(batch_size), torch.zeros(batch_size)])
+        logits = net.real_logits(batch)
+        loss = F.binary_cross_entropy_with_logits(logits, labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        correct = [*correct[-63:], ((logits > 0).float() == labels).float().mean().item()]
+    return net.eval().requires_grad_(False), sum(correct) / len(correct)
+
+
+def save_local_features(net: LocalVideoFeatures, path: str | Path) -> None:
+    """Write the net's weights and shape (plain tensors and ints: loadable with weights_only=True)."""
+    atomic_torch_save({"channels": net.channels, "frames": net.frames, "state_dict": net.state_dict()}, path)
+
+
+def load_local_features(path: str | Path) -> LocalVideoFeatures:
+    """Read a net written by `save_local_features`; ValueError naming the file if it is not one."""
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+        net = LocalVideoFeatures(saved["channels"], saved["frames"])
+        net.load_state_dict(saved["state_dict"])
+    except (pickle.UnpicklingError, RuntimeError, KeyError, TypeError, ValueError, EOFError) as err:
+        raise ValueError(
+            f"fd_local net '{path}' is not a saved local feature net ({type(err).__name__})"
+        ) from None
+    return net.eval().requires_grad_(False)

@@ -28,7 +28,7 @@ $(VENV)/.installed: pyproject.toml
 	@echo "pip install -e .[dev] (torch from local disk; ~2 min on a fresh machine)"
 	@$(PY) -m pip install -q --upgrade "pip<26.2" $(PIP_QUIET)
 	@$(PY) -m pip install -q -e ".[dev]" $(PIP_QUIET)
-	@$(PY) -c "import torch, pytorch_lightning, decord, clip, wandb, ganforge" || (echo "install check failed"; exit 1)
+	@$(PY) -W ignore -c "import torch, pytorch_lightning, decord, clip, wandb, ganforge" || (echo "install check failed"; exit 1)
 	@touch $@
 
 demo: install

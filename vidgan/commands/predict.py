@@ -1,0 +1,132 @@
+"""`vidgan predict`: read a video, predict its future from K context frames, write context + predictions.
+
+The output (MP4 or GIF) plays the K context frames, then the F predicted ones; each of the S samples
+is one row. Frames are centre-cropped to a square (as vidgan's training data is) and framed green
+while they are context and red while they are predicted (the SVG/SAVP convention).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from ganforge.cli import run_guarded
+from vidgan.commands import DEVICE_HELP, resolve_device
+
+PROG = "vidgan predict"
+FORMATS = (".mp4", ".gif")
+BORDER = 2  # pixels of the context / prediction frame colour around each panel
+CONTEXT_COLOUR, PREDICTION_COLOUR = (40, 200, 60), (220, 40, 40)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Predict future frames of a video with a vidgan checkpoint. The output plays the context "
+        "frames (green frame), then the predictions (red frame), one row per sample.",
+    )
+    parser.add_argument("--ckpt", required=True, help="checkpoint written by `vidgan fit` (.ckpt)")
+    parser.add_argument("--video", required=True, help="input video (anything decord or opencv reads)")
+    parser.add_argument(
+        "--context-frames", type=int, default=None, help="K frames shown as context (default: the model's Tc)"
+    )
+    parser.add_argument("--future-frames", type=int, default=None, help="F frames (default: the model's Tf)")
+    parser.add_argument("--samples", type=int, default=1, help="S predictions, one row each (default 1)")
+    parser.add_argument(
+        "--start",
+        type=int,
+        default=None,
+        help="first context frame (default: the last K frames of the video)",
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--fps", type=int, default=None, help="output frame rate (default: the input's)")
+    parser.add_argument("--device", default="auto", help=DEVICE_HELP)
+    parser.add_argument("--out", required=True, help="output .mp4 or .gif")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+def read_context(path: Path, count: int, start: int | None) -> tuple[np.ndarray, float]:
+    """`count` RGB frames (K, H, W, 3) uint8 from `start` (default: the last `count`), and the video's fps."""
+    from vidgan.data.video_reader import VideoDecodeError, probe_video, read_frames
+
+    if not path.is_file():
+        raise FileNotFoundError(f"--video '{path}' does not exist")
+    try:
+        info = probe_video(path)
+        first = info.num_frames - count if start is None else start
+        if first < 0 or first + count > info.num_frames:
+            raise ValueError(
+                f"--video '{path}' has {info.num_frames} frames; context frames {first}..{first + count - 1} "
+                "do not fit (check --start and --context-frames)"
+            )
+        return read_frames(path, list(range(first, first + count)), info.backend), info.fps
+    except VideoDecodeError as err:
+        raise ValueError(f"--video '{path}' cannot be decoded: {err}") from None
+
+
+def crop_square(frames: np.ndarray) -> np.ndarray:
+    """(T, H, W, C) -> (T, S, S, C), S = min(H, W), cut from the centre."""
+    height, width = frames.shape[1:3]
+    side = min(height, width)
+    top, left = (height - side) // 2, (width - side) // 2
+    return np.ascontiguousarray(frames[:, top : top + side, left : left + side])
+
+
+def compose(context: np.ndarray, predictions: np.ndarray) -> np.ndarray:
+    """context (K, H, W, 3) and predictions (S, F, H, W, 3) uint8 -> frames (K + F, S * H', W', 3).
+
+    Row s plays the context, then sample s; H' = H + 2 BORDER, W' = W + 2 BORDER.
+    """
+    samples = predictions.shape[0]
+    shown = np.concatenate([np.broadcast_to(context, (samples, *context.shape)), predictions], axis=1)
+    pad = ((0, 0), (0, 0), (BORDER, BORDER), (BORDER, BORDER), (0, 0))
+    framed = np.pad(shown, pad)  # (S, K + F, H', W', 3)
+    inner = np.zeros(framed.shape[2:4], dtype=bool)
+    inner[BORDER:-BORDER, BORDER:-BORDER] = True
+    framed[:, : context.shape[0], ~inner] = CONTEXT_COLOUR
+    framed[:, context.shape[0] :, ~inner] = PREDICTION_COLOUR
+    return np.concatenate(list(framed), axis=1)  # rows stacked along H
+
+
+def run(args: argparse.Namespace) -> None:
+    from rich.progress import Progress
+
+    from ganforge.media_files import write_clip
+    from vidgan.predictor import FramePredictor
+
+    out = Path(args.out)
+    if out.suffix.lower() not in FORMATS:
+        raise ValueError(f"--out '{out}' must end in {' or '.join(FORMATS)}")
+    for name in ("context_frames", "future_frames", "samples", "fps"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise ValueError(f"--{name.replace('_', '-')}={value} must be >= 1")
+    if args.start is not None and args.start < 0:
+        raise ValueError(f"--start={args.start} must be >= 0")
+    device = resolve_device(args.device)
+    with Progress(disable=args.quiet) as progress:
+        task = progress.add_task("load checkpoint", total=4)
+        predictor = FramePredictor.from_checkpoint(args.ckpt, device=device)
+        count = args.context_frames or predictor.context_frames
+        future = args.future_frames or predictor.future_frames
+        progress.update(task, advance=1, description="decode video")
+        frames, fps = read_context(Path(args.video), count, args.start)
+        context = crop_square(frames)
+        progress.update(task, advance=1, description=f"predict {args.samples} x {future} frames")
+        predictions = predictor.predict(
+            context, future_frames=future, num_samples=args.samples, seed=args.seed
+        )
+        progress.update(task, advance=1, description=f"write {out.name}")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        write_clip(compose(context, predictions), out, args.fps or max(1, round(fps)))
+        progress.update(task, advance=1, description="done")
+    print(f"{PROG}: wrote {out}: {count} context + {future} predicted frames, {args.samples} sample row(s)")
+
+
+def main(argv: list[str]) -> int:
+    """`vidgan predict ...` (argv without the command name); returns the exit code."""
+    args = build_parser().parse_args(argv)
+    return run_guarded(PROG, lambda: run(args))

@@ -78,12 +78,26 @@ def _data(argv: list[str]) -> int:
     return run_guarded(PROG, lambda: args.func(args))
 
 
+def _predict(argv: list[str]) -> int:
+    from vidgan.commands.predict import main
+
+    return main(argv[1:])
+
+
+def _eval(argv: list[str]) -> int:
+    from vidgan.commands.evaluate import main
+
+    return main(argv[1:])
+
+
 # ---------------------------------------------------------------------------------------- dispatch
 COMMANDS: dict[str, tuple[Callable[[list[str]], int], str]] = {
     "fit": (_lightning, "train a model (LightningCLI: vidgan fit --config configs/vidgan/X.yaml)"),
     "validate": (_lightning, "validate a checkpoint (LightningCLI)"),
     "test": (_lightning, "test a checkpoint (LightningCLI)"),
     "data": (_data, "write datasets: vidgan data moving-mnist --out DIR"),
+    "predict": (_predict, "predict future frames: vidgan predict --ckpt C --video IN.mp4 --out OUT.mp4"),
+    "eval": (_eval, "score predictions: vidgan eval --ckpt C --data PATH --out metrics.json"),
 }
 
 

@@ -15,6 +15,7 @@ to 3 channels, `detector(x, rescale=True, resize=True, return_features=True)` ->
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -89,7 +90,11 @@ class I3DFeatures:
                 f"I3D file '{self.path}' does not exist (the StyleGAN-V i3d_torchscript.pt)"
             )
         try:
-            self.model = torch.jit.load(str(self.path), map_location=self.device).eval()
+            with warnings.catch_warnings():  # the file's format is TorchScript, deprecated or not
+                warnings.filterwarnings(
+                    "ignore", message=".*torch.jit.load.*deprecated", category=FutureWarning
+                )
+                self.model = torch.jit.load(str(self.path), map_location=self.device).eval()
         except (RuntimeError, ValueError) as err:
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise ValueError(f"I3D file '{self.path}' is not a TorchScript module ({first})") from None

@@ -1,0 +1,84 @@
+"""Caption attention for the image stage: Obj-GAN's object-driven attention and AttnGAN's word attention.
+
+- `ObjectTextAttention` (Li et al. 2019, Obj-GAN §3.2): each object's class embedding is a query over
+  the caption's token features; the object's context vector is what the caption says about it
+  ("red" for the circle of "a red circle left of a blue square": CLIP's causal token features at
+  "circle" have read "red"). `paint` then writes each context into its object's mask only.
+- `WordRegionAttention` (Xu et al. 2018, AttnGAN §3.1): every image region is a query over the
+  tokens, giving a word-context map the same size as the features.
+
+Both use scaled dot-product attention that skips padding tokens.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import Tensor, nn
+
+
+def attend(queries: Tensor, keys: Tensor, values: Tensor, padding_mask: Tensor) -> Tensor:
+    """Single-head attention of queries (B, Q, A) over keys (B, L, A) / values (B, L, E) -> (B, Q, E).
+
+    Tokens where `padding_mask` (B, L) is True get no weight; every caption has SOT and EOT, so each
+    row attends to at least one token.
+    """
+    allowed = ~padding_mask[:, None, :]  # (B, 1, L): True = may attend
+    return F.scaled_dot_product_attention(queries, keys, values, attn_mask=allowed)
+
+
+def paint(values: Tensor, masks: Tensor, object_mask: Tensor | None = None) -> Tensor:
+    """Paint per-object vectors (B, N, E) into their masks (B, N, H, W) -> feature map (B, E, H, W).
+
+    Pixel (h, w) receives sum_n masks[b, n, h, w] * values[b, n]: zero outside every mask. Objects
+    with `object_mask` (B, N) False (padding) paint nothing.
+    """
+    if object_mask is not None:
+        masks = masks * object_mask[:, :, None, None].to(masks.dtype)
+    return torch.einsum("bne,bnhw->behw", values, masks)
+
+
+class ObjectTextAttention(nn.Module):
+    """Object-driven attention: class embeddings (B, N, Q) attend over tokens (B, L, W) -> contexts (B, N, E).
+
+    Args:
+        query_dim: Q, width of the class embeddings.
+        token_dim: W, width of the caption's token features.
+        out_dim: E, width of each object's context vector.
+        attn_dim: A, width of queries and keys.
+    """
+
+    def __init__(self, query_dim: int, token_dim: int, out_dim: int, attn_dim: int = 64) -> None:
+        super().__init__()
+        self.query = nn.Linear(query_dim, attn_dim)
+        self.key = nn.Linear(token_dim, attn_dim)
+        self.value = nn.Linear(token_dim, out_dim)
+
+    def forward(self, class_embeddings: Tensor, tokens: Tensor, padding_mask: Tensor) -> Tensor:
+        """Contexts (B, N, E) of class embeddings (B, N, Q) over tokens (B, L, W) with padding (B, L)."""
+        return attend(self.query(class_embeddings), self.key(tokens), self.value(tokens), padding_mask)
+
+
+class WordRegionAttention(nn.Module):
+    """AttnGAN word attention: each region of features (B, C, H, W) attends over tokens -> (B, C, H, W).
+
+    The word context is concatenated with the features and mixed back by a 1x1 conv, as a residual.
+    """
+
+    def __init__(self, channels: int, token_dim: int, attn_dim: int = 32) -> None:
+        super().__init__()
+        self.query = nn.Conv2d(channels, attn_dim, 1)
+        self.key = nn.Linear(token_dim, attn_dim)
+        self.value = nn.Linear(token_dim, channels)
+        self.mix = nn.Conv2d(2 * channels, channels, 1)
+        nn.init.zeros_(self.mix.weight)  # starts as the identity: attention fades in as it learns
+        nn.init.zeros_(self.mix.bias)
+
+    def forward(self, features: Tensor, tokens: Tensor, padding_mask: Tensor) -> Tensor:
+        """Features (B, C, H, W) plus their word context, given tokens (B, L, W) and padding (B, L)."""
+        height, width = features.shape[-2:]
+        queries = rearrange(self.query(features), "b a h w -> b (h w) a")
+        context = attend(queries, self.key(tokens), self.value(tokens), padding_mask)  # (B, H*W, C)
+        context = rearrange(context, "b (h w) c -> b c h w", h=height, w=width)
+        return features + self.mix(torch.cat([features, context], dim=1))

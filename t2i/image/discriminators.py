@@ -1,0 +1,158 @@
+"""Discriminators of the t2i image stage: patch image D (unconditional + text-conditional) and object-wise D.
+
+- `PatchDiscriminator`: BigGAN D blocks down to a grid of patch features; every patch gets an
+  unconditional logit and a text-conditional one by projection (Miyato & Koyama 2018) onto the
+  sentence embedding. The stage trains it with mismatched-caption negatives (AttnGAN, Obj-GAN).
+- `ObjectDiscriminator` (Obj-GAN §3.3, LostGAN): `torchvision.ops.roi_align` crops the features at
+  every box (CPU and GPU, unlike Obj-GAN's CUDA-only ROI ops); each object feature is scored with
+  projections onto its class embedding and onto its object context (the D's own object-driven
+  attention of the class over the caption), so it judges "is this a red circle", not just "a circle".
+
+Every layer is spectrally normalised. Images enter in [0, 1] and are mapped to [-1, 1].
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torchvision.ops import roi_align
+
+from t2i.image.attention import ObjectTextAttention
+from t2i.image.layers import DBlock, conv, sn
+from t2i.text import TextFeatures
+
+
+def box_rois(boxes: Tensor, object_mask: Tensor, width: int, height: int) -> Tensor:
+    """ROIs (K, 5) [batch index, x1, y1, x2, y2] in pixels of a (height, width) map for the K real objects.
+
+    `boxes` (B, N, 4) are normalised (x, y, w, h) with x, y the top-left corner (COCO order).
+    """
+    index = object_mask.nonzero(as_tuple=False)  # (K, 2): (batch, object)
+    chosen = boxes[index[:, 0], index[:, 1]]  # (K, 4)
+    scale = chosen.new_tensor([width, height, width, height])
+    xyxy = torch.cat([chosen[:, :2], chosen[:, :2] + chosen[:, 2:]], dim=1) * scale
+    return torch.cat([index[:, :1].to(chosen.dtype), xyxy], dim=1)
+
+
+def crop_objects(
+    features: Tensor, boxes: Tensor, object_mask: Tensor, output_size: int, sampling_ratio: int = 2
+) -> Tensor:
+    """Crops (K, C, s, s) of features (B, C, H, W) at the real objects' boxes (B, N, 4), in `nonzero` order.
+
+    Boxes are normalised (x, y, w, h) and cover the whole map, whatever its resolution. With
+    `aligned=True` a pixel's centre sits at +0.5, so a box of whole pixels cropped with
+    `output_size` equal to its side and `sampling_ratio=1` returns exactly those pixels.
+    """
+    rois = box_rois(boxes.to(features.dtype), object_mask, features.shape[-1], features.shape[-2])
+    return roi_align(
+        features, rois, output_size, spatial_scale=1.0, sampling_ratio=sampling_ratio, aligned=True
+    )
+
+
+def down_blocks(
+    channels: list[int], downsample: list[bool] | None = None, first: bool = False
+) -> nn.Sequential:
+    """DBlocks channels[0] -> channels[1] -> ...; each halves H and W unless `downsample` says otherwise."""
+    downsample = downsample or [True] * (len(channels) - 1)
+    pairs = zip(channels[:-1], channels[1:], downsample)
+    return nn.Sequential(
+        *(DBlock(cin, cout, down, first=first and i == 0) for i, (cin, cout, down) in enumerate(pairs))
+    )
+
+
+class PatchDiscriminator(nn.Module):
+    """Patch D: images (B, 3, H, W) -> stem (B, C0, H/2, W/2) -> patch features (B, C, h, w) -> logits.
+
+    The stem's features are shared with the object-wise D, which crops them at the boxes.
+
+    Args:
+        widths: channels of the down-sampling blocks (one halving each; the first is the stem).
+        sentence_dim: D, width of the sentence embedding used by the conditional logits.
+    """
+
+    def __init__(self, widths: list[int], sentence_dim: int) -> None:
+        super().__init__()
+        widths = list(widths)
+        self.stem = down_blocks([3, widths[0]], first=True)
+        self.body = down_blocks(widths)
+        self.unconditional = conv(widths[-1], 1, kernel=1)
+        self.text_projection = sn(nn.Linear(sentence_dim, widths[-1], bias=False))
+
+    def features(self, images: Tensor) -> tuple[Tensor, Tensor]:
+        """Stem (B, C0, H/2, W/2) and patch features (B, C, h, w) of images (B, 3, H, W) in [0, 1]."""
+        stem = self.stem(images * 2 - 1)
+        return stem, F.relu(self.body(stem))
+
+    def logits(self, features: Tensor, sentence: Tensor | None = None) -> Tensor:
+        """Logits (B, h*w) of patch features: unconditional, or conditional on sentence (B, D) when given.
+
+        Conditional logit of patch p: u(f_p) + <f_p, W s> (projection discriminator).
+        """
+        logits = self.unconditional(features).flatten(1)
+        if sentence is None:
+            return logits
+        projection = torch.einsum("bchw,bc->bhw", features, self.text_projection(sentence))
+        return logits + projection.flatten(1)
+
+
+class ObjectDiscriminator(nn.Module):
+    """Object-wise D: ROI features of every real object, class- and caption-projected logits (K,).
+
+    Args:
+        stem_width: channels of the patch D's stem features it reads.
+        widths: 3 channel counts: a block on the stem features before `roi_align`, then two blocks
+            that each halve the ROI.
+        num_classes: labels including the padding label 0.
+        token_dim: W, width of the caption's token features.
+        roi_size: side of each ROI crop.
+        class_dim: width of the D's class embeddings used as attention queries.
+    """
+
+    def __init__(
+        self,
+        stem_width: int,
+        widths: list[int],
+        num_classes: int,
+        token_dim: int,
+        roi_size: int = 8,
+        class_dim: int = 64,
+    ) -> None:
+        super().__init__()
+        if len(widths) != 3:
+            raise ValueError(f"object discriminator: widths={list(widths)}; expected 3 channel counts")
+        self.roi_size = roi_size
+        self.trunk = down_blocks([stem_width, widths[0]], downsample=[False])
+        self.head = down_blocks(list(widths))
+        self.unconditional = sn(nn.Linear(widths[2], 1))
+        self.class_projection = sn(nn.Embedding(num_classes, widths[2]))
+        self.class_query = nn.Embedding(num_classes, class_dim)
+        self.object_attention = ObjectTextAttention(class_dim, token_dim, widths[2])
+        self.context_projection = sn(nn.Linear(widths[2], widths[2], bias=False))
+
+    def features(self, stem: Tensor, boxes: Tensor, object_mask: Tensor) -> Tensor:
+        """Object features (K, C) of stem features (B, C0, h, w) at boxes (B, N, 4) of the real objects."""
+        crops = crop_objects(self.trunk(stem), boxes, object_mask, self.roi_size)
+        return F.relu(self.head(crops)).sum(dim=(2, 3))
+
+    def logits(self, features: Tensor, labels: Tensor, object_mask: Tensor, text: TextFeatures) -> Tensor:
+        """Logits (K,) of object features (K, C) given labels (B, N) and the captions to judge them against.
+
+        logit = u(f) + <f, E_class[label]> + <f, W ctx>, with ctx the object's context in `text`.
+        """
+        context = self.object_attention(self.class_query(labels), text.tokens, text.padding_mask)  # (B, N, C)
+        context = context[object_mask]
+        chosen = labels[object_mask]
+        projection = (features * (self.class_projection(chosen) + self.context_projection(context))).sum(
+            dim=1
+        )
+        return self.unconditional(features).squeeze(1) + projection
+
+
+class ImageGANDiscriminator(nn.Module):
+    """The stage's discriminators: one `PatchDiscriminator` per generator stage, one `ObjectDiscriminator`."""
+
+    def __init__(self, patch: list[PatchDiscriminator], objects: ObjectDiscriminator) -> None:
+        super().__init__()
+        self.patch = nn.ModuleList(patch)
+        self.objects = objects

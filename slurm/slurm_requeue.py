@@ -3,11 +3,11 @@
 Lightning's own SIGUSR1 handler (`SLURMEnvironment(auto_requeue=True)`) saves the checkpoint inside
 the signal handler. Under DDP each rank takes the signal wherever its main thread happens to be,
 so the checkpoint's barrier can pair with another rank's all-reduce and the job hangs until Slurm
-kills it (seen here in about 1 of 3 preemptions; Lightning issue #21406).
+kills it (seen here in 1 of 6 preemptions; Lightning issue #21406).
 
 `SlurmRequeue` replaces that handler. Its handler only sets a flag. After each training batch the
 ranks all-reduce the flag; when any rank has it they all save the same `hpc_ckpt_N.ckpt` that
-Lightning resumes from, stop training cleanly, and rank 0 writes the file named by
+Lightning resumes from, end training there, and rank 0 writes the file named by
 `GANFORGE_REQUEUE_FILE`. slurm/train.sbatch sets that variable, adds this callback, and runs
 `scontrol requeue` once srun has exited, so no rank is torn down by SIGTERM mid-collective.
 The requeued job resumes from the highest `hpc_ckpt_*` as usual. A signal taken twice (say by
@@ -23,6 +23,8 @@ from types import FrameType
 from typing import Any
 
 import pytorch_lightning as pl
+import torch
+from pytorch_lightning.callbacks import ModelCheckpoint
 
 REQUEST_ENV = "GANFORGE_REQUEUE_FILE"
 
@@ -65,8 +67,24 @@ class SlurmRequeue(pl.Callback):
         if not trainer.strategy.reduce_boolean_decision(self.requested, all=False):
             return
         path = trainer._checkpoint_connector.hpc_save_path(trainer.default_root_dir)
+        _claim_last_checkpoints(trainer)
         trainer.save_checkpoint(path)  # every rank takes part; rank 0 writes
         if trainer.is_global_zero:
             Path(self.request_file).write_text(f"{path}\n")
         self.requested = False
-        trainer.should_stop = True
+        # End training as if max_steps were reached here; `trainer.should_stop` would first run a
+        # validation pass (Lightning's early-stopping rule), time the signal's lead may not cover.
+        trainer.fit_loop.epoch_loop.max_steps = trainer.global_step
+
+
+def _claim_last_checkpoints(trainer: pl.Trainer) -> None:
+    """Put each `save_last` ModelCheckpoint's last.ckpt path into the state hpc_ckpt is about to carry.
+
+    Such a callback writes last.ckpt once more when this run ends, after hpc_ckpt is saved. A
+    resumed run whose restored `last_model_path` does not name that file treats it as someone
+    else's and writes last-v1.ckpt, leaving last.ckpt stale; naming it here keeps one last.ckpt.
+    """
+    metrics = {"epoch": torch.tensor(trainer.current_epoch), "step": torch.tensor(trainer.global_step)}
+    for callback in trainer.checkpoint_callbacks:
+        if isinstance(callback, ModelCheckpoint) and callback.save_last and callback.dirpath:
+            callback.last_model_path = callback.format_checkpoint_name(metrics, callback.CHECKPOINT_NAME_LAST)

@@ -9,7 +9,6 @@ CI=true they fail instead.
 from __future__ import annotations
 
 import atexit
-import fcntl
 import os
 import shutil
 import sys
@@ -49,19 +48,3 @@ def slurm_cluster() -> Iterator[LocalSlurmCluster]:
     finally:
         stop()
         atexit.unregister(stop)
-
-
-@pytest.fixture(autouse=True)
-def one_slurm_test_at_a_time(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """Serialise the Slurm tests across xdist workers.
-
-    Their `xdist_group("slurm")` mark should keep them on one worker, but `--dist loadgroup` ignores
-    groups on pytest 9.2 (pytest-xdist #1386). With this lock, taken in the directory all workers of
-    one run share, two workers never run Slurm jobs at the same time.
-    """
-    if "PYTEST_XDIST_WORKER" not in os.environ:
-        yield
-        return
-    with open(tmp_path_factory.getbasetemp().parent / "slurm-tests.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        yield

@@ -21,20 +21,27 @@ pytestmark = [pytest.mark.slurm, pytest.mark.xdist_group("slurm")]
 
 @dataclass(frozen=True)
 class TrainJob:
-    """A `fit` run for train.sbatch: command, config and the overrides that keep it small."""
+    """A `fit` run for train.sbatch: command, config and the overrides that keep it small.
+
+    Steps are Lightning's global steps: optimiser steps of D and G together.
+    """
 
     command: str
     config: str
     overrides: tuple[str, ...]
     short_steps: int  # the two-node job and each array task
-    long_steps: int  # the preempted job; it must outlast its first periodic checkpoint comfortably
+    long_steps: int  # the preempted job: it must run well past its first checkpoint
+    checkpoint_every: int  # an extra ModelCheckpoint, so the first checkpoint comes early
 
     def fit_args(self, max_steps: int) -> list[str]:
-        """Overrides after the config: step budget, the job's own overrides, the rank probe."""
+        """Overrides after the config: step budget, the job's own overrides, checkpoints, the rank probe."""
         return [
             "--trainer.max_steps",
             str(max_steps),
             *self.overrides,
+            "--trainer.callbacks+=ModelCheckpoint",
+            f"--trainer.callbacks.every_n_train_steps={self.checkpoint_every}",
+            "--trainer.callbacks.save_top_k=-1",
             "--trainer.callbacks+=rank_probe.RankProbe",
         ]
 
@@ -43,14 +50,22 @@ class TrainJob:
         return ["slurm/train.sbatch", "--cpus", self.command, self.config, *self.fit_args(max_steps)]
 
 
-# The training job of every test; vidgan's tiny config replaces it once it exists.
-# Ring steps count D and G updates (2 per batch); the default ModelCheckpoint saves every 500.
+# The training job of every test. (The ring toy runs them in about half the time: command
+# "ganforge", configs/ganforge/ring.yaml, --data.batches_per_epoch 100000, steps 200/1000/100.)
 JOB = TrainJob(
-    command="ganforge",
-    config="configs/ganforge/ring.yaml",
-    overrides=("--data.batches_per_epoch", "100000", "--trainer.enable_progress_bar", "false"),
-    short_steps=200,
-    long_steps=1000,
+    command="vidgan",
+    config="configs/vidgan/moving_mnist_tiny.yaml",
+    overrides=(
+        "--data.batch_size=4",
+        # Two ranks split an epoch's 500 batches: validation must come within each rank's 250.
+        "--trainer.val_check_interval=40",
+        # Log often enough that the preempted half of a run has W&B history too.
+        "--trainer.log_every_n_steps=5",
+        "--trainer.enable_progress_bar=false",
+    ),
+    short_steps=30,
+    long_steps=60,
+    checkpoint_every=15,
 )
 
 
@@ -124,10 +139,11 @@ def test_preempted_job_is_requeued_and_resumes_from_its_hpc_checkpoint(slurm_clu
     assert (info["JobState"], info["ExitCode"], info["Restarts"]) == ("COMPLETED", "0:0", "1"), details
     hpc_ckpt = run_dir / "hpc_ckpt_1.ckpt"
     resumed_step = load_checkpoint(hpc_ckpt)["global_step"]
-    assert 500 <= resumed_step < JOB.long_steps
+    assert JOB.checkpoint_every <= resumed_step < JOB.long_steps
     # Training stops at the first batch end at or past max_steps; a batch may make two optimiser steps.
     final_step = load_checkpoint(run_dir / "checkpoints" / "last.ckpt")["global_step"]
     assert final_step - JOB.long_steps in (0, 1)
+    assert not list((run_dir / "checkpoints").glob("last-v*.ckpt")), "the resumed run versioned last.ckpt"
 
     # Every rank stopped at the checkpointed step, then started again from it.
     probes = probe_records(run_dir)

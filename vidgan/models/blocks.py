@@ -59,11 +59,13 @@ class DBlock(nn.Module):
 class FrameBatchNorm(nn.Module):
     """Batch norm for video features (B, T, C, H, W) with per-frame statistics.
 
-    DVD-GAN does not pool batch-norm statistics over time: in training, each frame index t is
-    normalised with the mean and variance of channel c over (B, H, W) at that t only, so frames
-    that the ConvGRU has drifted apart are not pulled toward a common statistic. The running
-    statistics used in eval mode are the per-frame statistics averaged over t; they are shared by
-    all frames, so a trained G can predict more (or fewer) frames than it was trained on.
+    DVD-GAN does not pool batch-norm statistics over time. Convolutions fold time into batch, but
+    normalisation does not: in training, frame t is normalised with the mean and variance of each
+    channel over (B, H, W) at that t only, so frames whose ConvGRU states have drifted apart are
+    not pulled toward a common statistic. Eval mode uses running statistics kept per frame index
+    as well (`frames` rows); pooling them over time would mismatch every frame whose statistics
+    differ from the average. Frames past the last row (predicting more frames than trained on)
+    use the last row.
 
     With `cond_dim > 0` this is BigGAN's conditional batch norm: gain `1 + W_g c` and bias `W_b c`
     from a conditioning vector c (B, cond_dim) (the latent z, optionally joined to a class
@@ -71,20 +73,26 @@ class FrameBatchNorm(nn.Module):
     plain learned per-channel parameters.
     """
 
-    def __init__(self, channels: int, cond_dim: int = 0, eps: float = 1e-5, momentum: float = 0.1) -> None:
+    def __init__(
+        self, channels: int, frames: int, cond_dim: int = 0, eps: float = 1e-5, momentum: float = 0.1
+    ) -> None:
         super().__init__()
         self.eps, self.momentum = eps, momentum
-        self.register_buffer("running_mean", torch.zeros(channels))
-        self.register_buffer("running_var", torch.ones(channels))
+        self.register_buffer("running_mean", torch.zeros(frames, channels))
+        self.register_buffer("running_var", torch.ones(frames, channels))
         if cond_dim > 0:
-            self.gain, self.bias = (
-                linear(cond_dim, channels, bias=False),
-                linear(cond_dim, channels, bias=False),
-            )
+            # plain (no spectral norm) so G can learn how much z moves each gain and bias
+            self.gain = linear(cond_dim, channels, bias=False, use_sn=False)
+            self.bias = linear(cond_dim, channels, bias=False, use_sn=False)
         else:
             self.gain_param = nn.Parameter(torch.ones(channels))
             self.bias_param = nn.Parameter(torch.zeros(channels))
         self.cond_dim = cond_dim
+
+    def _running(self, frames: int) -> tuple[Tensor, Tensor]:
+        """Running (mean, var), each (1, T, C, 1, 1), the last row repeated past the stored frames."""
+        rows = torch.arange(frames, device=self.running_mean.device).clamp_max(self.running_mean.shape[0] - 1)
+        return self.running_mean[rows][None, :, :, None, None], self.running_var[rows][None, :, :, None, None]
 
     def forward(self, x: Tensor, cond: Tensor | None = None) -> Tensor:
         """x (B, T, C, H, W), cond (B, cond_dim) or None -> (B, T, C, H, W)."""
@@ -92,11 +100,11 @@ class FrameBatchNorm(nn.Module):
         if self.training:
             var, mean = torch.var_mean(xf, dim=(0, 3, 4), correction=0, keepdim=True)  # (1, T, C, 1, 1)
             with torch.no_grad():
-                self.running_mean.lerp_(mean.flatten(2).mean(dim=(0, 1)), self.momentum)
-                self.running_var.lerp_(var.flatten(2).mean(dim=(0, 1)), self.momentum)
+                kept = min(x.shape[1], self.running_mean.shape[0])
+                self.running_mean[:kept].lerp_(mean[0, :kept, :, 0, 0], self.momentum)
+                self.running_var[:kept].lerp_(var[0, :kept, :, 0, 0], self.momentum)
         else:
-            mean = self.running_mean.view(1, 1, -1, 1, 1)
-            var = self.running_var.view(1, 1, -1, 1, 1)
+            mean, var = self._running(x.shape[1])
         normed = (xf - mean) * torch.rsqrt(var + self.eps)
         if self.cond_dim > 0:
             if cond is None:
@@ -110,11 +118,14 @@ class FrameBatchNorm(nn.Module):
 
 
 class GBlock(nn.Module):
-    """BigGAN G block on video, per frame: bn relu up conv3 bn relu conv3 + (up, 1x1 conv) shortcut."""
+    """BigGAN G block on video, per frame: bn relu up conv3 bn relu conv3 + (up, 1x1 conv) shortcut.
 
-    def __init__(self, cin: int, cout: int, cond_dim: int = 0, use_sn: bool = True) -> None:
+    `frames` is the number of frames whose batch-norm running statistics are kept (see FrameBatchNorm).
+    """
+
+    def __init__(self, cin: int, cout: int, frames: int, cond_dim: int = 0, use_sn: bool = True) -> None:
         super().__init__()
-        self.bn1, self.bn2 = FrameBatchNorm(cin, cond_dim), FrameBatchNorm(cout, cond_dim)
+        self.bn1, self.bn2 = FrameBatchNorm(cin, frames, cond_dim), FrameBatchNorm(cout, frames, cond_dim)
         self.conv1, self.conv2 = conv2d(cin, cout, use_sn=use_sn), conv2d(cout, cout, use_sn=use_sn)
         self.shortcut = conv2d(cin, cout, kernel=1, use_sn=use_sn)
 

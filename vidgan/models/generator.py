@@ -63,14 +63,19 @@ class VideoGenerator(nn.Module):
         channels: image channels C.
         resolution: frame size H = W (a multiple of patch_size * 2^(len(widths) - 1)).
         context_frames: Tc, fixed by the encoder's 1x1 reduction.
-        future_frames: default number of frames to predict (forward can ask for another count).
+        future_frames: default number of frames to predict, and the number of frames whose batch-norm
+            running statistics are kept (forward can ask for another count; later frames reuse the
+            last frame's statistics).
         widths: channels from the ConvGRU resolution up to full resolution; len(widths) - 1
             up-sampling blocks, so the ConvGRU runs at resolution / (patch_size * 2^(len(widths) - 1)).
             The context encoder mirrors them: its block at each resolution has the decoder's width
             there, and a 1x1 conv maps the Tc concatenated encodings to widths[0].
         latent_dim: size of z; 0 makes the network deterministic (no z, unconditional BN).
         num_classes: > 0 adds a class embedding joined to z (class-conditional G).
-        use_sn: spectral norm on every conv and linear layer.
+        use_sn: spectral norm on every convolution (DESIGN §5: G's convolutions). The latent and
+            class paths (z -> map linear, conditional-BN linears, class embedding) stay plain so G
+            can scale the noise it injects; under spectral norm their largest singular value would
+            be pinned to 1 and a unit-scale z perturbation could never be learned away.
         patch_size: 1 (DVD-GAN) or p > 1: frames enter as lossless p x p patches (space-to-depth,
             as DGMR and OpenSTL do) and leave through the inverse, so the network runs at
             resolution / p with C*p*p channels. On CPU this avoids slow 1- and 3-channel convs at
@@ -110,12 +115,14 @@ class VideoGenerator(nn.Module):
         hidden = widths[0]
         cond_dim = latent_dim + (latent_dim if num_classes > 0 else 0)
         self.encoder = ContextEncoder(inner_channels, widths[:0:-1], context_frames, hidden, use_sn)
-        self.class_embed = embedding(num_classes, latent_dim, use_sn) if num_classes > 0 else None
+        self.class_embed = embedding(num_classes, latent_dim, use_sn=False) if num_classes > 0 else None
         z_map = min(Z_MAP_SIZE, self.state_size)
-        self.z_to_map = linear(cond_dim, hidden * z_map * z_map, use_sn=use_sn) if latent_dim > 0 else None
+        self.z_to_map = linear(cond_dim, hidden * z_map * z_map, use_sn=False) if latent_dim > 0 else None
         self.gru = ConvGRU(hidden if latent_dim > 0 else 0, hidden, use_sn=use_sn)
-        self.blocks = nn.ModuleList(GBlock(a, b, cond_dim, use_sn) for a, b in zip(widths[:-1], widths[1:]))
-        self.out_bn = FrameBatchNorm(widths[-1])
+        self.blocks = nn.ModuleList(
+            GBlock(a, b, future_frames, cond_dim, use_sn) for a, b in zip(widths[:-1], widths[1:])
+        )
+        self.out_bn = FrameBatchNorm(widths[-1], future_frames)
         self.out_conv = conv2d(widths[-1], inner_channels, use_sn=use_sn)
         self.z_map_size = z_map
 

@@ -150,7 +150,12 @@ def trainer_defaults(family: str) -> dict[str, Any]:
     """Trainer defaults shared by `vidgan fit` and `t2i fit`; YAML and flags override them."""
     return {
         "default_root_dir": f"runs/{family}",
-        "callbacks": [ModelCheckpoint(save_last=True, every_n_train_steps=500, save_top_k=-1)],
+        # No version counter: a resumed run overwrites last.ckpt instead of writing last-v1.ckpt.
+        "callbacks": [
+            ModelCheckpoint(
+                save_last=True, every_n_train_steps=500, save_top_k=-1, enable_version_counter=False
+            )
+        ],
         # True = ganforge's loggers (W&B, configured by the `wandb:` section, plus CSV); false = none.
         "logger": True,
     }

@@ -15,6 +15,8 @@ from vidgan.fvd import FrechetVideoDistance
 from vidgan.predictor import FramePredictor
 
 TC, TF = TINY["context_frames"], TINY["future_frames"]
+# The I3D file format is TorchScript; torch 2.14 warns that scripting and loading it are deprecated.
+pytestmark = pytest.mark.filterwarnings("ignore:.*torch.jit.*deprecated:FutureWarning")
 
 
 class TinyI3D(torch.nn.Module):
@@ -98,6 +100,25 @@ def test_eval_without_i3d_reports_fd_local_and_never_fvd(files, tmp_path, capsys
     assert not again["fd_local_details"]["trained_here"] and again["fd_local"] == pytest.approx(
         result["fd_local"]
     )
+
+
+def test_eval_reads_a_folder_of_videos(files, tmp_path, make_video):
+    for name in ("a", "b", "c"):
+        make_video(tmp_path / "videos" / f"{name}.mp4", num_frames=12)  # RGB 64x48 -> grey 16x16 centre clips
+    out = tmp_path / "metrics.json"
+    argv = [
+        "eval",
+        "--ckpt",
+        str(files["ckpt"]),
+        "--data",
+        str(tmp_path / "videos"),
+        "--i3d",
+        str(files["i3d"]),
+    ]
+    assert main([*argv, "--out", str(out), "--quiet"]) == 0
+    result = json.loads(out.read_text())
+    assert result["sequences"] == 3 and result["fvd_details"]["real_clips"] == 3
+    assert all(len(curve) == TF for curve in result["per_step"]["mean_of_samples"].values())
 
 
 @pytest.mark.parametrize(

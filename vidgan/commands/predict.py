@@ -52,8 +52,6 @@ def read_context(path: Path, count: int, start: int | None) -> tuple[np.ndarray,
     """`count` RGB frames (K, H, W, 3) uint8 from `start` (default: the last `count`), and the video's fps."""
     from vidgan.data.video_reader import VideoDecodeError, probe_video, read_frames
 
-    if not path.is_file():
-        raise FileNotFoundError(f"--video '{path}' does not exist")
     try:
         info = probe_video(path)
         first = info.num_frames - count if start is None else start
@@ -106,6 +104,8 @@ def run(args: argparse.Namespace) -> None:
             raise ValueError(f"--{name.replace('_', '-')}={value} must be >= 1")
     if args.start is not None and args.start < 0:
         raise ValueError(f"--start={args.start} must be >= 0")
+    if not Path(args.video).is_file():
+        raise FileNotFoundError(f"--video '{args.video}' does not exist")
     device = resolve_device(args.device)
     with Progress(disable=args.quiet) as progress:
         task = progress.add_task("load checkpoint", total=4)

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
@@ -20,6 +21,12 @@ from torch.utils.data import DataLoader, Dataset, Subset
 
 from ganforge.cli import run_guarded
 from vidgan.commands import DEVICE_HELP, resolve_device
+
+if TYPE_CHECKING:  # imported where used, so `vidgan eval --help` stays fast
+    from vidgan.fvd import FrechetVideoDistance
+    from vidgan.local_features import LocalVideoFeatures
+    from vidgan.metrics import PredictionScores
+    from vidgan.predictor import FramePredictor
 
 PROG = "vidgan eval"
 CONVENTION = (
@@ -110,7 +117,7 @@ def real_clips(dataset: Dataset, limit: int) -> Tensor:
 # ---------------------------------------------------------------------------------------------- features
 def fd_local_extractor(
     args: argparse.Namespace, context_frames: int, future_frames: int, channels: int, size: int
-) -> tuple[Any, dict]:
+) -> tuple[LocalVideoFeatures, dict[str, Any]]:
     """The fd_local feature net (loaded from --fd-net, or trained and saved there) and its record."""
     from vidgan.local_features import load_local_features, save_local_features, train_local_features
 
@@ -146,13 +153,38 @@ def check_args(args: argparse.Namespace) -> None:
         raise FileNotFoundError(f"--i3d '{args.i3d}' does not exist (the StyleGAN-V i3d_torchscript.pt)")
 
 
+def score_batches(
+    predictor: FramePredictor,
+    loader: DataLoader,
+    distance: FrechetVideoDistance,
+    args: argparse.Namespace,
+    future: int,
+    advance: Callable[[int], None],
+) -> PredictionScores:
+    """Predict every batch S times; feed the metrics and the Fréchet distance; returns PredictionScores.
+
+    Real clips are context + truth, generated ones context + each sample's prediction.
+    """
+    from vidgan.metrics import PredictionScores
+
+    scores = PredictionScores()
+    for index, (context, target, *_) in enumerate(loader):
+        seed = args.seed * SEED_STRIDE + index
+        pred = predictor.predict(context, future_frames=future, num_samples=args.samples, seed=seed)
+        scores.update(pred, target)
+        distance.update(torch.cat([context, target], dim=1), real=True)
+        shown = context[:, None].expand(-1, args.samples, -1, -1, -1, -1)
+        distance.update(torch.cat([shown, pred], dim=2).flatten(0, 1), real=False)
+        advance(context.shape[0])
+    return scores
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Score the checkpoint; write metrics.json and the plot; return what was written."""
     from rich.progress import Progress
 
     from vidgan.commands.eval_plot import plot_metric_curves
     from vidgan.fvd import FrechetVideoDistance, I3DFeatures
-    from vidgan.metrics import PredictionScores
     from vidgan.predictor import FramePredictor
 
     check_args(args)
@@ -167,7 +199,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         extractor, fd_name, fd_record = I3DFeatures(args.i3d, device), "fvd", {"i3d": str(args.i3d)}
     else:
         extractor, fd_name = None, "fd_local"
-    scores = PredictionScores()
     with Progress(disable=args.quiet) as progress:
         if extractor is None:
             progress.add_task("train the fd_local feature net", total=None)
@@ -175,14 +206,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         distance = FrechetVideoDistance(extractor)
         task = progress.add_task(f"predict {args.samples} x {future} frames", total=len(data))
         loader = DataLoader(data, batch_size=args.batch_size, shuffle=False)
-        for index, (context, target, *_) in enumerate(loader):
-            seed = args.seed * SEED_STRIDE + index
-            pred = predictor.predict(context, future_frames=future, num_samples=args.samples, seed=seed)
-            scores.update(pred, target)
-            distance.update(torch.cat([context, target], dim=1), real=True)
-            shown = context[:, None].expand(-1, args.samples, -1, -1, -1, -1)
-            distance.update(torch.cat([shown, pred], dim=2).flatten(0, 1), real=False)
-            progress.advance(task, context.shape[0])
+        scores = score_batches(predictor, loader, distance, args, future, lambda n: progress.advance(task, n))
     real, generated = distance.counts()
     result = {
         "checkpoint": str(args.ckpt),

@@ -10,7 +10,7 @@ from typing import Any
 __version__ = "0.1.0"
 __all__ = ["EMA", "GANModule", "NonFiniteLossError", "__version__"]
 
-_EXPORTS = {"EMA": "ganforge.ema", "GANModule": "ganforge.module", "NonFiniteLossError": "ganforge.module"}
+_EXPORTS = {"EMA": "ganforge.ema", "GANModule": "ganforge.module", "NonFiniteLossError": "ganforge.errors"}
 
 
 def __getattr__(name: str) -> Any:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import tempfile
 import zipfile
 from pathlib import Path
@@ -16,12 +17,10 @@ from typing import Any
 import torch
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 
+from ganforge.errors import CheckpointError, NotGANForgeCheckpointError, WrongFamilyError
+
 FORMAT_VERSION = 1
 HEADER_KEY = "ganforge"
-
-
-class CheckpointError(ValueError):
-    """A checkpoint file that cannot be used; the message names the file and the reason."""
 
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
@@ -75,16 +74,19 @@ def load_checkpoint(path: str | os.PathLike, family: str | None = None) -> dict[
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        culprit = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(err))
+        what = f"it references {culprit.group(1)}" if culprit else "it holds objects other than tensors"
         raise CheckpointError(
-            f"checkpoint '{path}' was refused by the safe loader (weights_only=True): {first}. "
+            f"checkpoint '{path}' was refused by the safe loader (weights_only=True): {what}; "
             "ganforge never unpickles arbitrary objects from a checkpoint"
         ) from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise CheckpointError(f"checkpoint '{path}' is not a readable torch checkpoint ({first})") from None
     if not isinstance(ckpt, dict) or HEADER_KEY not in ckpt:
-        raise CheckpointError(f"checkpoint '{path}' is not a ganforge checkpoint (no '{HEADER_KEY}' header)")
+        raise NotGANForgeCheckpointError(
+            f"checkpoint '{path}' is not a ganforge checkpoint (no '{HEADER_KEY}' header)"
+        )
     header = ckpt[HEADER_KEY]
     version = header.get("format_version", 0)
     if version > FORMAT_VERSION:
@@ -93,7 +95,7 @@ def load_checkpoint(path: str | os.PathLike, family: str | None = None) -> dict[
             f"({FORMAT_VERSION}); upgrade ganforge"
         )
     if family is not None and header.get("family") != family:
-        raise CheckpointError(
+        raise WrongFamilyError(
             f"checkpoint '{path}' is not a {family} checkpoint (its family is {header.get('family')!r})"
         )
     return ckpt

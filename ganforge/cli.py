@@ -10,50 +10,18 @@ import argparse
 import os
 import sys
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-from jsonargparse import ArgumentError
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.cli import LightningCLI
 from pytorch_lightning.plugins.io import CheckpointIO
 
-from ganforge.checkpoint import AtomicCheckpointIO, CheckpointError
+from ganforge.checkpoint import AtomicCheckpointIO
+from ganforge.errors import one_line, run_guarded  # noqa: F401 - run_guarded is re-exported
 from ganforge.logging import WandbOptions, build_loggers
-from ganforge.module import NonFiniteLossError
 from ganforge.sample_logging import SampleMediaCallback
 from ganforge.trainer import default_strategy, progress_callbacks
-
-USER_ERRORS = (
-    ValueError,
-    TypeError,
-    FileNotFoundError,
-    NotADirectoryError,
-    CheckpointError,
-    NonFiniteLossError,
-)
-
-
-def one_line(err: BaseException) -> str:
-    """The first non-empty line of an exception message."""
-    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-    return lines[0] if lines else type(err).__name__
-
-
-def run_guarded(prog: str, fn: Callable[[], Any]) -> int:
-    """Run `fn`; turn user-input errors into a one-line message and exit code 1 (2 for usage)."""
-    try:
-        fn()
-    except ArgumentError as err:
-        detail = " ".join(line.strip() for line in str(err).splitlines() if line.strip())
-        print(f"{prog}: error: {detail[:400]}", file=sys.stderr)
-        return 2
-    except USER_ERRORS as err:
-        if os.environ.get("GANFORGE_DEBUG"):
-            raise
-        print(f"{prog}: error: {one_line(err)}", file=sys.stderr)
-        return 1
-    return 0
 
 
 class GANForgeCLI(LightningCLI):

@@ -28,12 +28,9 @@ from torch import Tensor, nn
 from ganforge import __version__
 from ganforge.checkpoint import FORMAT_VERSION, HEADER_KEY
 from ganforge.ema import EMA
+from ganforge.errors import NonFiniteLossError
 from ganforge.losses import gradient_penalty, interpolate, loss_pair, r1_penalty
 from ganforge.rng import restore_rng_states, rng_states
-
-
-class NonFiniteLossError(RuntimeError):
-    """Raised after `max_consecutive_nonfinite` non-finite losses in a row."""
 
 
 class GANModule(pl.LightningModule):

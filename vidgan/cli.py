@@ -10,7 +10,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from ganforge.cli import run_guarded
+from ganforge.errors import run_guarded
 
 PROG = "vidgan"
 

@@ -25,7 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ganforge.checkpoint import CheckpointError, load_checkpoint, submodule_state
+from ganforge.checkpoint import load_checkpoint, submodule_state
+from ganforge.errors import CheckpointError, NotGANForgeCheckpointError
 from vidgan.data.video_folder import LUMA
 
 # LightningModule class -> (module path, state-dict prefix of its inference network).
@@ -99,13 +100,11 @@ class FramePredictor:
         path = Path(path)
         try:
             ckpt = load_checkpoint(path, family="vidgan")
-        except CheckpointError as err:
-            if "not a ganforge checkpoint" in str(err):  # a torch file without the ganforge header
-                raise CheckpointError(
-                    f"checkpoint '{path}' is not a vidgan checkpoint (no 'ganforge' header: not written by "
-                    "`vidgan fit`)"
-                ) from None
-            raise
+        except NotGANForgeCheckpointError:  # a torch file without the ganforge header
+            raise CheckpointError(
+                f"checkpoint '{path}' is not a vidgan checkpoint (no 'ganforge' header: not written by "
+                "`vidgan fit`)"
+            ) from None
         module_class, prefix = _module_class(ckpt, path)
         hparams = {k: v for k, v in ckpt.get("hyper_parameters", {}).items() if not k.startswith("_")}
         try:

@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from ganforge.cli import run_guarded
+from ganforge.errors import run_guarded
 from vidgan.commands import DEVICE_HELP, resolve_device
 
 if TYPE_CHECKING:  # imported where used, so `vidgan eval --help` stays fast

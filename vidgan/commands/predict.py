@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ganforge.cli import run_guarded
+from ganforge.errors import run_guarded
 from vidgan.commands import DEVICE_HELP, resolve_device
 
 PROG = "vidgan predict"

@@ -10,7 +10,6 @@ import os
 import pickle
 import re
 import tempfile
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -74,13 +73,13 @@ def load_checkpoint(path: str | os.PathLike, family: str | None = None) -> dict[
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        culprit = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(err))
+        culprit = re.search(r"(?:unsupported|Unsupported global:) GLOBAL ([\w.]+)", str(err))
         what = f"it references {culprit.group(1)}" if culprit else "it holds objects other than tensors"
         raise CheckpointError(
             f"checkpoint '{path}' was refused by the safe loader (weights_only=True): {what}; "
             "ganforge never unpickles arbitrary objects from a checkpoint"
         ) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as err:
+    except Exception as err:  # truncated zips surface as RuntimeError, KeyError, EOFError, ...
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise CheckpointError(f"checkpoint '{path}' is not a readable torch checkpoint ({first})") from None
     if not isinstance(ckpt, dict) or HEADER_KEY not in ckpt:

@@ -1,0 +1,344 @@
+"""The `image` stage: Obj-GAN's generator trained against patch and object-wise discriminators (GANModule).
+
+`t2i fit --config configs/t2i/shapes_image.yaml` trains it on batches of `CocoLayoutDataModule`
+(image, caption, ground-truth boxes, labels and masks). The caption is encoded by a frozen CLIP text
+tower (`clip_path`, e.g. the `clip` stage's export); its weights are saved in the checkpoint, so
+`t2i.TextToImage.from_checkpoint` needs no other file for the text. Losses (hinge by default):
+
+    D: per stage   L(D_u(x), D_u(G)) + L(D_c(x, s), [D_c(G, s), D_c(x, s')])
+       objects     lambda_object * L(D_o(x, l, s), [D_o(G, l, s), D_o(x, l, s')])
+    G: per stage   g(D_u(G)) + g(D_c(G, s)),  objects  lambda_object * g(D_o(G, l, s))
+
+with s' the caption of another image (mismatched-caption negatives, AttnGAN / Obj-GAN) and l the
+object labels. `sample` uses the EMA generator.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ganforge.media import ImageMedia, LabeledBox
+from ganforge.module import GANModule
+from t2i.data.coco import PAD_LABEL_NAME
+from t2i.data.shapes import SHAPES
+from t2i.image import (
+    ImageGANDiscriminator,
+    ImageGenerator,
+    ObjectDiscriminator,
+    PatchDiscriminator,
+)
+from t2i.layout.generator import TextTowerShape, build_text_encoder, text_tower_shape
+from t2i.layout.shapes import box_indicator
+from t2i.text import TextFeatures
+
+SAMPLE_IMAGES = 8
+
+
+def conditional_d_loss(
+    d_loss: Callable[[Tensor, Tensor], Tensor], real: Tensor, fake: Tensor, mismatched: Tensor
+) -> Tensor:
+    """D loss of a text-conditional critic: matching real pairs are positives; fakes and real
+    images under a mismatched caption are negatives, weighted equally (AttnGAN's (fake + wrong) / 2).
+
+    Logits of any shape; `d_loss(real, fake)` is a pair loss such as `ganforge.losses.hinge_d`.
+    """
+    return d_loss(real.flatten(), torch.cat([fake.flatten(), mismatched.flatten()]))
+
+
+def mismatched_captions(captions: list[str]) -> tuple[Tensor, Tensor]:
+    """Mismatched-caption pairing of a batch: row i is judged against caption `other[i]` = i + 1 (cyclic).
+
+    Returns `other` (B,) long and `valid` (B,) bool: False where the two texts are equal (or B = 1),
+    so a negative never repeats its own caption.
+    """
+    n = len(captions)
+    other = (torch.arange(n) + 1) % n
+    valid = torch.tensor([captions[i] != captions[int(other[i])] for i in range(n)], dtype=torch.bool)
+    return other, valid
+
+
+def select_text(text: TextFeatures, index: Tensor) -> TextFeatures:
+    """The captions `index` (K,) of `text`."""
+    return TextFeatures(text.sentence[index], text.tokens[index], text.padding_mask[index])
+
+
+def batch_masks(batch: Mapping[str, Any], side: int) -> Tensor:
+    """Object masks (B, N, side, side): the batch's masks, or filled boxes when it carries none."""
+    masks = batch["masks"]
+    if masks.numel() == 0 or masks.shape[-1] == 0:
+        return box_indicator(batch["boxes"], side, side)
+    return masks
+
+
+class ImageGAN(GANModule):
+    """Text + layout -> image GAN (Obj-GAN generator, patch + object-wise D, hinge, EMA).
+
+    Args:
+        class_names: object classes in category-id order, without the padding class (shapes: circle,
+            square, triangle, diamond; COCO: the 80 names); must match the data.
+        image_size: side of the final image; equal to the datamodule's `image_size`.
+        clip_path: local CLIP file (OpenAI archive or the clip stage's clip.pt) whose text tower,
+            frozen, encodes the captions; None builds a random frozen tower of the text_* sizes
+            (tests). The checkpoint holds the tower's weights, so it loads without this file.
+        text_embed_dim, text_context_length, text_width, text_layers: sizes of a random tower.
+        stages: generator stages (1: one image; 2: 64 -> 128; 3: 64 -> 128 -> 256).
+        g_widths: generator stage-0 channels from 4x4 up (see `ImageGenerator`).
+        refine_width: channels of the later stages.
+        latent_dim, class_dim, context_dim: sizes of z, class embeddings and object contexts.
+        g_spectral_norm: spectral norm in G (D always has it).
+        d_widths: channels of each stage's patch D (one halving per entry, the first is the stem).
+        object_widths: 3 channel counts of the object-wise D (on the last patch D's stem features).
+        roi_size: side of the object D's ROI crops.
+        lambda_object: weight of the object-wise D terms.
+        layout_checkpoint: the layout stage checkpoint `TextToImage.from_checkpoint` pairs with this
+            image stage (not used in training); None: pass one to `from_checkpoint` or give layouts.
+        The remaining arguments are `GANModule`'s.
+    """
+
+    family = "t2i-image"
+
+    def __init__(
+        self,
+        class_names: list[str] = list(SHAPES),  # noqa: B006, B008 - plain list for hparams
+        image_size: int = 64,
+        clip_path: str | None = None,
+        text_embed_dim: int = 64,
+        text_context_length: int = 32,
+        text_width: int = 64,
+        text_layers: int = 2,
+        stages: int = 1,
+        g_widths: list[int] = [256, 128, 64, 32, 16],  # noqa: B006
+        refine_width: int = 32,
+        latent_dim: int = 64,
+        class_dim: int = 64,
+        context_dim: int = 64,
+        g_spectral_norm: bool = True,
+        d_widths: list[int] = [32, 64, 128, 256],  # noqa: B006
+        object_widths: list[int] = [64, 128, 256],  # noqa: B006
+        roi_size: int = 8,
+        lambda_object: float = 1.0,
+        layout_checkpoint: str | None = None,
+        loss: str = "hinge",
+        g_lr: float = 1e-4,
+        d_lr: float = 4e-4,
+        g_betas: tuple[float, float] = (0.0, 0.999),
+        d_betas: tuple[float, float] = (0.0, 0.999),
+        d_steps_per_g_step: int = 1,
+        accumulate_grad_batches: int = 1,
+        grad_clip_norm: float | None = None,
+        ema_decay: float = 0.999,
+        ema_start_step: int = 0,
+        lr_decay: str = "none",
+    ) -> None:
+        if not class_names:
+            raise ValueError("image stage: class_names is empty; expected the dataset's category names")
+        if lambda_object < 0:
+            raise ValueError(f"image stage: lambda_object={lambda_object}; expected >= 0")
+        tower = TextTowerShape(text_embed_dim, text_context_length, text_width, text_layers)
+        text = build_text_encoder(clip_path, tower, trainable=False)
+        num_classes = len(class_names) + 1
+        generator = ImageGenerator(
+            num_classes=num_classes,
+            token_dim=text.width,
+            sentence_dim=text.embed_dim,
+            image_size=image_size,
+            stages=stages,
+            widths=g_widths,
+            refine_width=refine_width,
+            latent_dim=latent_dim,
+            class_dim=class_dim,
+            context_dim=context_dim,
+            use_sn=g_spectral_norm,
+        )
+        patch = [
+            PatchDiscriminator(d_widths[: _patch_depth(side, len(d_widths))], text.embed_dim)
+            for side in generator.stage_sizes
+        ]
+        objects = ObjectDiscriminator(d_widths[0], object_widths, num_classes, text.width, roi_size)
+        super().__init__(
+            generator=generator,
+            discriminator=ImageGANDiscriminator(patch, objects),
+            loss=loss,
+            g_lr=g_lr,
+            d_lr=d_lr,
+            g_betas=g_betas,
+            d_betas=d_betas,
+            d_steps_per_g_step=d_steps_per_g_step,
+            accumulate_grad_batches=accumulate_grad_batches,
+            grad_clip_norm=grad_clip_norm,
+            ema_decay=ema_decay,
+            ema_start_step=ema_start_step,
+            lr_decay=lr_decay,
+        )
+        self.save_hyperparameters()
+        # The checkpoint must rebuild the tower without the CLIP file: record its sizes instead.
+        shape = text_tower_shape(text)
+        self.hparams.update(
+            clip_path=None,
+            text_embed_dim=shape.embed_dim,
+            text_context_length=shape.context_length,
+            text_width=shape.width,
+            text_layers=shape.layers,
+        )
+        self.text_encoder = text.eval()
+        self.class_names = [PAD_LABEL_NAME, *class_names]
+        self.lambda_object = lambda_object
+
+    def setup(self, stage: str) -> None:
+        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        if datamodule is None or not hasattr(datamodule, "dataset"):
+            return
+        names = datamodule.dataset("train" if stage == "fit" else "val").category_names
+        if list(names) != self.class_names:
+            raise ValueError(
+                f"image stage: class_names={self.class_names[1:]} but the data's categories are "
+                f"{list(names[1:])}"
+            )
+        if getattr(datamodule, "image_size", self.generator.image_size) != self.generator.image_size:
+            raise ValueError(
+                f"image stage: image_size={self.generator.image_size} but the data's image_size is "
+                f"{datamodule.image_size}; set both to the same value"
+            )
+
+    # ------------------------------------------------------------------ pieces
+    def train(self, mode: bool = True) -> ImageGAN:
+        super().train(mode)
+        self.text_encoder.eval()  # frozen: never in training mode
+        return self
+
+    def encode(self, captions: list[str]) -> TextFeatures:
+        """Frozen text features of captions (B): sentence (B, D), tokens (B, L, W), padding_mask (B, L)."""
+        with torch.no_grad():
+            return self.text_encoder.encode(list(captions))
+
+    def noise(self, batch: int, generator: torch.Generator | None = None) -> Tensor:
+        """z (batch, latent_dim) on this module's device (drawn on CPU when a generator is given)."""
+        if generator is None:
+            return torch.randn(batch, self.generator.latent_dim, device=self.device)
+        return torch.randn(batch, self.generator.latent_dim, generator=generator).to(self.device)
+
+    def _generate(
+        self, batch: Mapping[str, Any], text: TextFeatures, net: ImageGenerator | None = None
+    ) -> list[Tensor]:
+        net = self.generator if net is None else net
+        masks = batch_masks(batch, net.image_size)
+        return net(self.noise(len(batch["caption"])), text, batch["labels"], masks, batch["object_mask"])
+
+    def _reals(self, images: Tensor) -> list[Tensor]:
+        """Real images resized to every stage's side (B, 3, s, s)."""
+        return [
+            images
+            if s == images.shape[-1]
+            else F.interpolate(images, size=(s, s), mode="bilinear", antialias=True)
+            for s in self.generator.stage_sizes
+        ]
+
+    # ------------------------------------------------------------------ GANModule interface
+    def discriminator_loss(self, batch: Mapping[str, Any]) -> tuple[Tensor, dict[str, Tensor]]:
+        """Patch D (unconditional + conditional with mismatched captions) per stage plus object-wise D."""
+        text = self.encode(batch["caption"])
+        other, valid = (t.to(self.device) for t in mismatched_captions(batch["caption"]))
+        wrong = select_text(text, other)
+        with torch.no_grad():
+            fakes = self._generate(batch, text)
+        loss, logs = torch.zeros((), device=self.device), {}
+        reals = self._reals(batch["image"])
+        for stage, (critic, real, fake) in enumerate(zip(self.discriminator.patch, reals, fakes)):
+            (stem_real, f_real), (stem_fake, f_fake) = critic.features(real), critic.features(fake)
+            real_c, fake_c = critic.logits(f_real, text.sentence), critic.logits(f_fake, text.sentence)
+            wrong_c = critic.logits(f_real, wrong.sentence)[valid]
+            uncond = self.d_adversarial(critic.logits(f_real), critic.logits(f_fake))
+            cond = conditional_d_loss(self.d_adversarial, real_c, fake_c, wrong_c)
+            loss = loss + uncond + cond
+            logs |= {f"d{stage}_uncond": uncond.detach(), f"d{stage}_cond": cond.detach()}
+            logs |= {f"d{stage}_real": real_c.detach().mean(), f"d{stage}_fake": fake_c.detach().mean()}
+        if self.lambda_object > 0 and bool(batch["object_mask"].any()):
+            obj = self._object_d_loss(batch, text, stem_real, stem_fake, wrong, valid)
+            loss = loss + self.lambda_object * obj
+            logs["d_object"] = obj.detach()
+        return loss, logs
+
+    def _object_d_loss(
+        self,
+        batch: Mapping[str, Any],
+        text: TextFeatures,
+        stem_real: Tensor,
+        stem_fake: Tensor,
+        wrong: TextFeatures,
+        valid: Tensor,
+    ) -> Tensor:
+        """Object D loss on the last stage's stem features: real objects positive; generated objects and
+        real objects under a mismatched caption (rows `valid`) negative."""
+        critic, labels, present, boxes = (
+            self.discriminator.objects,
+            batch["labels"],
+            batch["object_mask"],
+            batch["boxes"],
+        )
+        f_real, f_fake = (
+            critic.features(stem_real, boxes, present),
+            critic.features(stem_fake, boxes, present),
+        )
+        real_o = critic.logits(f_real, labels, present, text)
+        fake_o = critic.logits(f_fake, labels, present, text)
+        wrong_present = present & valid[:, None]
+        wrong_o = critic.logits(f_real[wrong_present[present]], labels, wrong_present, wrong)
+        return conditional_d_loss(self.d_adversarial, real_o, fake_o, wrong_o)
+
+    def generator_loss(self, batch: Mapping[str, Any]) -> tuple[Tensor, dict[str, Tensor]]:
+        """g(D_u) + g(D_c) per stage plus lambda_object * g(D_o) on the generated images."""
+        text = self.encode(batch["caption"])
+        fakes = self._generate(batch, text)
+        loss, logs = torch.zeros((), device=self.device), {}
+        for stage, (critic, fake) in enumerate(zip(self.discriminator.patch, fakes)):
+            stem, features = critic.features(fake)
+            adv = self.g_adversarial(critic.logits(features)) + self.g_adversarial(
+                critic.logits(features, text.sentence)
+            )
+            loss = loss + adv
+            logs[f"g{stage}_patch"] = adv.detach()
+        present = batch["object_mask"]
+        if self.lambda_object > 0 and bool(present.any()):
+            critic = self.discriminator.objects
+            features = critic.features(stem, batch["boxes"], present)
+            obj = self.g_adversarial(critic.logits(features, batch["labels"], present, text))
+            loss = loss + self.lambda_object * obj
+            logs["g_object"] = obj.detach()
+        return loss, logs
+
+    def batch_size(self, batch: Mapping[str, Any]) -> int:
+        return len(batch["caption"])
+
+    # ------------------------------------------------------------------ sampling
+    @torch.no_grad()
+    def sample(
+        self, batch: Mapping[str, Any], generator: torch.Generator | None = None
+    ) -> dict[str, ImageMedia]:
+        """{"samples": EMA-generator images for the batch's captions and ground-truth layouts, with boxes}."""
+        cut = {k: v[:SAMPLE_IMAGES] for k, v in batch.items()}
+        text = self.encode(cut["caption"])
+        masks = batch_masks(cut, self.generator.image_size)
+        z = self.noise(len(cut["caption"]), generator)
+        images = self.ema.model(z, text, cut["labels"], masks, cut["object_mask"])[-1]
+        return {"samples": ImageMedia(images.float().cpu(), list(cut["caption"]), self.labeled_boxes(cut))}
+
+    def labeled_boxes(self, batch: Mapping[str, Any]) -> list[list[LabeledBox]]:
+        """The real objects of a batch as `LabeledBox` lists (B)."""
+        out = []
+        for boxes, labels, present in zip(
+            batch["boxes"].tolist(), batch["labels"].tolist(), batch["object_mask"].tolist()
+        ):
+            out.append(
+                [LabeledBox(self.class_names[c], *box) for box, c, p in zip(boxes, labels, present) if p]
+            )
+        return out
+
+
+def _patch_depth(side: int, depth: int) -> int:
+    """Down-sampling blocks of a stage's patch D: `depth`, but leaving at least 2x2 patches."""
+    return max(1, min(depth, side.bit_length() - 2))

@@ -1,0 +1,58 @@
+"""Helpers for the image-stage tests: a tiny random CLIP on disk and in-memory shapes items."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from t2i.clip_model import build_clip, save_clip
+from t2i.data.shapes import COLORS, SHAPES, SIZES, SceneObject, caption_scene, object_mask, render_scene
+
+CONTEXT = 32
+
+
+def write_tiny_clip(path: Path, seed: int = 0) -> Path:
+    """A random CLIP (text width 64, 2 layers, D = 32) saved where `clip.load` reads it."""
+    torch.manual_seed(seed)
+    model = build_clip(
+        embed_dim=32,
+        image_resolution=32,
+        vision_width=8,
+        vision_layers=[1, 1, 1, 1],
+        vision_patch_size=None,
+        context_length=CONTEXT,
+        text_width=64,
+        text_layers=2,
+    )
+    return save_clip(model, path)
+
+
+def single_object_items(count: int, size: int, seed: int) -> list[dict]:
+    """`count` dataset items (as `CocoLayoutDataset` gives them) of one shape each, in a random colour."""
+    rng = np.random.default_rng(seed)
+    items = []
+    for index in range(count):
+        shape, color = SHAPES[int(rng.integers(len(SHAPES)))], list(COLORS)[int(rng.integers(len(COLORS)))]
+        size_name = ("small", "large")[int(rng.integers(2))]
+        side = int(round(rng.uniform(*SIZES[size_name]) * size))
+        x, y = (int(v) for v in rng.integers(1, size - side, size=2))
+        obj = SceneObject(shape, color, size_name, (float(x), float(y), float(side), float(side)))
+        image = np.asarray(render_scene([obj], size, rng))
+        caption, _ = caption_scene([obj], [1], rng)
+        items.append(
+            {
+                "image": torch.from_numpy(image.copy()).permute(2, 0, 1).float() / 255,
+                "caption": caption,
+                "captions": [caption],
+                "boxes": torch.tensor([[x / size, y / size, side / size, side / size]]),
+                "labels": torch.tensor([SHAPES.index(shape) + 1]),
+                "masks": torch.from_numpy(object_mask(obj, size)).float()[None],
+                "num_objects": 1,
+                "image_id": index,
+                "colors": [color],
+                "relations": [],
+            }
+        )
+    return items

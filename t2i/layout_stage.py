@@ -1,0 +1,362 @@
+"""The `layout` stage of t2i: Obj-GAN's box generator and shape generator (Li et al. 2019, §3.1) on GANModule.
+
+`t2i fit --config configs/t2i/shapes_layout.yaml` trains, from one config and one optimiser
+schedule:
+- the box pathway (text encoder when trainable + `BoxGenerator`) by likelihood: teacher-forced
+  class NLL + centre and size mixture NLL, through the generator's optimiser with its own
+  learning rate and betas;
+- the `ShapeGenerator` adversarially on ground-truth boxes: an instance D per mask and a global D
+  per layout (hinge loss by default), plus a mask reconstruction term (BCE against the ground
+  truth cut into each box).
+Validation samples a layout per caption with the EMA generator and logs val/object_set_accuracy,
+val/relation_accuracy, val/size_accuracy, val/mask_iou (masks drawn on ground-truth boxes) and the
+val NLLs (`t2i.metrics.layout`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ganforge.media import ImageMedia
+from ganforge.module import GANModule
+from t2i.data.coco import PAD_LABEL_NAME
+from t2i.layout.box import Box, boxes_from_tensors
+from t2i.layout.boxes import BoxGenerator, SampledBoxes
+from t2i.layout.discriminators import MaskDiscriminators, layout_channels
+from t2i.layout.draw import layout_media
+from t2i.layout.generator import (
+    TEXT_CONDITIONING,
+    LayoutGenerator,
+    TextTowerShape,
+    build_text_encoder,
+    text_tower_shape,
+)
+from t2i.layout.shapes import ShapeGenerator, crop_masks, paste_masks
+from t2i.metrics.layout import LayoutAccuracy, caption_sizes, mask_iou, score_layout
+from t2i.text import TextFeatures
+
+
+class LayoutGAN(GANModule):
+    """Text -> layout (classes, boxes, masks).
+
+    Args:
+        class_names: object classes in category-id order, without the padding class (shapes:
+            circle, square, triangle, diamond; COCO: the 80 names); must match the data.
+        max_objects: N, objects per layout (Obj-GAN: 10); equal to the datamodule's.
+        clip_path: local CLIP file (OpenAI archive or the clip stage's clip.pt) whose text tower
+            encodes the captions; None builds a random tower of the text_* sizes. The checkpoint
+            holds the tower's weights, so it loads without this file.
+        text_trainable: fine-tune (or, without clip_path, train from scratch) the text tower with
+            the box likelihood; otherwise it stays frozen.
+        text_conditioning: "tokens" (attention over every token feature plus the sentence) or
+            "sentence" (the sentence embedding alone).
+        text_embed_dim, text_context_length, text_width, text_layers: sizes of a random tower.
+        box_hidden, box_layers, box_heads, box_dropout: the box generator's Transformer decoder.
+        token_layers: bidirectional self-attention layers over the token features before the decoder
+            reads them (CLIP's text tower is causal: a word's feature never sees the words after it).
+        mixture_components: K of the centre and size mixtures (Obj-GAN: 5).
+        box_lr, text_lr, box_betas: Adam settings of the likelihood-trained parameters.
+        temperature: sampling temperature for validation and `sample` (Obj-GAN: 0.4).
+        mask_size: M, side of a box-frame mask; layout_size: side of the global D's layout grid.
+        shape_hidden, shape_layers, noise_dim, shape_channels: the shape generator.
+        d_channels: base width of both mask discriminators.
+        mask_recon_weight: weight of the BCE between generated and true box-frame masks.
+        instance_d_weight, layout_d_weight: weights of the two adversarial generator terms.
+        loss, g_lr, d_lr, g_betas, d_betas, d_steps_per_g_step, grad_clip_norm, r1_weight,
+        ema_decay, ema_start_step: the GAN core (g_* is the shape generator).
+        val_seed: seed of the validation samples, so epochs compare.
+    """
+
+    family = "t2i-layout"
+
+    def __init__(
+        self,
+        class_names: list[str],
+        max_objects: int = 10,
+        clip_path: str | None = None,
+        text_trainable: bool = True,
+        text_conditioning: str = "tokens",
+        text_embed_dim: int = 64,
+        text_context_length: int = 32,
+        text_width: int = 64,
+        text_layers: int = 2,
+        box_hidden: int = 128,
+        box_layers: int = 2,
+        box_heads: int = 4,
+        token_layers: int = 1,
+        box_dropout: float = 0.1,
+        mixture_components: int = 5,
+        box_lr: float = 5e-4,
+        text_lr: float = 5e-4,
+        box_betas: tuple[float, float] = (0.9, 0.999),
+        temperature: float = 0.4,
+        mask_size: int = 16,
+        layout_size: int = 32,
+        shape_hidden: int = 128,
+        shape_layers: int = 1,
+        noise_dim: int = 16,
+        shape_channels: int = 64,
+        d_channels: int = 32,
+        mask_recon_weight: float = 10.0,
+        instance_d_weight: float = 1.0,
+        layout_d_weight: float = 1.0,
+        loss: str = "hinge",
+        g_lr: float = 1e-4,
+        d_lr: float = 4e-4,
+        g_betas: tuple[float, float] = (0.0, 0.999),
+        d_betas: tuple[float, float] = (0.0, 0.999),
+        d_steps_per_g_step: int = 1,
+        grad_clip_norm: float | None = None,
+        r1_weight: float = 0.0,
+        ema_decay: float = 0.999,
+        ema_start_step: int = 0,
+        val_seed: int = 0,
+    ) -> None:
+        if not class_names:
+            raise ValueError("LayoutGAN: class_names is empty; expected the dataset's category names")
+        if text_conditioning not in TEXT_CONDITIONING:
+            raise ValueError(
+                f"LayoutGAN: text_conditioning={text_conditioning!r}; expected one of {TEXT_CONDITIONING}"
+            )
+        if temperature < 0:
+            raise ValueError(f"LayoutGAN: temperature={temperature}; expected >= 0")
+        tower = TextTowerShape(text_embed_dim, text_context_length, text_width, text_layers)
+        text = build_text_encoder(clip_path, tower, trainable=text_trainable)
+        num_classes = len(class_names) + 1
+        generator = LayoutGenerator(
+            text,
+            BoxGenerator(
+                num_classes,
+                sentence_dim=text.embed_dim,
+                token_dim=text.width,
+                hidden=box_hidden,
+                layers=box_layers,
+                heads=box_heads,
+                components=mixture_components,
+                max_objects=max_objects,
+                use_tokens=text_conditioning == "tokens",
+                token_layers=token_layers,
+                dropout=box_dropout,
+            ),
+            ShapeGenerator(
+                num_classes,
+                sentence_dim=text.embed_dim,
+                hidden=shape_hidden,
+                noise_dim=noise_dim,
+                mask_size=mask_size,
+                layers=shape_layers,
+                channels=shape_channels,
+            ),
+        )
+        super().__init__(
+            generator=generator,
+            discriminator=MaskDiscriminators(num_classes, mask_size, layout_size, d_channels),
+            loss=loss,
+            g_lr=g_lr,
+            d_lr=d_lr,
+            g_betas=g_betas,
+            d_betas=d_betas,
+            d_steps_per_g_step=d_steps_per_g_step,
+            grad_clip_norm=grad_clip_norm,
+            r1_weight=r1_weight,
+            ema_decay=ema_decay,
+            ema_start_step=ema_start_step,
+        )
+        self.save_hyperparameters()
+        # The checkpoint must rebuild the tower without the CLIP file: record its sizes instead.
+        shape = text_tower_shape(text)
+        self.hparams.update(
+            clip_path=None,
+            text_embed_dim=shape.embed_dim,
+            text_context_length=shape.context_length,
+            text_width=shape.width,
+            text_layers=shape.layers,
+        )
+        self.class_names = [PAD_LABEL_NAME, *class_names]
+        self.num_classes = num_classes
+        self.val_metrics = LayoutAccuracy()
+
+    # ------------------------------------------------------------------ data checks
+    def setup(self, stage: str) -> None:
+        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        if datamodule is None or not hasattr(datamodule, "dataset"):
+            return
+        split = "train" if stage == "fit" else ("test" if stage == "test" else "val")
+        names = datamodule.dataset(split).category_names
+        if list(names) != self.class_names:
+            raise ValueError(
+                f"LayoutGAN: class_names={self.class_names[1:]} but the data's categories are "
+                f"{list(names[1:])}"
+            )
+        if getattr(datamodule, "max_objects", self.hparams.max_objects) != self.hparams.max_objects:
+            raise ValueError(
+                f"LayoutGAN: max_objects={self.hparams.max_objects} but the data pads to "
+                f"max_objects={datamodule.max_objects}; set both to the same value"
+            )
+
+    # ------------------------------------------------------------------ shared pieces
+    def batch_size(self, batch: dict[str, Any]) -> int:
+        return len(batch["caption"])
+
+    @staticmethod
+    def _true_layout(batch: dict[str, Any]) -> SampledBoxes:
+        return SampledBoxes(batch["labels"], batch["boxes"], batch["object_mask"])
+
+    def _mask_pairs(
+        self, net: LayoutGenerator, batch: dict[str, Any], text: TextFeatures
+    ) -> tuple[Tensor, Tensor, SampledBoxes]:
+        """Real and generated box-frame masks (B, N, M, M) on the ground-truth layout."""
+        layout = self._true_layout(batch)
+        fake = net.masks(text, layout, net.noise(layout))
+        real = crop_masks(batch["masks"], batch["boxes"], self.hparams.mask_size)
+        return real, fake, layout
+
+    def _layout_canvas(self, masks: Tensor, layout: SampledBoxes) -> Tensor:
+        """Per-class layout channels (B, C, S, S) of box-frame masks pasted at the global D's size."""
+        size = self.hparams.layout_size
+        return layout_channels(paste_masks(masks, layout.boxes, size, size), layout.labels, self.num_classes)
+
+    # ------------------------------------------------------------------ GANModule interface
+    def discriminator_loss(self, batch: dict[str, Any]) -> tuple[Tensor, dict[str, Tensor]]:
+        with torch.no_grad():
+            text = self.generator.encode(batch["caption"])
+            real, fake, layout = self._mask_pairs(self.generator, batch, text)
+        objects, labels = layout.object_mask, layout.labels[layout.object_mask]
+        d = self.discriminator
+        inst_loss, inst_logs = self.adversarial_d_loss(
+            lambda m: d.instance(m, labels), real[objects], fake[objects]
+        )
+        glob_loss, glob_logs = self.adversarial_d_loss(
+            d.layout, self._layout_canvas(real, layout), self._layout_canvas(fake, layout)
+        )
+        logs = {f"instance_{k}": v for k, v in inst_logs.items()} | {
+            f"layout_{k}": v for k, v in glob_logs.items()
+        }
+        return inst_loss + glob_loss, logs
+
+    def generator_loss(self, batch: dict[str, Any]) -> tuple[Tensor, dict[str, Tensor]]:
+        text = self.generator.encode(batch["caption"])
+        box = self.generator.boxes.loss(text, batch["labels"], batch["boxes"], batch["object_mask"])
+        real, fake, layout = self._mask_pairs(self.generator, batch, text)
+        objects = layout.object_mask
+        inst_adv = self.g_adversarial(self.discriminator.instance(fake[objects], layout.labels[objects]))
+        glob_adv = self.g_adversarial(self.discriminator.layout(self._layout_canvas(fake, layout)))
+        recon = F.binary_cross_entropy(fake[objects], real[objects])
+        hp = self.hparams
+        loss = (
+            box.total
+            + hp.instance_d_weight * inst_adv
+            + hp.layout_d_weight * glob_adv
+            + hp.mask_recon_weight * recon
+        )
+        logs = {
+            "class_nll": box.class_nll.detach(),
+            "centre_nll": box.centre_nll.detach(),
+            "size_nll": box.size_nll.detach(),
+            "g_instance": inst_adv.detach(),
+            "g_layout": glob_adv.detach(),
+            "mask_bce": recon.detach(),
+        }
+        return loss, logs
+
+    def configure_optimizers(self) -> list[torch.optim.Optimizer]:
+        hp = self.hparams
+        d_opt = torch.optim.Adam(self.discriminator.parameters(), lr=hp.d_lr, betas=tuple(hp.d_betas))
+        text_params = [p for p in self.generator.text.parameters() if p.requires_grad]
+        groups = [
+            {
+                "params": list(self.generator.boxes.parameters()),
+                "lr": hp.box_lr,
+                "betas": tuple(hp.box_betas),
+            },
+            {"params": list(self.generator.shapes.parameters()), "lr": hp.g_lr, "betas": tuple(hp.g_betas)},
+        ]
+        if text_params:
+            groups.append({"params": text_params, "lr": hp.text_lr, "betas": tuple(hp.box_betas)})
+        return [d_opt, torch.optim.Adam(groups)]
+
+    # ------------------------------------------------------------------ sampling
+    @torch.no_grad()
+    def generate_layouts(
+        self,
+        captions: list[str],
+        generator: torch.Generator | None = None,
+        temperature: float | None = None,
+        net: LayoutGenerator | None = None,
+    ) -> list[list[Box]]:
+        """One layout per caption from the EMA generator: `Box`es with box-frame masks, largest first."""
+        net = self.ema.model if net is None else net
+        text = net.encode(captions)
+        tau = self.hparams.temperature if temperature is None else temperature
+        layout = net.boxes.sample(text, tau, generator)
+        masks = net.masks(text, layout, net.noise(layout, generator))
+        return [
+            boxes_from_tensors(
+                layout.labels[b], layout.boxes[b], layout.object_mask[b], self.class_names, masks[b]
+            )
+            for b in range(len(captions))
+        ]
+
+    def _generator_on_device(self, offset: int) -> torch.Generator:
+        return torch.Generator(device=self.device).manual_seed(self.hparams.val_seed + offset)
+
+    def sample(self, batch: dict[str, Any]) -> dict[str, ImageMedia]:
+        """Layouts drawn for the batch's captions next to the ground truth (tinted masks, labelled boxes)."""
+        captions = list(batch["caption"])
+        layouts = self.generate_layouts(captions, self._generator_on_device(0))
+        true_masks = crop_masks(batch["masks"], batch["boxes"], self.hparams.mask_size)
+        truth = [
+            boxes_from_tensors(
+                batch["labels"][b],
+                batch["boxes"][b],
+                batch["object_mask"][b],
+                self.class_names,
+                true_masks[b],
+            )
+            for b in range(len(captions))
+        ]
+        return {"layouts": layout_media(layouts, captions), "layouts_truth": layout_media(truth, captions)}
+
+    # ------------------------------------------------------------------ validation
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        net = self.ema.model
+        text = net.encode(batch["caption"])
+        box = net.boxes.loss(text, batch["labels"], batch["boxes"], batch["object_mask"])
+        size = self.batch_size(batch)
+        nlls = {"class_nll": box.class_nll, "centre_nll": box.centre_nll, "size_nll": box.size_nll}
+        self.log_dict({f"val/{k}": v for k, v in nlls.items()}, batch_size=size, sync_dist=True)
+        self.log("val/box_nll", box.total, batch_size=size, sync_dist=True, prog_bar=True)
+
+        generator = self._generator_on_device(1 + batch_idx)
+        sampled = net.boxes.sample(text, self.hparams.temperature, generator)
+        scores = []
+        for b in range(size):
+            real = batch["object_mask"][b]
+            true_labels = batch["labels"][b][real].tolist()
+            keep = sampled.object_mask[b]
+            names = [self.class_names[label] for label in true_labels]
+            scores.append(
+                score_layout(
+                    sampled.labels[b][keep].tolist(),
+                    sampled.boxes[b][keep].tolist(),
+                    true_labels,
+                    batch["relations"][b],
+                    caption_sizes(batch["caption"][b], batch["colors"][b], names),
+                )
+            )
+        # Masks on the ground-truth boxes, pasted at the data's mask resolution, against the truth.
+        layout = self._true_layout(batch)
+        masks = net.masks(text, layout, net.noise(layout, generator))
+        height, width = batch["masks"].shape[-2:]
+        pasted = paste_masks(masks, layout.boxes, height, width)
+        ious = mask_iou(pasted[layout.object_mask], batch["masks"][layout.object_mask])
+        self.val_metrics.update(scores, ious)
+
+    def on_validation_epoch_end(self) -> None:
+        values = self.val_metrics.compute()
+        self.val_metrics.reset()
+        self.log_dict({f"val/{k}": v for k, v in values.items()}, prog_bar=True)

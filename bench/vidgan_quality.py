@@ -27,6 +27,7 @@ import argparse
 import importlib
 import json
 import logging
+import os
 import platform
 import time
 import warnings
@@ -210,7 +211,7 @@ def main() -> None:
             "best_of_s": "per sequence, the sample with the highest mean SSIM",
             "metrics": "OpenSTL: MSE/MAE summed over pixels per frame; SSIM (torchmetrics, Gaussian 11x11) "
             "and PSNR per frame; all averaged over frames and sequences",
-            "machine": f"{platform.processor() or platform.machine()}, torch {torch.__version__}",
+            "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}",
             "configs": [str(GAN_CONFIG.relative_to(ROOT)), str(BASELINE_CONFIG.relative_to(ROOT))],
         },
         "rows": results,

@@ -222,12 +222,11 @@ class ImageGAN(GANModule):
             return torch.randn(batch, self.generator.latent_dim, device=self.device)
         return torch.randn(batch, self.generator.latent_dim, generator=generator).to(self.device)
 
-    def _generate(
-        self, batch: Mapping[str, Any], text: TextFeatures, net: ImageGenerator | None = None
-    ) -> list[Tensor]:
-        net = self.generator if net is None else net
-        masks = batch_masks(batch, net.image_size)
-        return net(self.noise(len(batch["caption"])), text, batch["labels"], masks, batch["object_mask"])
+    def _generate(self, batch: Mapping[str, Any], text: TextFeatures) -> list[Tensor]:
+        """The live generator's images, one per stage, for the batch's captions and true layouts."""
+        masks = batch_masks(batch, self.generator.image_size)
+        z = self.noise(len(batch["caption"]))
+        return self.generator(z, text, batch["labels"], masks, batch["object_mask"])
 
     def _reals(self, images: Tensor) -> list[Tensor]:
         """Real images resized to every stage's side (B, 3, s, s)."""

@@ -13,6 +13,8 @@ stage doubles the side; every stage emits an image (its own discriminator judges
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -70,7 +72,7 @@ class ImageGenerator(nn.Module):
         sentence_dim: int,
         image_size: int = 64,
         stages: int = 1,
-        widths: list[int] = (256, 128, 64, 32, 16),
+        widths: Sequence[int] = (256, 128, 64, 32, 16),
         refine_width: int = 32,
         latent_dim: int = 64,
         class_dim: int = 64,

@@ -1,0 +1,313 @@
+"""`TextToImage`: caption -> layout (layout stage) -> image (image stage); the t2i API of DESIGN.md §4.1.
+
+    from t2i.pipeline import TextToImage, Box
+    m = TextToImage.from_checkpoint("t2i.ckpt", device="cpu")
+    g = m.generate(["a red circle to the left of a blue square"], num_samples=2, seed=0)
+    g.images    # (B, S, 3, H, W) float in [0, 1]
+    g.layouts   # list (B) of list (S) of list[Box]
+    m.generate(captions, layouts=[[Box("circle", 0.1, 0.4, 0.3, 0.3)]])   # skips the layout stage
+
+`from_checkpoint` reads, with `weights_only=True`:
+- a bundle written by `TextToImage.save` (family "t2i": image stage, layout stage and both text
+  towers in one file), or
+- an image-stage checkpoint (family "t2i-image"), which holds its text tower and points to its layout
+  stage through the `layout_checkpoint` hyper-parameter (or the `layout_checkpoint` argument).
+The image generator used is the EMA one.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ganforge import __version__
+from ganforge.checkpoint import (
+    FORMAT_VERSION,
+    HEADER_KEY,
+    CheckpointError,
+    atomic_torch_save,
+    load_checkpoint,
+)
+from t2i.image_stage import ImageGAN
+from t2i.layout import Box
+from t2i.layout.shapes import box_indicator, paste_masks
+from t2i.layout_stage import LayoutGAN
+
+__all__ = ["Box", "Generation", "TextToImage"]
+
+BUNDLE_FAMILY = "t2i"
+RENDER_CHUNK = 64  # images rendered per generator call, bounding memory for large B * S
+
+
+@dataclass
+class Generation:
+    """Output of `TextToImage.generate`.
+
+    images: (B, S, 3, H, W) float in [0, 1].
+    layouts: list (B) of list (S) of list[Box], the layout each image was drawn from.
+    """
+
+    images: Tensor
+    layouts: list[list[list[Box]]]
+
+
+def check_captions(captions: Any) -> list[str]:
+    """`captions` as a list of non-empty UTF-8 str, or a TypeError / ValueError naming the bad one.
+
+    Over-long captions are not an error: the tokenizer keeps the first context-length tokens and
+    warns (see `t2i.clip_model.tokenize`).
+    """
+    if isinstance(captions, (str, bytes)) or not isinstance(captions, (list, tuple)):
+        raise TypeError(
+            f"captions must be a list of str, got {type(captions).__name__}; wrap one caption in [...]"
+        )
+    if not captions:
+        raise ValueError("captions is empty; expected at least one caption")
+    for i, caption in enumerate(captions):
+        if isinstance(caption, (bytes, bytearray)):
+            raise TypeError(f"caption {i} is {type(caption).__name__}; decode it to str first (UTF-8)")
+        if not isinstance(caption, str):
+            raise TypeError(f"caption {i} is {type(caption).__name__}; expected str")
+        if not caption.strip():
+            raise ValueError(f"caption {i} is empty; expected some words")
+        try:
+            caption.encode("utf-8")
+        except UnicodeEncodeError as err:
+            raise ValueError(
+                f"caption {i} is not valid UTF-8 text ({err.reason} at character {err.start}); "
+                "pass captions decoded from UTF-8"
+            ) from None
+    return list(captions)
+
+
+def _layouts_per_sample(layouts: Any, batch: int, samples: int) -> list[list[Box]]:
+    """Given layouts as list (B) of list[Box] (shared by the S samples) or of S such lists -> flat (B*S)."""
+    if not isinstance(layouts, (list, tuple)) or len(layouts) != batch:
+        count = len(layouts) if isinstance(layouts, (list, tuple)) else type(layouts).__name__
+        raise ValueError(f"layouts has {count} entries for {batch} captions; expected one layout per caption")
+    flat = []
+    for b, layout in enumerate(layouts):
+        if not isinstance(layout, (list, tuple)):
+            raise TypeError(f"layouts[{b}] is {type(layout).__name__}; expected a list of Box")
+        per_sample = len(layout) > 0 and all(
+            isinstance(item, (list, tuple)) and all(isinstance(box, Box) for box in item) for item in layout
+        )
+        if per_sample and len(layout) != samples:
+            raise ValueError(f"layouts[{b}] has {len(layout)} layouts for num_samples={samples}")
+        for s in range(samples):
+            boxes = layout[s] if per_sample else layout
+            for n, box in enumerate(boxes):
+                if not isinstance(box, Box):
+                    raise TypeError(f"layouts[{b}] item {n} is {type(box).__name__}; expected t2i Box")
+            flat.append(list(boxes))
+    return flat
+
+
+class TextToImage:
+    """Text-to-image with Obj-GAN's two stages: layout (boxes + shapes) then image.
+
+    Args:
+        image: the image stage; its EMA generator and frozen text tower are used.
+        layout: the layout stage, or None (then `generate` needs `layouts`).
+    """
+
+    def __init__(self, image: ImageGAN, layout: LayoutGAN | None = None) -> None:
+        self.image = image.eval().requires_grad_(False)
+        self.layout = None if layout is None else layout.eval().requires_grad_(False)
+        if layout is not None and list(layout.class_names) != list(image.class_names):
+            raise ValueError(
+                f"layout stage classes {layout.class_names[1:]} differ from the image stage's "
+                f"{image.class_names[1:]}"
+            )
+
+    @property
+    def device(self) -> torch.device:
+        return self.image.device
+
+    @property
+    def class_names(self) -> list[str]:
+        """Object classes a `Box.label` may name."""
+        return list(self.image.class_names[1:])
+
+    @property
+    def image_size(self) -> int:
+        return self.image.generator.image_size
+
+    # ------------------------------------------------------------------ loading and saving
+    @classmethod
+    def from_checkpoint(
+        cls,
+        path: str | os.PathLike,
+        device: str | torch.device = "cpu",
+        layout_checkpoint: str | os.PathLike | None = None,
+    ) -> TextToImage:
+        """Load a bundle (`save`) or an image-stage checkpoint plus its layout stage, weights only.
+
+        `layout_checkpoint` overrides the image stage's `layout_checkpoint` hyper-parameter; a
+        relative path there is tried from the working directory, then from the checkpoint's folder.
+        Without any layout stage the model still generates from given layouts.
+        """
+        ckpt = load_checkpoint(path)
+        family = ckpt[HEADER_KEY].get("family")
+        if family == BUNDLE_FAMILY:
+            image = _restore(ImageGAN, ckpt["image"], path)
+            layout = None if ckpt.get("layout") is None else _restore(LayoutGAN, ckpt["layout"], path)
+            if layout_checkpoint is not None:
+                layout = _restore(
+                    LayoutGAN, load_checkpoint(layout_checkpoint, LayoutGAN.family), layout_checkpoint
+                )
+        elif family == ImageGAN.family:
+            image = _restore(ImageGAN, ckpt, path)
+            pointer = layout_checkpoint or image.hparams.get("layout_checkpoint")
+            layout = None
+            if pointer is not None:
+                found = _resolve(pointer, Path(path).parent)
+                layout = _restore(LayoutGAN, load_checkpoint(found, LayoutGAN.family), found)
+        else:
+            raise CheckpointError(
+                f"checkpoint '{path}' is a {family!r} checkpoint; expected a t2i bundle or an image-stage "
+                "(t2i-image) checkpoint"
+            )
+        model = cls(image, layout)
+        model.to(device)
+        return model
+
+    def to(self, device: str | torch.device) -> TextToImage:
+        """Move both stages to `device`; returns self."""
+        self.image.to(device)
+        if self.layout is not None:
+            self.layout.to(device)
+        return self
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write a single-file bundle (both stages, weights and hyper-parameters) atomically."""
+        bundle = {
+            HEADER_KEY: {
+                "format_version": FORMAT_VERSION,
+                "family": BUNDLE_FAMILY,
+                "ganforge_version": __version__,
+            },
+            "image": _stage_state(self.image),
+            "layout": None if self.layout is None else _stage_state(self.layout),
+        }
+        atomic_torch_save(bundle, path)
+        return Path(path)
+
+    # ------------------------------------------------------------------ generation
+    @torch.no_grad()
+    def generate(
+        self,
+        captions: list[str],
+        num_samples: int = 1,
+        seed: int = 0,
+        layouts: list[list[Box]] | list[list[list[Box]]] | None = None,
+    ) -> Generation:
+        """Images for captions (B): (B, S, 3, H, W) in [0, 1], and the layout behind each image.
+
+        Args:
+            captions: B non-empty str; a caption longer than the text tower's context is truncated
+                with a warning.
+            num_samples: S images per caption, each with its own noise (and its own layout when
+                the layout stage draws them).
+            seed: the same seed, captions and layouts give the same images.
+            layouts: per caption a list of `Box` (shared by its S samples) or S such lists; given,
+                the layout stage is skipped.
+        """
+        captions = check_captions(captions)
+        if not isinstance(num_samples, int) or num_samples < 1:
+            raise ValueError(f"num_samples={num_samples!r}; expected an int >= 1")
+        batch = len(captions)
+        flat_captions = [c for c in captions for _ in range(num_samples)]
+        if layouts is not None:
+            flat_layouts = _layouts_per_sample(layouts, batch, num_samples)
+        elif self.layout is None:
+            raise ValueError(
+                "this model has no layout stage; pass layouts=... or load it with layout_checkpoint=PATH"
+            )
+        else:
+            layout_rng = torch.Generator(device=self.layout.device).manual_seed(seed)
+            flat_layouts = self.layout.generate_layouts(flat_captions, generator=layout_rng)
+        z_rng = torch.Generator().manual_seed(seed)
+        z = torch.randn(len(flat_captions), self.image.generator.latent_dim, generator=z_rng)
+        images = torch.cat(
+            [
+                self.render(
+                    flat_captions[i : i + RENDER_CHUNK],
+                    flat_layouts[i : i + RENDER_CHUNK],
+                    z[i : i + RENDER_CHUNK],
+                )
+                for i in range(0, len(flat_captions), RENDER_CHUNK)
+            ]
+        )
+        grouped = [flat_layouts[b * num_samples : (b + 1) * num_samples] for b in range(batch)]
+        return Generation(images.view(batch, num_samples, *images.shape[1:]).cpu(), grouped)
+
+    def layout_tensors(self, layouts: list[list[Box]]) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """labels (K, N), boxes (K, N, 4), masks (K, N, H, W) and object_mask (K, N) of K layouts.
+
+        N is the largest layout (at least 1); a box without a mask is filled, a box-frame mask is
+        pasted over its box.
+        """
+        size, names = self.image_size, self.image.class_names
+        count = max(1, max(len(layout) for layout in layouts))
+        labels = torch.zeros(len(layouts), count, dtype=torch.long)
+        boxes = torch.zeros(len(layouts), count, 4)
+        masks = torch.zeros(len(layouts), count, size, size)
+        for k, layout in enumerate(layouts):
+            for n, box in enumerate(layout):
+                if box.label not in names[1:]:
+                    raise ValueError(
+                        f"Box label {box.label!r} is not a class of this model; expected one of {names[1:]}"
+                    )
+                labels[k, n] = names.index(box.label)
+                boxes[k, n] = torch.tensor([box.x, box.y, box.w, box.h])
+                if box.mask is None:
+                    masks[k, n] = box_indicator(boxes[k, n], size, size)
+                else:
+                    masks[k, n] = paste_masks(
+                        box.mask.float().cpu()[None, None], boxes[k, n][None, None], size, size
+                    )[0, 0]
+        return labels, boxes, masks, labels > 0
+
+    def render(self, captions: list[str], layouts: list[list[Box]], z: Tensor) -> Tensor:
+        """Images (K, 3, H, W) in [0, 1] from the EMA generator for K captions, layouts and noise (K, Z)."""
+        labels, boxes, masks, present = (t.to(self.device) for t in self.layout_tensors(layouts))
+        text = self.image.encode(captions)
+        return self.image.ema.model(z.to(self.device), text, labels, masks, present)[-1].clamp(0, 1)
+
+
+def _stage_state(module: torch.nn.Module) -> dict[str, Any]:
+    """A stage's hyper-parameters (plain data) and CPU state dict, as a Lightning checkpoint holds them."""
+    return {
+        "hyper_parameters": dict(module.hparams),
+        "state_dict": {k: v.detach().cpu() for k, v in module.state_dict().items()},
+    }
+
+
+def _restore(cls: type, ckpt: dict[str, Any], path: str | os.PathLike) -> Any:
+    """`cls(**hyper_parameters)` with the checkpoint's state dict loaded; CheckpointError naming `path`."""
+    hparams, state = ckpt.get("hyper_parameters"), ckpt.get("state_dict")
+    if not isinstance(hparams, dict) or not isinstance(state, dict):
+        raise CheckpointError(f"checkpoint '{path}' lacks the {cls.family} hyper_parameters or state_dict")
+    # LightningCLI records `_class_path` / `_instantiator` beside the init arguments.
+    hparams = {k: v for k, v in hparams.items() if not k.startswith("_")}
+    try:
+        model = cls(**hparams)
+        model.load_state_dict(state)
+    except (TypeError, RuntimeError, ValueError) as err:
+        first = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+        raise CheckpointError(f"checkpoint '{path}' does not rebuild a {cls.__name__}: {first}") from None
+    return model
+
+
+def _resolve(pointer: str | os.PathLike, base: Path) -> Path:
+    """`pointer` as given if it exists, else relative to `base` (the image checkpoint's folder)."""
+    path = Path(pointer)
+    if path.exists() or path.is_absolute():
+        return path
+    return base / path

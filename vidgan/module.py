@@ -162,6 +162,7 @@ class VideoGAN(VideoPredictionModule, GANModule):
         discriminator = VideoDiscriminator(
             channels, d_widths, spatial_frames, temporal_pool, num_classes, patch_size=patch_size
         )
+        discriminator.check_resolution(resolution)
         super().__init__(
             generator=generator,
             discriminator=discriminator,

@@ -70,6 +70,13 @@ def test_temporal_pool_must_be_1_2_or_4():
         TemporalDiscriminator(1, [8, 16], pool=3)
 
 
+def test_resolution_must_survive_every_downsampling():
+    d = VideoDiscriminator(1, [8, 16, 16, 16], temporal_pool=4, patch_size=2)  # 3 down-samplings
+    d.check_resolution(64)
+    with pytest.raises(ValueError, match="temporal discriminator needs a multiple of 64"):
+        d.check_resolution(32)
+
+
 def test_temporal_3d_blocks_mix_time(rng):
     torch.manual_seed(0)
     d = TemporalDiscriminator(1, [8, 16, 16], pool=1).eval()

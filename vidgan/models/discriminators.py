@@ -175,3 +175,18 @@ class VideoDiscriminator(nn.Module):
         super().__init__()
         self.spatial = SpatialDiscriminator(channels, widths, k, num_classes, patch_size)
         self.temporal = TemporalDiscriminator(channels, widths, temporal_pool, num_classes, patch_size)
+        self.downsamplings, self.temporal_pool, self.patch_size = len(widths) - 1, temporal_pool, patch_size
+
+    def check_resolution(self, resolution: int) -> None:
+        """ValueError unless both discriminators can halve their input `len(widths) - 1` times.
+
+        D_S sees resolution / patch_size, D_T resolution / (temporal_pool * patch_size).
+        """
+        step = self.patch_size * 2**self.downsamplings
+        for name, factor in (("spatial", 1), ("temporal", self.temporal_pool)):
+            if resolution % (factor * step):
+                raise ValueError(
+                    f"resolution={resolution}: the {name} discriminator needs a multiple of "
+                    f"{factor * step} (pool {factor} x patch_size {self.patch_size} x 2^{self.downsamplings} "
+                    "down-samplings for its widths)"
+                )

@@ -33,7 +33,12 @@ $(VENV)/.installed: pyproject.toml
 
 demo: install
 	$(VENV)/bin/ganforge ring --out runs/demo/ring
-	@echo "demo outputs: runs/demo/ (ring: runs/demo/ring/metrics.json, runs/demo/ring/samples.png)"
+	$(VENV)/bin/vidgan fit --config configs/vidgan/moving_mnist_tiny.yaml --trainer.max_time 00:00:03:00 \
+	  --trainer.default_root_dir runs/demo/vidgan --wandb.video_format gif
+	@echo "demo outputs under runs/demo/:"
+	@echo "  ring:   runs/demo/ring/metrics.json, runs/demo/ring/samples.png"
+	@echo "  vidgan: runs/demo/vidgan/samples/video/ (context | prediction | truth GIFs and filmstrip PNGs),"
+	@echo "          runs/demo/vidgan/checkpoints/last.ckpt, runs/demo/vidgan/wandb/ (offline W&B run)"
 
 lint: venv
 	$(VENV)/bin/ruff check .

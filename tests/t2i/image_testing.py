@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +30,13 @@ def write_tiny_clip(path: Path, seed: int = 0) -> Path:
     return save_clip(model, path)
 
 
+def quiet_mask(obj: SceneObject, size: int) -> np.ndarray:
+    """`object_mask` without pycocotools' numpy-2 DeprecationWarning (one per call)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return object_mask(obj, size)
+
+
 def single_object_items(count: int, size: int, seed: int) -> list[dict]:
     """`count` dataset items (as `CocoLayoutDataset` gives them) of one shape each, in a random colour."""
     rng = np.random.default_rng(seed)
@@ -48,7 +56,7 @@ def single_object_items(count: int, size: int, seed: int) -> list[dict]:
                 "captions": [caption],
                 "boxes": torch.tensor([[x / size, y / size, side / size, side / size]]),
                 "labels": torch.tensor([SHAPES.index(shape) + 1]),
-                "masks": torch.from_numpy(object_mask(obj, size)).float()[None],
+                "masks": torch.from_numpy(quiet_mask(obj, size)).float()[None],
                 "num_objects": 1,
                 "image_id": index,
                 "colors": [color],

@@ -1,0 +1,87 @@
+"""LEARNING: given ground-truth layouts, the image stage paints the captioned colour inside the object.
+
+A small single-object shapes set (32 px, one of 4 shapes in one of 6 colours, 5 caption templates)
+trains the image stage adversarially (no reconstruction term) for a few hundred steps; on held-out
+captions and layouts, generated through `TextToImage.generate(..., layouts=...)`, the mean colour
+inside the object's mask must be nearest to the colour the caption names for >= 80% of them
+(chance: 1/6). The captions are encoded by a random frozen CLIP text tower: its token features
+still tell the colour words apart, and the object-driven attention has to find them.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+
+import pytest
+import pytorch_lightning as pl
+import torch
+from image_testing import single_object_items, write_tiny_clip
+from torch.utils.data import DataLoader
+
+from t2i.data.coco import collate_layouts
+from t2i.data.shapes import COLORS, SHAPES
+from t2i.image_stage import ImageGAN
+from t2i.layout.shapes import crop_masks
+from t2i.pipeline import Box, TextToImage
+
+STEPS = 350  # generator steps; held-out accuracy reached 0.83 at step 250 and 0.84 at 300 in development
+
+
+def mask_color_accuracy(images: torch.Tensor, items: list[dict]) -> float:
+    """Fraction of images (K, 3, H, W) whose mean colour inside the item's mask is nearest its colour."""
+    palette = torch.tensor(list(COLORS.values()), dtype=torch.float32) / 255
+    masks = torch.stack([item["masks"][0] for item in items])[:, None]  # (K, 1, H, W)
+    mean = (images * masks).sum((2, 3)) / masks.sum((2, 3))
+    nearest = torch.cdist(mean, palette).argmin(1).tolist()
+    return sum(list(COLORS)[i] == item["colors"][0] for i, item in zip(nearest, items)) / len(items)
+
+
+@pytest.mark.slow
+def test_image_stage_paints_the_captioned_colour_inside_the_box(tmp_path: Path) -> None:
+    pl.seed_everything(0, verbose=False)
+    train, held_out = single_object_items(1000, 32, seed=0), single_object_items(100, 32, seed=1)
+    model = ImageGAN(
+        list(SHAPES),
+        image_size=32,
+        clip_path=str(write_tiny_clip(tmp_path / "clip.pt")),
+        g_widths=[64, 32, 16, 16],
+        latent_dim=32,
+        class_dim=32,
+        context_dim=32,
+        g_spectral_norm=False,
+        d_widths=[16, 32, 64],
+        object_widths=[32, 64, 64],
+        g_lr=3e-3,
+        d_lr=3e-3,
+        g_betas=(0.0, 0.9),
+        d_betas=(0.0, 0.9),
+        ema_decay=0.9,
+    )
+    loader = DataLoader(
+        train, batch_size=32, shuffle=True, drop_last=True, collate_fn=partial(collate_layouts, max_objects=1)
+    )
+    trainer = pl.Trainer(
+        max_steps=2 * STEPS,  # one D and one G optimiser step per batch
+        max_epochs=-1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.fit(model, loader)
+
+    # Held-out captions through the public API, each with its true layout (box + box-frame shape).
+    pipeline = TextToImage(model)
+    batch = collate_layouts(held_out, max_objects=1)
+    shapes = crop_masks(batch["masks"], batch["boxes"], 16)
+    layouts = [
+        [Box(SHAPES[int(item["labels"][0]) - 1], *item["boxes"][0].tolist(), mask=shapes[k, 0])]
+        for k, item in enumerate(held_out)
+    ]
+    out = pipeline.generate([item["caption"] for item in held_out], seed=0, layouts=layouts)
+    assert mask_color_accuracy(batch["image"], held_out) == 1.0  # the measure is right on real images
+    accuracy = mask_color_accuracy(out.images[:, 0], held_out)
+    assert accuracy >= 0.8, (
+        f"colour inside the box matched the caption for {accuracy:.0%} of held-out captions"
+    )

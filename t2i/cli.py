@@ -20,6 +20,7 @@ from collections.abc import Sequence
 import pytorch_lightning as pl
 
 from ganforge.cli import GANForgeCLI, run_guarded, teardown_distributed, trainer_defaults
+from t2i.data.shapes import ShapesSpec, render_shapes
 
 LIGHTNING_SUBCOMMANDS = ("fit", "validate", "test")
 
@@ -28,6 +29,12 @@ def run_stage_cli(argv: Sequence[str]) -> int:
     """LightningCLI in subclass mode: any LightningModule / LightningDataModule named by the config."""
 
     def run() -> None:
+        try:
+            instantiate()
+        except ValueError as err:
+            raise ValueError(_union_detail(err)) from err
+
+    def instantiate() -> None:
         with warnings.catch_warnings():
             # We pass argv explicitly (tests call main(argv)); Lightning warns when sys.argv also has it.
             warnings.filterwarnings("ignore", message=".*LightningCLI's args parameter.*")
@@ -49,9 +56,21 @@ def run_stage_cli(argv: Sequence[str]) -> int:
         teardown_distributed()
 
 
-def _data_shapes(args: argparse.Namespace) -> None:
-    from t2i.data.shapes import ShapesSpec, render_shapes
+def _union_detail(err: ValueError) -> str:
+    """The real cause inside jsonargparse's "Does not validate against any of the Union subtypes".
 
+    In subclass mode the model and data types are `X | None`, so an error raised by a class's
+    `__init__` reaches us wrapped, with the useful line under "Errors:".
+    """
+    text = str(err)
+    if not text.startswith("Does not validate against any of the Union subtypes"):
+        return text
+    causes = [line.strip()[2:] for line in text.splitlines() if line.strip().startswith("- ")]
+    causes = [c for c in causes if not c.startswith("Expected a <class 'NoneType'>")]
+    return causes[0] if causes else text
+
+
+def _data_shapes(args: argparse.Namespace) -> None:
     spec = ShapesSpec(train=args.train, val=args.val, size=args.size, seed=args.seed)
     root = render_shapes(args.out, spec)
     print(
@@ -79,10 +98,15 @@ def build_parser() -> argparse.ArgumentParser:
         "shapes", help="render the shapes-scenes dataset in COCO format (DESIGN.md §6.2)"
     )
     shapes.add_argument("--out", required=True, help="output directory (created)")
-    shapes.add_argument("--train", type=int, default=10000, help="train images (default 10000)")
-    shapes.add_argument("--val", type=int, default=1000, help="val images (default 1000)")
-    shapes.add_argument("--size", type=int, default=64, help="image side in pixels (default 64)")
-    shapes.add_argument("--seed", type=int, default=0)
+    defaults = ShapesSpec()
+    shapes.add_argument(
+        "--train", type=int, default=defaults.train, help="train images (default %(default)s)"
+    )
+    shapes.add_argument("--val", type=int, default=defaults.val, help="val images (default %(default)s)")
+    shapes.add_argument(
+        "--size", type=int, default=defaults.size, help="image side in pixels (default %(default)s)"
+    )
+    shapes.add_argument("--seed", type=int, default=defaults.seed, help="renderer seed (default %(default)s)")
     shapes.set_defaults(func=_data_shapes)
 
     export = sub.add_parser("export-clip", help="write the CLIP state dict of a clip-stage checkpoint")

@@ -82,7 +82,10 @@ def rasterize(segmentation: Any, height: int, width: int) -> np.ndarray:
         rle = mask_utils.frPyObjects(segmentation, height, width)
     else:
         rle = segmentation
-    return mask_utils.decode(rle)
+    with warnings.catch_warnings():
+        # pycocotools' decode trips numpy 2's __array__(copy=...) deprecation on every call.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return mask_utils.decode(rle)
 
 
 class CocoLayoutDataset(Dataset):

@@ -1,8 +1,8 @@
 """Shapes-scenes: a COCO-format text-to-image dataset of 1-3 coloured shapes with spatial captions.
 
-DESIGN.md §6.2. Each image holds 1-3 non-overlapping shapes (circle, square, triangle, diamond) in
-one of 6 colours and 2 sizes on a lightly textured dark background; no two objects of an image
-share both shape and colour, so "the red circle" always names exactly one object. Each image gets
+DESIGN.md §6.2. Each image holds 1-3 (mostly 2-3) non-overlapping shapes (circle, square, triangle,
+diamond) in one of 6 colours and 2 sizes on a lightly textured dark background; no two objects of
+an image share both shape and colour, so "the red circle" always names exactly one object. Each image gets
 5 template captions that name every object and, for 2-3 objects, state spatial relations.
 
 Files written under `out/` (COCO layout):
@@ -26,9 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw
-from pycocotools import mask as mask_utils
+from PIL import Image
 from rich.progress import track
+
+from t2i.data.coco import rasterize
 
 SHAPES = ("circle", "square", "triangle", "diamond")
 COLORS: dict[str, tuple[int, int, int]] = {
@@ -41,6 +42,10 @@ COLORS: dict[str, tuple[int, int, int]] = {
 }
 # Object side as a fraction of the image side; the gap keeps "small" and "large" apart.
 SIZES: dict[str, tuple[float, float]] = {"small": (0.18, 0.24), "large": (0.32, 0.40)}
+# Objects per image. A lone object comes in only 48 kinds (shape x colour x size), so captions of
+# single-object images are often true of other images too; at uniform 1-3 counts even an oracle
+# scores R-precision 0.86 (100 candidates), at these weights about 0.95.
+OBJECT_COUNT_WEIGHTS = {1: 0.2, 2: 0.4, 3: 0.4}
 PREDICATES = ("left of", "right of", "above", "below")
 _PHRASE = {"left of": "to the left of", "right of": "to the right of", "above": "above", "below": "below"}
 _INVERSE = {"left of": "right of", "right of": "left of", "above": "below", "below": "above"}
@@ -123,7 +128,7 @@ def _overlaps(a: tuple[float, ...], b: tuple[float, ...], gap: float) -> bool:
 def sample_scene(rng: np.random.Generator, size: int) -> list[SceneObject]:
     """1-3 objects with distinct (shape, colour) pairs and boxes at least `_GAP_PX` apart."""
     while True:
-        count = int(rng.integers(1, 4))
+        count = int(rng.choice(list(OBJECT_COUNT_WEIGHTS), p=list(OBJECT_COUNT_WEIGHTS.values())))
         kinds = rng.choice(len(SHAPES) * len(COLORS), size=count, replace=False)
         objects: list[SceneObject] = []
         for kind in kinds:
@@ -140,18 +145,22 @@ def sample_scene(rng: np.random.Generator, size: int) -> list[SceneObject]:
             return objects
 
 
+def object_mask(obj: SceneObject, size: int) -> np.ndarray:
+    """The pixels (size, size) uint8 of `obj`, rasterised from its polygon exactly as COCO tools do."""
+    return rasterize([obj.polygon()], size, size)
+
+
 def render_scene(objects: list[SceneObject], size: int, rng: np.random.Generator) -> Image.Image:
-    """RGB image (size, size): a dark grey background with faint noise, shapes in exact colours."""
+    """RGB image (size, size): a dark grey background with faint noise, shapes in exact colours.
+
+    Shapes are painted through `object_mask`, so the pixels equal the annotated segmentation.
+    """
     level = rng.uniform(25, 60)
     background = level + rng.normal(0.0, 4.0, size=(size, size, 1))
-    image = Image.fromarray(np.clip(background, 0, 255).astype(np.uint8).repeat(3, axis=2))
-    draw = ImageDraw.Draw(image)
+    image = np.clip(background, 0, 255).astype(np.uint8).repeat(3, axis=2)
     for obj in objects:
-        flat = obj.polygon()
-        # PIL puts pixel centres at integer coordinates, COCO at +0.5: shift so they agree.
-        pts = [(flat[i] - 0.5, flat[i + 1] - 0.5) for i in range(0, len(flat), 2)]
-        draw.polygon(pts, fill=COLORS[obj.color])
-    return image
+        image[object_mask(obj, size).astype(bool)] = COLORS[obj.color]
+    return Image.fromarray(image)
 
 
 # ----------------------------------------------------------------------------------- captions
@@ -175,7 +184,8 @@ def caption_scene(
 ) -> tuple[str, list[dict]]:
     """One caption naming every object, and its relations as {"subject", "predicate", "object"} ann ids."""
     order = [int(i) for i in rng.permutation(len(objects))]
-    with_size = [bool(rng.random() < 0.5) for _ in objects]
+    # Size is named half the time, and always for a lone object, where it is the only detail left.
+    with_size = [bool(rng.random() < 0.5) or len(objects) == 1 for _ in objects]
 
     def full(i: int) -> str:
         return _article(objects[i].name(with_size[i]))
@@ -228,15 +238,14 @@ def _render_split(root: Path, split: str, count: int, size: int, rng: np.random.
         ann_ids = []
         for obj in objects:
             ann_id = len(instances) + 1
-            polygon = obj.polygon()
-            area = float(mask_utils.area(mask_utils.frPyObjects([polygon], size, size))[0])
+            area = float(object_mask(obj, size).sum())
             instances.append(
                 {
                     "id": ann_id,
                     "image_id": image_id,
                     "category_id": SHAPES.index(obj.shape) + 1,
                     "bbox": list(obj.box),
-                    "segmentation": [polygon],
+                    "segmentation": [obj.polygon()],
                     "area": area,
                     "iscrowd": 0,
                     "attributes": {"color": obj.color, "size": obj.size},

@@ -25,7 +25,7 @@ from ganforge.media import ImageMedia
 from ganforge.module import GANModule
 from t2i.data.coco import PAD_LABEL_NAME
 from t2i.layout.box import Box, boxes_from_tensors
-from t2i.layout.boxes import BoxGenerator, SampledBoxes
+from t2i.layout.boxes import BoxGenerator, BoxLosses, SampledBoxes
 from t2i.layout.discriminators import MaskDiscriminators, layout_channels
 from t2i.layout.draw import layout_media
 from t2i.layout.generator import (
@@ -35,9 +35,12 @@ from t2i.layout.generator import (
     build_text_encoder,
     text_tower_shape,
 )
+from t2i.layout.order import order_by_mention
 from t2i.layout.shapes import ShapeGenerator, crop_masks, paste_masks
 from t2i.metrics.layout import LayoutAccuracy, caption_sizes, mask_iou, score_layout
 from t2i.text import TextFeatures
+
+OBJECT_ORDERS = ("mention", "area")
 
 
 class LayoutGAN(GANModule):
@@ -58,7 +61,13 @@ class LayoutGAN(GANModule):
         box_hidden, box_layers, box_heads, box_dropout: the box generator's Transformer decoder.
         token_layers: bidirectional self-attention layers over the token features before the decoder
             reads them (CLIP's text tower is causal: a word's feature never sees the words after it).
+        object_order: the order the box generator is taught to emit objects in: "mention" (first
+            mention in the caption, see `t2i.layout.order`) or "area" (largest first, as Obj-GAN);
+            sampled layouts are returned largest first either way.
         mixture_components: K of the centre and size mixtures (Obj-GAN: 5).
+        size_nll_weight: weight of the size NLL in the box loss. Shapes boxes are square (w == h) and
+            quantised, so the size density is very sharp and its gradients, 10x those of the centre
+            term, would drown the relation signal in the shared decoder (see `BoxLosses.total`).
         box_lr, text_lr, box_betas: Adam settings of the likelihood-trained parameters.
         temperature: sampling temperature for validation and `sample` (Obj-GAN: 0.4).
         mask_size: M, side of a box-frame mask; layout_size: side of the global D's layout grid.
@@ -89,7 +98,9 @@ class LayoutGAN(GANModule):
         box_heads: int = 4,
         token_layers: int = 1,
         box_dropout: float = 0.1,
+        object_order: str = "mention",
         mixture_components: int = 5,
+        size_nll_weight: float = 0.1,
         box_lr: float = 5e-4,
         text_lr: float = 5e-4,
         box_betas: tuple[float, float] = (0.9, 0.999),
@@ -122,6 +133,8 @@ class LayoutGAN(GANModule):
             raise ValueError(
                 f"LayoutGAN: text_conditioning={text_conditioning!r}; expected one of {TEXT_CONDITIONING}"
             )
+        if object_order not in OBJECT_ORDERS:
+            raise ValueError(f"LayoutGAN: object_order={object_order!r}; expected one of {OBJECT_ORDERS}")
         if temperature < 0:
             raise ValueError(f"LayoutGAN: temperature={temperature}; expected >= 0")
         tower = TextTowerShape(text_embed_dim, text_context_length, text_width, text_layers)
@@ -215,6 +228,15 @@ class LayoutGAN(GANModule):
         real = crop_masks(batch["masks"], batch["boxes"], self.hparams.mask_size)
         return real, fake, layout
 
+    def box_losses(self, net: LayoutGenerator, batch: dict[str, Any], text: TextFeatures) -> BoxLosses:
+        """Teacher-forced box NLLs of the batch's layouts, objects in `object_order`."""
+        labels, boxes = batch["labels"], batch["boxes"]
+        if self.hparams.object_order == "mention":
+            labels, boxes = order_by_mention(
+                batch["caption"], labels, boxes, batch["object_mask"], batch["colors"], self.class_names
+            )
+        return net.boxes.loss(text, labels, boxes, batch["object_mask"])
+
     def _layout_canvas(self, masks: Tensor, layout: SampledBoxes) -> Tensor:
         """Per-class layout channels (B, C, S, S) of box-frame masks pasted at the global D's size."""
         size = self.hparams.layout_size
@@ -240,7 +262,7 @@ class LayoutGAN(GANModule):
 
     def generator_loss(self, batch: dict[str, Any]) -> tuple[Tensor, dict[str, Tensor]]:
         text = self.generator.encode(batch["caption"])
-        box = self.generator.boxes.loss(text, batch["labels"], batch["boxes"], batch["object_mask"])
+        box = self.box_losses(self.generator, batch, text)
         real, fake, layout = self._mask_pairs(self.generator, batch, text)
         objects = layout.object_mask
         inst_adv = self.g_adversarial(self.discriminator.instance(fake[objects], layout.labels[objects]))
@@ -248,7 +270,7 @@ class LayoutGAN(GANModule):
         recon = F.binary_cross_entropy(fake[objects], real[objects])
         hp = self.hparams
         loss = (
-            box.total
+            box.total(hp.size_nll_weight)
             + hp.instance_d_weight * inst_adv
             + hp.layout_d_weight * glob_adv
             + hp.mask_recon_weight * recon
@@ -265,7 +287,10 @@ class LayoutGAN(GANModule):
 
     def configure_optimizers(self) -> list[torch.optim.Optimizer]:
         hp = self.hparams
-        d_opt = torch.optim.Adam(self.discriminator.parameters(), lr=hp.d_lr, betas=tuple(hp.d_betas))
+        # fused: one kernel for all tensors; the loop version dominates small-model steps on CPU.
+        d_opt = torch.optim.Adam(
+            self.discriminator.parameters(), lr=hp.d_lr, betas=tuple(hp.d_betas), fused=True
+        )
         text_params = [p for p in self.generator.text.parameters() if p.requires_grad]
         groups = [
             {
@@ -277,7 +302,7 @@ class LayoutGAN(GANModule):
         ]
         if text_params:
             groups.append({"params": text_params, "lr": hp.text_lr, "betas": tuple(hp.box_betas)})
-        return [d_opt, torch.optim.Adam(groups)]
+        return [d_opt, torch.optim.Adam(groups, fused=True)]
 
     # ------------------------------------------------------------------ sampling
     @torch.no_grad()
@@ -325,11 +350,11 @@ class LayoutGAN(GANModule):
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         net = self.ema.model
         text = net.encode(batch["caption"])
-        box = net.boxes.loss(text, batch["labels"], batch["boxes"], batch["object_mask"])
+        box = self.box_losses(net, batch, text)
         size = self.batch_size(batch)
         nlls = {"class_nll": box.class_nll, "centre_nll": box.centre_nll, "size_nll": box.size_nll}
         self.log_dict({f"val/{k}": v for k, v in nlls.items()}, batch_size=size, sync_dist=True)
-        self.log("val/box_nll", box.total, batch_size=size, sync_dist=True, prog_bar=True)
+        self.log("val/box_nll", box.total(), batch_size=size, sync_dist=True, prog_bar=True)
 
         generator = self._generator_on_device(1 + batch_idx)
         sampled = net.boxes.sample(text, self.hparams.temperature, generator)

@@ -35,10 +35,13 @@ class BoxLosses:
     centre_nll: Tensor
     size_nll: Tensor
 
-    @property
-    def total(self) -> Tensor:
-        """class_nll + centre_nll + size_nll."""
-        return self.class_nll + self.centre_nll + self.size_nll
+    def total(self, size_weight: float = 1.0) -> Tensor:
+        """class_nll + centre_nll + size_weight * size_nll.
+
+        Each head's own parameters see only its own term, and Adam normalises per parameter, so
+        the weight only sets how strongly the size term steers the shared decoder and text tower.
+        """
+        return self.class_nll + self.centre_nll + size_weight * self.size_nll
 
 
 @dataclass

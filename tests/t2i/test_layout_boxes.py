@@ -78,7 +78,7 @@ def test_loss_ignores_padded_slots_and_is_causal(text: TextEncoder, rng: torch.G
     junk = boxes.clone()
     junk[~object_mask] = 0.7  # padding content must not matter
     same = net.loss(features, labels, junk, object_mask)
-    torch.testing.assert_close(same.total, base.total)
+    torch.testing.assert_close(same.total(), base.total())
     # Causal: in the sequence start, l0, b0, l1, b1, l2, b2, ... the box b2 (position 6) is read
     # only by later positions.
     moved = boxes.clone()
@@ -88,7 +88,7 @@ def test_loss_ignores_padded_slots_and_is_causal(text: TextEncoder, rng: torch.G
     after = net.decode(features, memory, labels, moved, 8)
     torch.testing.assert_close(after[:, :6], before[:, :6])
     assert not torch.allclose(after[2, 6:], before[2, 6:])
-    assert torch.isfinite(base.total) and base.class_nll > 0
+    assert torch.isfinite(base.total()) and base.class_nll > 0
     with pytest.raises(ValueError, match="object slots > max_objects"):
         net.loss(
             features,
@@ -103,11 +103,11 @@ def test_sentence_only_mode_never_reads_token_features(text: TextEncoder, rng: t
     scrambled = TextFeatures(features.sentence, torch.randn_like(features.tokens), features.padding_mask)
     labels, boxes, object_mask = _layout(rng)
     sentence_only = _generator(text, use_tokens=False)
-    a = sentence_only.loss(features, labels, boxes, object_mask).total
-    torch.testing.assert_close(sentence_only.loss(scrambled, labels, boxes, object_mask).total, a)
+    a = sentence_only.loss(features, labels, boxes, object_mask).total()
+    torch.testing.assert_close(sentence_only.loss(scrambled, labels, boxes, object_mask).total(), a)
     with_tokens = _generator(text, use_tokens=True)
-    b = with_tokens.loss(features, labels, boxes, object_mask).total
-    assert not torch.allclose(with_tokens.loss(scrambled, labels, boxes, object_mask).total, b)
+    b = with_tokens.loss(features, labels, boxes, object_mask).total()
+    assert not torch.allclose(with_tokens.loss(scrambled, labels, boxes, object_mask).total(), b)
 
 
 def test_trainable_text_gets_gradients_from_the_box_likelihood(rng: torch.Generator) -> None:
@@ -115,7 +115,7 @@ def test_trainable_text_gets_gradients_from_the_box_likelihood(rng: torch.Genera
     tower = build_text_encoder(None, TextTowerShape(32, 16, 64, 1), trainable=True)
     net = _generator(tower).train()
     labels, boxes, object_mask = _layout(rng)
-    net.loss(tower.encode(CAPTIONS), labels, boxes, object_mask).total.backward()
+    net.loss(tower.encode(CAPTIONS), labels, boxes, object_mask).total().backward()
     assert tower.transformer.resblocks[0].attn.in_proj_weight.grad.abs().sum() > 0
 
 

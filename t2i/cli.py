@@ -13,6 +13,7 @@ The YAML chooses the stage by class path, e.g. for the small CLIP:
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 import warnings
 from collections.abc import Sequence
@@ -23,6 +24,17 @@ from ganforge.cli import GANForgeCLI, run_guarded, teardown_distributed, trainer
 from t2i.data.shapes import ShapesSpec, render_shapes
 
 LIGHTNING_SUBCOMMANDS = ("fit", "validate", "test")
+# Commands with their own parser, imported when they run: name -> (module with main(argv), help).
+COMMANDS = {
+    "generate": (
+        "t2i.commands.generate",
+        'captions -> PNG grid: t2i generate --ckpt C "caption" --out OUT.png',
+    ),
+    "eval": (
+        "t2i.commands.evaluate",
+        "SOA, FID/fd_local, CLIP score: t2i eval --ckpt C --data DIR --out m.json",
+    ),
+}
 
 
 def run_stage_cli(argv: Sequence[str]) -> int:
@@ -115,6 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", required=True, help="output .pt file, loadable by clip.load(path, jit=False)"
     )
     export.set_defaults(func=_export_clip)
+    for name, (_, text) in COMMANDS.items():
+        sub.add_parser(name, help=text, add_help=False)  # listed in --help; main() dispatches them
     return parser
 
 
@@ -122,6 +136,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in LIGHTNING_SUBCOMMANDS:
         return run_stage_cli(argv)
+    if argv and argv[0] in COMMANDS:
+        return importlib.import_module(COMMANDS[argv[0]][0]).main(argv[1:])
     args = build_parser().parse_args(argv)
     return run_guarded("t2i", lambda: args.func(args))
 

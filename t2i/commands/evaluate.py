@@ -208,7 +208,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     result |= {"images": len(real["caption"]), "seed": args.seed, "judges": {}}
     with Progress(disable=args.quiet) as progress:
         needs_train = colored or args.inception is None
-        train = judges.real_tensors(data.dataset("train"), args.judge_images) if needs_train else None
+        boxes_only = CocoLayoutDataModule(
+            args.data, image_size=model.image_size, with_masks=False, max_objects=10
+        )
+        train = judges.real_tensors(boxes_only.dataset("train"), args.judge_images) if needs_train else None
         if colored:
             task = progress.add_task("SOA classifier", total=args.soa_steps)
             classifier, record = judges.soa_classifier(

@@ -1,0 +1,170 @@
+"""`t2i generate` and `t2i eval` end to end on a tiny rendered shapes set and untrained tiny stages."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from image_testing import write_tiny_clip
+from PIL import Image
+
+from t2i.cli import main
+from t2i.data.shapes import ShapesSpec, render_shapes
+from t2i.image_stage import ImageGAN
+from t2i.layout_stage import LayoutGAN
+
+CLASSES = ["circle", "square", "triangle", "diamond"]
+TEXT = {"text_embed_dim": 32, "text_context_length": 32, "text_width": 64, "text_layers": 1}
+
+
+def save_stage(module: torch.nn.Module, path: Path) -> Path:
+    ckpt = {"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams)}
+    module.on_save_checkpoint(ckpt)
+    torch.save(ckpt, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("t2i_cli")
+    torch.manual_seed(0)
+    conditioning = write_tiny_clip(folder / "conditioning_clip.pt", seed=0)
+    layout = LayoutGAN(
+        CLASSES, max_objects=3, box_hidden=32, box_layers=1, box_heads=2, shape_hidden=32, **TEXT
+    )
+    save_stage(layout, folder / "layout.ckpt")
+    image = ImageGAN(
+        CLASSES,
+        image_size=32,
+        clip_path=str(conditioning),
+        g_widths=[32, 16, 16, 8],
+        d_widths=[8, 16],
+        object_widths=[8, 8, 8],
+        latent_dim=16,
+        class_dim=16,
+        context_dim=16,
+        layout_checkpoint=str(folder / "layout.ckpt"),
+    )
+    render_shapes(folder / "shapes", ShapesSpec(train=40, val=10, size=32, seed=0))
+    return {
+        "folder": folder,
+        "ckpt": save_stage(image, folder / "image.ckpt"),
+        "data": folder / "shapes",
+        "conditioning_clip": conditioning,
+        "judge_clip": write_tiny_clip(folder / "judge_clip.pt", seed=1),
+    }
+
+
+def test_help_lists_generate_and_eval(capsys) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    listed = capsys.readouterr().out
+    assert "generate" in listed and "eval" in listed
+    with pytest.raises(SystemExit):
+        main(["generate", "--help"])
+    assert "--layout-out" in capsys.readouterr().out
+
+
+def test_generate_writes_a_grid_and_a_layout_picture(setup: dict, tmp_path: Path, capsys) -> None:
+    out, layouts = tmp_path / "grid.png", tmp_path / "layouts.png"
+    args = ["generate", "--ckpt", str(setup["ckpt"]), "a red circle", "a blue square above a green circle"]
+    assert (
+        main([*args, "--samples", "3", "--seed", "1", "--out", str(out), "--layout-out", str(layouts)]) == 0
+    )
+    with Image.open(out) as grid:
+        assert grid.size == (3 * 34 + 2, 2 * 34 + 2)  # 32 px tiles, 2 px padding: 3 columns, 2 rows
+    with Image.open(layouts) as drawn:
+        assert drawn.size == (3 * 130 + 2, 2 * 130 + 2)  # drawn at 128 px
+    assert "2 caption(s) x 3 sample(s)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["   "], "caption 0 is empty"),
+        (["a red circle", "--out", "x.jpg"], "must be a .png file"),
+        ([b"\xffbad".decode("utf-8", "surrogateescape")], "caption 0 is not valid UTF-8"),
+    ],
+)
+def test_generate_bad_input_is_one_line(
+    setup: dict, tmp_path: Path, capsys, extra: list[str], message: str
+) -> None:
+    args = ["generate", "--ckpt", str(setup["ckpt"]), "--out", str(tmp_path / "g.png"), *extra]
+    assert main(args) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("t2i generate: error:") and message in err and "\n" not in err
+
+
+def test_eval_writes_all_metrics_for_both_layout_conditions(setup: dict, tmp_path: Path) -> None:
+    out = tmp_path / "metrics.json"
+    args = ["eval", "--ckpt", str(setup["ckpt"]), "--data", str(setup["data"]), "--out", str(out)]
+    fast = ["--clip", str(setup["judge_clip"]), "--soa-steps", "20", "--fd-steps", "10", "--quiet"]
+    assert main([*args, *fast, "--batch-size", "4"]) == 0
+    result = json.loads(out.read_text())
+    assert result["images"] == 10
+    for condition in ("predicted_layout", "ground_truth_layout"):
+        scores = result[condition]
+        for key in (
+            "soa_c",
+            "soa_i",
+            "color_binding",
+            "fd_local",
+            "clip_score",
+            "r_precision",
+            "relation_accuracy",
+        ):
+            assert key in scores
+        assert scores["fd_local"] > 0 and -1 <= scores["clip_score"] <= 1
+    assert result["ground_truth_layout"]["relation_accuracy"] == 1.0  # true boxes satisfy their captions
+    assert 0 <= result["real"]["soa_c"] <= 1 and "soa_c_vs_real" in result
+    assert "Not FID" in result["judges"]["fd_local"]["note"] and result["judges"]["soa"]["trained_now"]
+    # A second run reuses the cached judges and, with the same seed, repeats every number.
+    again = tmp_path / "again.json"
+    assert (
+        main([*args[:-1], str(again), *fast, "--batch-size", "4", "--judges", str(tmp_path / "judges")]) == 0
+    )
+    second = json.loads(again.read_text())
+    assert not second["judges"]["soa"]["trained_now"]
+    assert second["predicted_layout"] == result["predicted_layout"]
+
+
+def test_eval_refuses_the_conditioning_clip_as_judge(setup: dict, tmp_path: Path, capsys) -> None:
+    args = [
+        "eval",
+        "--ckpt",
+        str(setup["ckpt"]),
+        "--data",
+        str(setup["data"]),
+        "--out",
+        str(tmp_path / "m.json"),
+    ]
+    args += ["--clip", str(setup["conditioning_clip"]), "--soa-steps", "2", "--fd-steps", "2", "--quiet"]
+    assert main(args) == 1
+    assert "is the CLIP that conditions the generator" in capsys.readouterr().err
+
+
+def test_eval_reports_fid_with_a_local_inception_file(setup: dict, tmp_path: Path) -> None:
+    class Features(torch.nn.Module):  # a TorchScript stand-in with the StyleGAN2-ADA calling convention
+        def forward(self, x: torch.Tensor, return_features: bool = True) -> torch.Tensor:
+            return x.float().mean(dim=(2, 3)) / 255.0
+
+    inception = tmp_path / "inception.pt"
+    torch.jit.script(Features()).save(str(inception))
+    out = tmp_path / "metrics.json"
+    args = ["eval", "--ckpt", str(setup["ckpt"]), "--data", str(setup["data"]), "--out", str(out), "--quiet"]
+    args += [
+        "--clip",
+        str(setup["judge_clip"]),
+        "--inception",
+        str(inception),
+        "--soa-steps",
+        "2",
+        "--max-images",
+        "6",
+    ]
+    assert main(args) == 0
+    result = json.loads(out.read_text())
+    assert "fid" in result["predicted_layout"] and "fd_local" not in result["predicted_layout"]
+    assert result["judges"]["fid"]["inception"] == str(inception)

@@ -159,29 +159,30 @@ class GANModule(pl.LightningModule):
         k, n = self.accumulate_grad_batches, self.d_steps_per_g_step
         micro = self.batches_seen % k
         updates = micro == k - 1
-        logs = self._d_step(batch, d_opt, update=updates)
+        log_now = self._is_log_step(self.batches_seen + 1)
+        logs = self._d_step(batch, d_opt, update=updates, log_now=log_now)
         if (self.batches_seen // k) % n == n - 1:
-            logs |= self._g_step(batch, g_opt, update=updates)
+            logs |= self._g_step(batch, g_opt, update=updates, log_now=log_now)
         self.batches_seen += 1
-        if logs and self._is_log_step():
+        if log_now:
             self._log_train(logs, batch)
 
-    def _d_step(self, batch: Any, opt: Any, update: bool) -> dict[str, Tensor]:
+    def _d_step(self, batch: Any, opt: Any, update: bool, log_now: bool) -> dict[str, Tensor]:
         with self.toggled_optimizer(opt):
             loss, logs = self.discriminator_loss(batch)
             self._backward_if_finite(loss, "d_loss")
             if update:
-                logs["d_grad_norm"] = self._clip(self.discriminator)
+                self._clip(self.discriminator, logs, "d_grad_norm", log_now)
                 opt.step()
                 opt.zero_grad(set_to_none=True)
         return {"d_loss": loss.detach(), **logs}
 
-    def _g_step(self, batch: Any, opt: Any, update: bool) -> dict[str, Tensor]:
+    def _g_step(self, batch: Any, opt: Any, update: bool, log_now: bool) -> dict[str, Tensor]:
         with self.toggled_optimizer(opt):
             loss, logs = self.generator_loss(batch)
             self._backward_if_finite(loss, "g_loss")
             if update:
-                logs["g_grad_norm"] = self._clip(self.generator)
+                self._clip(self.generator, logs, "g_grad_norm", log_now)
                 opt.step()
                 opt.zero_grad(set_to_none=True)
                 self.g_step += 1
@@ -208,13 +209,21 @@ class GANModule(pl.LightningModule):
                 "enable grad_clip_norm, or check the data for NaN/Inf"
             )
 
-    def _clip(self, net: nn.Module) -> Tensor:
-        """Total gradient norm of `net` before clipping; clips to `grad_clip_norm` when set."""
+    def _clip(self, net: nn.Module, logs: dict[str, Tensor], key: str, log_now: bool) -> None:
+        """Clip `net`'s gradients to `grad_clip_norm` when set; on log steps put the pre-clip norm in logs.
+
+        Without clipping the norm is only computed on log steps: a per-step norm is a full extra
+        pass over every gradient.
+        """
+        if self.grad_clip_norm is None and not log_now:
+            return
         params = [p for p in net.parameters() if p.grad is not None]
         if not params:
-            return torch.zeros((), device=self.device)
+            return
         max_norm = self.grad_clip_norm if self.grad_clip_norm is not None else float("inf")
-        return torch.nn.utils.clip_grad_norm_(params, max_norm, foreach=True).detach()
+        norm = torch.nn.utils.clip_grad_norm_(params, max_norm, foreach=True)
+        if log_now:
+            logs[key] = norm.detach()
 
     def _decay_learning_rates(self) -> None:
         if self.lr_decay == "none" or self.trainer.max_steps is None or self.trainer.max_steps <= 0:
@@ -225,9 +234,9 @@ class GANModule(pl.LightningModule):
             for group in opt.param_groups:
                 group["lr"] = base * scale
 
-    def _is_log_step(self) -> bool:
+    def _is_log_step(self, batches: int) -> bool:
         every = self.trainer.log_every_n_steps if self._trainer is not None else 50
-        return self.batches_seen % max(every, 1) == 0
+        return batches % max(every, 1) == 0
 
     def _log_train(self, logs: dict[str, Tensor], batch: Any) -> None:
         d_opt, g_opt = self.optimizers()

@@ -81,7 +81,9 @@ def test_gradient_clipping_bounds_update_norm():
     x = torch.randn(32, 2)
     loss, _ = model.discriminator_loss(x)
     loss.backward()
-    before = model._clip(model.discriminator)
+    logs = {}
+    model._clip(model.discriminator, logs, "d_grad_norm", log_now=True)
+    before = logs["d_grad_norm"]
     after = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in model.discriminator.parameters()]))
     assert before > 1e-2
     assert after == pytest.approx(1e-3, rel=1e-3)

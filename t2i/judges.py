@@ -129,7 +129,9 @@ def judge_clip(folder: Path, data_dir: Path, steps: int, progress: bool) -> tupl
 
         pl.seed_everything(JUDGE_CLIP_SEED, workers=True, verbose=False)
         model = ContrastiveCLIP(**JUDGE_CLIP_ARGS, export_path=str(path), seed=JUDGE_CLIP_SEED)
-        data = CocoLayoutDataModule(str(data_dir), image_size=64, batch_size=64, with_masks=False)
+        size = len(CocoLayoutDataModule(str(data_dir), with_masks=False).dataset("train"))
+        # Full batches only (drop_last): a small train split gets one batch of all its images.
+        data = CocoLayoutDataModule(str(data_dir), image_size=64, batch_size=min(64, size), with_masks=False)
         trainer = pl.Trainer(
             accelerator="auto",
             devices=1,

@@ -168,3 +168,12 @@ def test_eval_reports_fid_with_a_local_inception_file(setup: dict, tmp_path: Pat
     result = json.loads(out.read_text())
     assert "fid" in result["predicted_layout"] and "fd_local" not in result["predicted_layout"]
     assert result["judges"]["fid"]["inception"] == str(inception)
+
+
+def test_eval_trains_a_judge_clip_with_its_own_seed_when_none_is_given(setup: dict, tmp_path: Path) -> None:
+    out = tmp_path / "metrics.json"
+    args = ["eval", "--ckpt", str(setup["ckpt"]), "--data", str(setup["data"]), "--out", str(out), "--quiet"]
+    args += ["--clip-steps", "2", "--soa-steps", "2", "--fd-steps", "2", "--max-images", "4"]
+    assert main(args) == 0
+    record = json.loads(out.read_text())["judges"]["clip"]
+    assert record["seed"] == 1 and Path(record["file"]).is_file()  # cached for the next evaluation

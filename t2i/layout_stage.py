@@ -3,8 +3,8 @@
 `t2i fit --config configs/t2i/shapes_layout.yaml` trains, from one config and one optimiser
 schedule:
 - the box pathway (text encoder when trainable + `BoxGenerator`) by likelihood: teacher-forced
-  class NLL + centre and size mixture NLL, through the generator's optimiser with its own
-  learning rate and betas;
+  class NLL + centre and size mixture NLL, objects taught in caption-mention order
+  (`t2i.layout.order`), through the generator's optimiser with its own learning rate and betas;
 - the `ShapeGenerator` adversarially on ground-truth boxes: an instance D per mask and a global D
   per layout (hinge loss by default), plus a mask reconstruction term (BCE against the ground
   truth cut into each box).

@@ -3,10 +3,12 @@
 Li et al. 2019 §3.1: an autoregressive decoder emits at step t a class l_t (softmax with an end
 token), then the box centre (x_t, y_t) ~ GMM(. | h_t, l_t) and the size (w_t, h_t) ~ GMM(. | h_t,
 l_t, x_t, y_t), each a K=5 bivariate Gaussian mixture (`t2i.layout.mixture`). Obj-GAN's decoder is
-an LSTM; here it is a small Transformer decoder: causal self-attention over the objects placed so
-far and cross-attention over the caption, either its sentence embedding alone or the sentence plus
-every token feature (`use_tokens`), which lets the decoder read word order ("a circle left of a
-square" vs the reverse). Training is teacher forcing with class NLL + mixture NLL.
+an LSTM; here it is a small Transformer decoder over the interleaved sequence
+start, l_0, b_0, l_1, b_1, ... (causal self-attention), so each box is placed by a state that
+already holds its class and every earlier object. It cross-attends to the caption: the sentence
+embedding alone, or the sentence plus every token feature (`use_tokens`) after `token_layers`
+bidirectional layers, which lets it read word order ("a circle left of a square" vs the reverse).
+Training is teacher forcing with class NLL + mixture NLL.
 
 Class index 0 is the end token (and the padding label of `collate_layouts`); real classes are 1..K-1.
 """
@@ -48,8 +50,9 @@ class BoxLosses:
 class SampledBoxes:
     """Layouts drawn by `BoxGenerator.sample`, objects sorted by area, largest first.
 
-    labels: (B, N) long, 0 at padding; boxes: (B, N, 4) normalised (x, y, w, h), top-left corner,
-    zero at padding; object_mask: (B, N) bool, True for real objects.
+    N <= max_objects is the number of decoding steps run. labels: (B, N) long, 0 at padding;
+    boxes: (B, N, 4) normalised (x, y, w, h), top-left corner, zero at padding; object_mask: (B, N)
+    bool, True for real objects.
     """
 
     labels: Tensor
@@ -80,6 +83,8 @@ class BoxGenerator(nn.Module):
         components: K, Gaussians per mixture (Obj-GAN: 5).
         max_objects: N, the most objects per layout (Obj-GAN: 10).
         use_tokens: attend over the token features; False conditions on the sentence alone.
+        token_layers: bidirectional self-attention layers over the projected token features (the
+            CLIP tower is causal: a word's feature never sees the words after it).
         dropout: dropout inside the decoder layers.
     """
 

@@ -8,9 +8,9 @@ schedule:
 - the `ShapeGenerator` adversarially on ground-truth boxes: an instance D per mask and a global D
   per layout (hinge loss by default), plus a mask reconstruction term (BCE against the ground
   truth cut into each box).
-Validation samples a layout per caption with the EMA generator and logs val/object_set_accuracy,
-val/relation_accuracy, val/size_accuracy, val/mask_iou (masks drawn on ground-truth boxes) and the
-val NLLs (`t2i.metrics.layout`).
+Validation (and `t2i test`) samples a layout per caption with the EMA generator and logs
+val/object_set_accuracy, val/relation_accuracy, val/size_accuracy, val/mask_iou (masks drawn on
+ground-truth boxes) and the val NLLs (`t2i.metrics.layout`); `test/...` likewise.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from ganforge.media import ImageMedia
@@ -36,7 +35,7 @@ from t2i.layout.generator import (
     text_tower_shape,
 )
 from t2i.layout.order import order_by_mention
-from t2i.layout.shapes import ShapeGenerator, crop_masks, paste_masks
+from t2i.layout.shapes import ShapeGenerator, crop_masks, mask_bce, paste_masks
 from t2i.metrics.layout import LayoutAccuracy, caption_sizes, mask_iou, score_layout
 from t2i.text import TextFeatures
 
@@ -191,7 +190,7 @@ class LayoutGAN(GANModule):
         )
         self.class_names = [PAD_LABEL_NAME, *class_names]
         self.num_classes = num_classes
-        self.val_metrics = LayoutAccuracy()
+        self.eval_metrics = LayoutAccuracy()
 
     # ------------------------------------------------------------------ data checks
     def setup(self, stage: str) -> None:
@@ -267,7 +266,7 @@ class LayoutGAN(GANModule):
         objects = layout.object_mask
         inst_adv = self.g_adversarial(self.discriminator.instance(fake[objects], layout.labels[objects]))
         glob_adv = self.g_adversarial(self.discriminator.layout(self._layout_canvas(fake, layout)))
-        recon = F.binary_cross_entropy(fake[objects], real[objects])
+        recon = mask_bce(fake[objects], real[objects])
         hp = self.hparams
         loss = (
             box.total(hp.size_nll_weight)
@@ -346,15 +345,16 @@ class LayoutGAN(GANModule):
         ]
         return {"layouts": layout_media(layouts, captions), "layouts_truth": layout_media(truth, captions)}
 
-    # ------------------------------------------------------------------ validation
-    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+    # ------------------------------------------------------------------ validation and test
+    def _eval_step(self, batch: dict[str, Any], batch_idx: int, prefix: str) -> None:
+        """NLLs of the true layouts, metrics of sampled layouts and of masks on the true boxes (EMA G)."""
         net = self.ema.model
         text = net.encode(batch["caption"])
         box = self.box_losses(net, batch, text)
         size = self.batch_size(batch)
         nlls = {"class_nll": box.class_nll, "centre_nll": box.centre_nll, "size_nll": box.size_nll}
-        self.log_dict({f"val/{k}": v for k, v in nlls.items()}, batch_size=size, sync_dist=True)
-        self.log("val/box_nll", box.total(), batch_size=size, sync_dist=True, prog_bar=True)
+        self.log_dict({f"{prefix}/{k}": v for k, v in nlls.items()}, batch_size=size, sync_dist=True)
+        self.log(f"{prefix}/box_nll", box.total(), batch_size=size, sync_dist=True, prog_bar=True)
 
         generator = self._generator_on_device(1 + batch_idx)
         sampled = net.boxes.sample(text, self.hparams.temperature, generator)
@@ -379,9 +379,21 @@ class LayoutGAN(GANModule):
         height, width = batch["masks"].shape[-2:]
         pasted = paste_masks(masks, layout.boxes, height, width)
         ious = mask_iou(pasted[layout.object_mask], batch["masks"][layout.object_mask])
-        self.val_metrics.update(scores, ious)
+        self.eval_metrics.update(scores, ious)
+
+    def _eval_epoch_end(self, prefix: str) -> None:
+        values = self.eval_metrics.compute()
+        self.eval_metrics.reset()
+        self.log_dict({f"{prefix}/{k}": v for k, v in values.items()}, prog_bar=True)
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._eval_step(batch, batch_idx, "val")
 
     def on_validation_epoch_end(self) -> None:
-        values = self.val_metrics.compute()
-        self.val_metrics.reset()
-        self.log_dict({f"val/{k}": v for k, v in values.items()}, prog_bar=True)
+        self._eval_epoch_end("val")
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._eval_step(batch, batch_idx, "test")
+
+    def on_test_epoch_end(self) -> None:
+        self._eval_epoch_end("test")

@@ -45,7 +45,8 @@ class BivariateMixture:
         K log sy, K unconstrained rho."""
         if raw.shape[-1] % PARAMS_PER_COMPONENT:
             raise ValueError(f"BivariateMixture: last dim {raw.shape[-1]} is not a multiple of 6")
-        logits, mux, muy, log_sx, log_sy, rho = raw.chunk(PARAMS_PER_COMPONENT, dim=-1)
+        # fp32 even under bf16 autocast: the NLL subtracts nearby quantities and divides by 1 - rho^2.
+        logits, mux, muy, log_sx, log_sy, rho = raw.float().chunk(PARAMS_PER_COMPONENT, dim=-1)
         log_std = torch.stack([log_sx, log_sy], dim=-1).clamp_min(MIN_LOG_STD)
         return cls(logits, torch.stack([mux, muy], dim=-1), log_std, RHO_MAX * torch.tanh(rho))
 

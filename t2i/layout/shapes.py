@@ -19,6 +19,16 @@ from torch import Tensor, nn
 from torchvision.ops import roi_align
 
 MIN_BOX_SIDE = 1e-3  # guards the 1 / w of the paste transform
+BCE_EPS = 1e-6  # keeps log(p) finite for saturated masks
+
+
+def mask_bce(pred: Tensor, target: Tensor) -> Tensor:
+    """Mean binary cross-entropy of mask probabilities `pred` against `target` (same shape), in fp32.
+
+    Written out because `F.binary_cross_entropy` refuses to run under CUDA autocast (bf16-mixed).
+    """
+    p, t = pred.float().clamp(BCE_EPS, 1 - BCE_EPS), target.float()
+    return -(t * p.log() + (1 - t) * (1 - p).log()).mean()
 
 
 def box_indicator(boxes: Tensor, height: int, width: int) -> Tensor:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from t2i.layout.discriminators import MaskDiscriminators, layout_channels
-from t2i.layout.shapes import ShapeGenerator, box_indicator, crop_masks, paste_masks
+from t2i.layout.shapes import ShapeGenerator, box_indicator, crop_masks, mask_bce, paste_masks
 
 
 def _random_boxes(rng: torch.Generator, batch: int, n: int) -> torch.Tensor:
@@ -84,3 +84,10 @@ def test_layout_channels_and_discriminator_conditioning(rng: torch.Generator) ->
     same = d.instance(local[[0, 0]], torch.tensor([1, 2]))
     assert same.shape == (2,) and same[0] != same[1]  # class projection changes the logit
     assert d.layout(torch.rand(2, 3, 16, 16, generator=rng)).shape == (2,)
+
+
+def test_mask_bce_matches_torch_and_survives_saturated_masks(rng: torch.Generator) -> None:
+    pred, target = torch.rand(3, 8, 8, generator=rng), (torch.rand(3, 8, 8, generator=rng) > 0.5).float()
+    torch.testing.assert_close(mask_bce(pred, target), torch.nn.functional.binary_cross_entropy(pred, target))
+    saturated = mask_bce(torch.tensor([0.0, 1.0]), torch.tensor([1.0, 0.0]))
+    assert torch.isfinite(saturated) and saturated > 10

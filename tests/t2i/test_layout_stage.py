@@ -24,6 +24,7 @@ SMALL = {
     "layout_size": 16,
     "shape_hidden": 32,
 }
+TEXT = {"text_embed_dim": 32, "text_width": 64, "text_layers": 1}
 
 
 @pytest.fixture(scope="module")
@@ -125,6 +126,34 @@ def test_sample_returns_layout_media_with_labelled_boxes(fitted: Path) -> None:
     assert all(isinstance(m, ImageMedia) and m.images.shape[:2] == (2, 3) for m in media.values())
     assert [b.label for b in media["layouts_truth"].boxes[1]] == ["circle", "diamond"]
     assert media["layouts"].captions == batch["caption"]
+
+
+def test_test_command_reports_layout_metrics(fitted: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (path,) = fitted.rglob("last.ckpt")
+    (config,) = fitted.rglob("config.yaml")
+    args = ["test", "--config", str(config), f"--ckpt_path={path}", "--trainer.logger=false"]
+    assert main(args) == 0
+    assert "test/relation_accuracy" in capsys.readouterr().out
+
+
+def test_losses_are_finite_under_bf16_autocast(rng: torch.Generator) -> None:
+    torch.manual_seed(0)
+    model = LayoutGAN(CLASSES, max_objects=4, **SMALL, **TEXT)
+    masks = (torch.rand(2, 4, 32, 32, generator=rng) > 0.5).float()
+    batch = {
+        "caption": ["a red square", "a blue circle above a green diamond"],
+        "labels": torch.tensor([[2, 0, 0, 0], [1, 4, 0, 0]]),
+        "boxes": torch.tensor([[[0.1, 0.1, 0.5, 0.5]] * 4, [[0.1, 0.1, 0.3, 0.3]] * 4]),
+        "object_mask": torch.tensor([[True, False, False, False], [True, True, False, False]]),
+        "masks": masks,
+        "colors": [["red"], ["blue", "green"]],
+    }
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        g_loss, g_logs = model.generator_loss(batch)
+        d_loss, _ = model.discriminator_loss(batch)
+    assert torch.isfinite(g_loss) and torch.isfinite(d_loss)
+    assert g_logs["size_nll"].dtype == torch.float32  # the mixtures run in fp32
+    g_loss.backward()
 
 
 def test_config_errors_name_the_field(tmp_path: Path) -> None:

@@ -98,19 +98,20 @@ def write_seen_split(root: Path, work: Path, held_out: set[tuple[str, str, str]]
     for doc in (instances, captions):
         doc["images"] = [i for i in doc["images"] if i["id"] not in dropped]
         doc["annotations"] = [a for a in doc["annotations"] if a["image_id"] not in dropped]
-    (ann / "instances_train_seen.json").write_text(json.dumps(instances))
-    (ann / "captions_train_seen.json").write_text(json.dumps(captions))
-    return "train_seen", len(dropped)
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "instances_train_seen.json").write_text(json.dumps(instances))
+    (work / "captions_train_seen.json").write_text(json.dumps(captions))
+    return len(dropped)
 
 
 def dataset(
-    root: Path, split: str, image_split: str, train: bool, with_masks: bool = True
+    images: Path, annotations: Path, split: str, train: bool, with_masks: bool = True
 ) -> CocoLayoutDataset:
-    ann = root / "annotations"
+    """The shapes split `split` at 64 px: json files in `annotations`, pictures in `images`."""
     return CocoLayoutDataset(
-        root / "images" / image_split,
-        ann / f"instances_{split}.json",
-        ann / f"captions_{split}.json",
+        images,
+        annotations / f"instances_{split}.json",
+        annotations / f"captions_{split}.json",
         image_size=64,
         max_objects=4,
         train=train,

@@ -310,10 +310,13 @@ class LayoutGAN(GANModule):
         captions: list[str],
         generator: torch.Generator | None = None,
         temperature: float | None = None,
-        net: LayoutGenerator | None = None,
     ) -> list[list[Box]]:
-        """One layout per caption from the EMA generator: `Box`es with box-frame masks, largest first."""
-        net = self.ema.model if net is None else net
+        """One layout per caption from the EMA generator: `Box`es with box-frame masks, largest first.
+
+        Draws use `generator` only (on this module's device); `temperature` defaults to the
+        configured one.
+        """
+        net = self.ema.model
         text = net.encode(captions)
         tau = self.hparams.temperature if temperature is None else temperature
         layout = net.boxes.sample(text, tau, generator)

@@ -79,10 +79,6 @@ class LayoutGenerator(nn.Module):
         """sentence (B, D), tokens (B, L, W), padding_mask (B, L) of the captions."""
         return self.text.encode(captions)
 
-    def box_parameters(self) -> list[nn.Parameter]:
-        """Parameters trained by likelihood: the text tower (when trainable) and the box generator."""
-        return [p for p in [*self.text.parameters(), *self.boxes.parameters()] if p.requires_grad]
-
     def masks(self, text: TextFeatures, layout: SampledBoxes, noise: Tensor) -> Tensor:
         """Box-frame masks (B, N, M, M) for a layout, with per-box noise (B, N, Z)."""
         return self.shapes(layout.labels, layout.boxes, layout.object_mask, text.sentence.detach(), noise)

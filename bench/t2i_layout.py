@@ -12,8 +12,8 @@ Steps, all on CPU within `--minutes` of training (rendering, caching and evaluat
 3. train a small CLIP contrastively (the clip stage) on the remaining training images;
 4. train the layout stage (`configs/t2i/shapes_layout.yaml`) with several text pathways:
    the frozen CLIP's sentence embedding alone, attention over the frozen CLIP's token features,
-   the fine-tuned CLIP tower, and the tower trained from scratch; plus largest-first ("area")
-   object order with the best pathway;
+   the fine-tuned CLIP tower, and the tower trained from scratch (the shipped config); plus the
+   shipped config with Obj-GAN's largest-first ("area") teaching order instead of mention order;
 5. score every caption of every val image (5 per image): object-set, relation, size accuracy on the
    seen and novel subsets, and mask IoU of masks drawn on ground-truth boxes; the same for a trivial
    baseline (the mean training layout of the caption's class set; box-shaped masks).
@@ -57,9 +57,10 @@ VARIANTS = {  # name -> LayoutGAN overrides (clip_path is filled in)
     "tokens, frozen CLIP": {"text_conditioning": "tokens", "text_trainable": False},
     "tokens, fine-tuned CLIP": {"text_conditioning": "tokens", "text_trainable": True},
     "tokens, tower from scratch": {"text_conditioning": "tokens", "text_trainable": True, "clip_path": None},
-    "tokens, fine-tuned CLIP, area order": {
+    "tokens, tower from scratch, area order": {
         "text_conditioning": "tokens",
         "text_trainable": True,
+        "clip_path": None,
         "object_order": "area",
     },
 }

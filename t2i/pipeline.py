@@ -18,7 +18,7 @@ The image generator used is the EMA one.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,7 @@ from ganforge.checkpoint import (
     load_checkpoint,
 )
 from t2i.image_stage import ImageGAN
-from t2i.layout import Box
+from t2i.layout import Box, SampledBoxes
 from t2i.layout.shapes import box_indicator, paste_masks
 from t2i.layout_stage import LayoutGAN
 
@@ -216,21 +216,26 @@ class TextToImage:
                 the layout stage draws them).
             seed: the same seed, captions and layouts give the same images.
             layouts: per caption a list of `Box` (shared by its S samples) or S such lists; given,
-                the layout stage is skipped.
+                the box generator is skipped. A box without a mask gets its shape from the layout
+                stage's shape generator (Obj-GAN's ground-truth-box protocol), or is filled when
+                the model has no layout stage; the returned layouts hold the masks used.
         """
         captions = check_captions(captions)
         if not isinstance(num_samples, int) or num_samples < 1:
             raise ValueError(f"num_samples={num_samples!r}; expected an int >= 1")
         batch = len(captions)
         flat_captions = [c for c in captions for _ in range(num_samples)]
+        layout_rng = (
+            None if self.layout is None else torch.Generator(device=self.layout.device).manual_seed(seed)
+        )
         if layouts is not None:
             flat_layouts = _layouts_per_sample(layouts, batch, num_samples)
+            flat_layouts = self.complete_shapes(flat_captions, flat_layouts, layout_rng)
         elif self.layout is None:
             raise ValueError(
                 "this model has no layout stage; pass layouts=... or load it with layout_checkpoint=PATH"
             )
         else:
-            layout_rng = torch.Generator(device=self.layout.device).manual_seed(seed)
             flat_layouts = self.layout.generate_layouts(flat_captions, generator=layout_rng)
         z_rng = torch.Generator().manual_seed(seed)
         z = torch.randn(len(flat_captions), self.image.generator.latent_dim, generator=z_rng)
@@ -247,17 +252,27 @@ class TextToImage:
         grouped = [flat_layouts[b * num_samples : (b + 1) * num_samples] for b in range(batch)]
         return Generation(images.view(batch, num_samples, *images.shape[1:]).cpu(), grouped)
 
-    def layout_tensors(self, layouts: list[list[Box]]) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """labels (K, N), boxes (K, N, 4), masks (K, N, H, W) and object_mask (K, N) of K layouts.
+    def complete_shapes(
+        self, captions: list[str], layouts: list[list[Box]], generator: torch.Generator | None
+    ) -> list[list[Box]]:
+        """`layouts` with a shape-generator mask on every box that has none (needs the layout stage)."""
+        if self.layout is None or all(box.mask is not None for layout in layouts for box in layout):
+            return layouts
+        net = self.layout.ema.model
+        labels, boxes, present = (t.to(self.layout.device) for t in self.box_tensors(layouts))
+        sampled = SampledBoxes(labels, boxes, present)
+        masks = net.masks(net.encode(captions), sampled, net.noise(sampled, generator)).cpu()  # (K, N, M, M)
+        return [
+            [box if box.mask is not None else replace(box, mask=masks[k, n]) for n, box in enumerate(layout)]
+            for k, layout in enumerate(layouts)
+        ]
 
-        N is the largest layout (at least 1); a box without a mask is filled, a box-frame mask is
-        pasted over its box.
-        """
-        size, names = self.image_size, self.image.class_names
+    def box_tensors(self, layouts: list[list[Box]]) -> tuple[Tensor, Tensor, Tensor]:
+        """labels (K, N), boxes (K, N, 4) and object_mask (K, N) of K layouts; N the largest (at least 1)."""
+        names = self.image.class_names
         count = max(1, max(len(layout) for layout in layouts))
         labels = torch.zeros(len(layouts), count, dtype=torch.long)
         boxes = torch.zeros(len(layouts), count, 4)
-        masks = torch.zeros(len(layouts), count, size, size)
         for k, layout in enumerate(layouts):
             for n, box in enumerate(layout):
                 if box.label not in names[1:]:
@@ -266,13 +281,25 @@ class TextToImage:
                     )
                 labels[k, n] = names.index(box.label)
                 boxes[k, n] = torch.tensor([box.x, box.y, box.w, box.h])
+        return labels, boxes, labels > 0
+
+    def layout_tensors(self, layouts: list[list[Box]]) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """labels (K, N), boxes (K, N, 4), masks (K, N, H, W) and object_mask (K, N) of K layouts.
+
+        N is the largest layout (at least 1); a box without a mask is filled, a box-frame mask is
+        pasted over its box.
+        """
+        labels, boxes, present = self.box_tensors(layouts)
+        size = self.image_size
+        masks = torch.zeros(*labels.shape, size, size)
+        for k, layout in enumerate(layouts):
+            for n, box in enumerate(layout):
                 if box.mask is None:
                     masks[k, n] = box_indicator(boxes[k, n], size, size)
                 else:
-                    masks[k, n] = paste_masks(
-                        box.mask.float().cpu()[None, None], boxes[k, n][None, None], size, size
-                    )[0, 0]
-        return labels, boxes, masks, labels > 0
+                    frame = box.mask.float().cpu()[None, None]
+                    masks[k, n] = paste_masks(frame, boxes[k, n][None, None], size, size)[0, 0]
+        return labels, boxes, masks, present
 
     def render(self, captions: list[str], layouts: list[list[Box]], z: Tensor) -> Tensor:
         """Images (K, 3, H, W) in [0, 1] from the EMA generator for K captions, layouts and noise (K, Z)."""

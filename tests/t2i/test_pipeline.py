@@ -82,6 +82,20 @@ def test_generate_with_given_layouts_skips_the_layout_stage(model: TextToImage) 
     assert (out.images[0] - out.images[1]).abs().amax(dim=(1, 2, 3)).min() > 0.05
 
 
+def test_given_boxes_without_masks_get_shapes_from_the_layout_stage(model: TextToImage) -> None:
+    mask = torch.ones(8, 8)
+    given = [Box("circle", 0.1, 0.2, 0.3, 0.3), Box("square", 0.5, 0.5, 0.4, 0.4, mask=mask)]
+    out = model.generate(["a red circle and a blue square"], num_samples=2, seed=4, layouts=[given])
+    for layout in out.layouts[0]:
+        shaped, kept = layout
+        assert (shaped.label, shaped.x, shaped.y, shaped.w, shaped.h) == ("circle", 0.1, 0.2, 0.3, 0.3)
+        assert shaped.mask is not None and shaped.mask.dim() == 2  # the shape generator's box-frame mask
+        assert kept is given[1]  # a box that has a mask is used as given
+    assert not torch.equal(out.layouts[0][0][0].mask, out.layouts[0][1][0].mask)  # per-sample shape noise
+    again = model.generate(["a red circle and a blue square"], num_samples=2, seed=4, layouts=[given])
+    assert torch.equal(out.images, again.images)
+
+
 def test_per_sample_layouts_and_box_masks(model: TextToImage) -> None:
     mask = torch.zeros(8, 8)
     mask[2:6, 2:6] = 1.0

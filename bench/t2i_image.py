@@ -3,7 +3,7 @@
 Runs the whole user path with the `t2i` command, each stage capped by its share of `--minutes`
 (`trainer.max_time`):
 1. `t2i data shapes` (10000 + 1000 images, 64 px, unless --train / --val say otherwise);
-2. `t2i fit` configs/t2i/shapes_clip.yaml        -> the CLIP that conditions the layout and image stages;
+2. `t2i fit` configs/t2i/shapes_clip.yaml        -> the CLIP that conditions the image stage;
 3. `t2i fit` configs/t2i/shapes_clip_judge.yaml  -> the separately trained judge CLIP (seed 1);
 4. `t2i fit` configs/t2i/shapes_layout.yaml      -> the layout stage;
 5. `t2i fit` configs/t2i/shapes_image.yaml       -> the image stage (pointing at 2 and 4);
@@ -114,14 +114,8 @@ def main() -> None:
         log,
         f"--model.init_args.export_path={judge}",
     )
-    seconds["layout"] = fit(
-        args.layout_config,
-        work / "layout",
-        shares["layout"],
-        data,
-        log,
-        f"--model.init_args.clip_path={clip}",
-    )
+    # The layout config chooses its own text tower (shapes_layout.yaml trains one with the boxes).
+    seconds["layout"] = fit(args.layout_config, work / "layout", shares["layout"], data, log)
     layout_ckpt = work / "layout" / "checkpoints" / "last.ckpt"
     seconds["image"] = fit(
         "shapes_image.yaml",

@@ -1,6 +1,6 @@
 """`TextToImage`: caption -> layout (layout stage) -> image (image stage); the t2i API of DESIGN.md §4.1.
 
-    from t2i.pipeline import TextToImage, Box
+    from t2i import TextToImage, Box
     m = TextToImage.from_checkpoint("t2i.ckpt", device="cpu")
     g = m.generate(["a red circle to the left of a blue square"], num_samples=2, seed=0)
     g.images    # (B, S, 3, H, W) float in [0, 1]

@@ -104,6 +104,5 @@ def test_layouts_follow_captions_on_held_out_captions(tmp_path: Path) -> None:
             pred = ([names.index(x.label) for x in layout], [(x.x, x.y, x.w, x.h) for x in layout])
             metric.update([score_layout(*pred, true, batch["relations"][b], sizes)])
     values = metric.compute()
-    print(values)
     assert values["object_set_accuracy"] >= 0.8, values
     assert values["relation_accuracy"] >= 0.8, values

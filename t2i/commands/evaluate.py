@@ -25,8 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ganforge.devices import DEVICE_HELP, resolve_device
 from ganforge.errors import run_guarded
-from t2i.commands import DEVICE_HELP, resolve_device
 
 PROG = "t2i eval"
 FD_LOCAL_NOTE = (

@@ -18,8 +18,8 @@ from PIL import Image
 from torch import Tensor
 from torchvision.utils import draw_bounding_boxes, make_grid
 
+from ganforge.devices import DEVICE_HELP, resolve_device
 from ganforge.errors import run_guarded
-from t2i.commands import DEVICE_HELP, resolve_device
 from t2i.layout import Box
 from t2i.layout.draw import class_colour
 

@@ -19,8 +19,8 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Subset
 
+from ganforge.devices import DEVICE_HELP, resolve_device
 from ganforge.errors import run_guarded
-from vidgan.commands import DEVICE_HELP, resolve_device
 
 if TYPE_CHECKING:  # imported where used, so `vidgan eval --help` stays fast
     from vidgan.fvd import FrechetVideoDistance

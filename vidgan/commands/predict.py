@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ganforge.devices import DEVICE_HELP, resolve_device
 from ganforge.errors import run_guarded
-from vidgan.commands import DEVICE_HELP, resolve_device
 
 PROG = "vidgan predict"
 FORMATS = (".mp4", ".gif")

@@ -1,0 +1,20 @@
+"""Device selection for the inference commands (`vidgan predict`/`eval`, `t2i generate`/`eval`)."""
+
+from __future__ import annotations
+
+import torch
+
+DEVICE_HELP = "torch device: auto (cuda when available, else cpu), cpu, cuda, cuda:1, ..."
+
+
+def resolve_device(name: str) -> torch.device:
+    """`auto` -> cuda when available, else cpu; anything else as torch spells it (ValueError if unknown)."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"--device={name!r} is not a torch device ({DEVICE_HELP})") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device={name!r} but CUDA is not available here")
+    return device

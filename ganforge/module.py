@@ -26,6 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from ganforge import __version__
+from ganforge.acceleration import compile_calls, use_channels_last
 from ganforge.checkpoint import FORMAT_VERSION, HEADER_KEY
 from ganforge.ema import EMA
 from ganforge.errors import NonFiniteLossError
@@ -50,6 +51,8 @@ class GANModule(pl.LightningModule):
         ema_decay: weight on the old EMA average; 0 disables averaging (EMA = copy of G).
         ema_start_step: generator step before which the EMA is a plain copy.
         max_consecutive_nonfinite: non-finite losses in a row tolerated before training stops.
+        channels_last: store 2-D conv weights (so activations) channels_last (ganforge.acceleration).
+        compile: torch.compile G and D in place at fit start (opt-in; see ganforge.acceleration).
         lr_decay: "none" or "linear" (decay both learning rates linearly to 0 at trainer.max_steps).
     """
 
@@ -74,6 +77,8 @@ class GANModule(pl.LightningModule):
         ema_start_step: int = 0,
         max_consecutive_nonfinite: int = 10,
         lr_decay: str = "none",
+        channels_last: bool = False,
+        compile: bool = False,
     ) -> None:
         super().__init__()
         if d_steps_per_g_step < 1:
@@ -98,6 +103,8 @@ class GANModule(pl.LightningModule):
         self.gp_weight, self.r1_weight = gp_weight, r1_weight
         self.max_consecutive_nonfinite = max_consecutive_nonfinite
         self.lr_decay = lr_decay
+        # Not `self.compile`: that would hide nn.Module.compile.
+        self.channels_last, self.compile_networks = channels_last, compile
         # Progress counters; saved in the checkpoint header so a resume continues the schedule.
         self.batches_seen = 0
         self.g_step = 0
@@ -149,6 +156,13 @@ class GANModule(pl.LightningModule):
         return loss, logs
 
     # ------------------------------------------------------------------ Lightning hooks
+    def configure_model(self) -> None:
+        """Applies the opt-in speed paths before training: channels_last on G, D and the EMA copy; compile."""
+        if self.channels_last:
+            use_channels_last(self.generator, self.discriminator, self.ema)
+        if self.compile_networks:
+            compile_calls(self.generator, self.discriminator, device=self.trainer.strategy.root_device)
+
     def configure_optimizers(self) -> list[torch.optim.Optimizer]:
         d_opt = torch.optim.Adam(self.discriminator.parameters(), lr=self.d_lr, betas=self.d_betas)
         g_opt = torch.optim.Adam(self.generator.parameters(), lr=self.g_lr, betas=self.g_betas)

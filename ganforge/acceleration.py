@@ -1,0 +1,53 @@
+"""Opt-in training speed paths for GANModule: channels_last 2-D convolutions and torch.compile.
+
+Both are chosen from config (`model.init_args.channels_last: true`, `model.init_args.compile: true`)
+and applied by `GANModule.configure_model` before the first step. Neither renames a parameter, so
+checkpoints load with or without them. Both give the eager fp32 outputs up to float summation order.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import torch
+from torch import nn
+
+# C++ compilers torch inductor can build CPU kernels with (it also honours $CXX).
+CPU_COMPILERS = ("g++", "c++", "clang++")
+
+
+def use_channels_last(*nets: nn.Module) -> None:
+    """Store every 4-D parameter and buffer of `nets` (2-D conv weights) in channels_last order, in place.
+
+    A 2-D convolution with a channels_last weight returns channels_last activations (B, C, H, W
+    with C the fastest axis), which cuDNN and oneDNN run without layout conversions; elementwise
+    ops keep that layout. Linear, 3-D conv and 1-D tensors are unchanged.
+    """
+    for net in nets:
+        net.to(memory_format=torch.channels_last)
+
+
+def compile_calls(*nets: nn.Module, device: torch.device) -> list[str]:
+    """torch.compile, in place, every module of `nets` a training step calls; returns their class names.
+
+    A module that defines `forward` is compiled as a whole (`nn.Module.compile`, which keeps
+    parameter names). A container without its own forward (VideoDiscriminator holds D_S and D_T,
+    which the step calls one by one) has its children compiled instead, recursively. Compilation
+    happens at the first call; graph breaks fall back to eager. Raises RuntimeError on CPU when no
+    C++ compiler is installed, since inductor builds its CPU kernels with one.
+    """
+    if device.type == "cpu" and not (os.environ.get("CXX") or any(map(shutil.which, CPU_COMPILERS))):
+        raise RuntimeError(
+            "compile: true on CPU needs a C++ compiler (torch inductor builds its kernels with one); "
+            f"none of {', '.join(CPU_COMPILERS)} or $CXX found: install g++ or set compile: false"
+        )
+    compiled: list[str] = []
+    for net in nets:
+        if type(net).forward is not nn.Module.forward:
+            if net._compiled_call_impl is None:  # configure_model may run again (fit then validate)
+                net.compile()
+            compiled.append(type(net).__name__)
+        else:
+            compiled += compile_calls(*net.children(), device=device)
+    return compiled

@@ -53,7 +53,8 @@ class GANModule(pl.LightningModule):
         max_consecutive_nonfinite: non-finite losses in a row tolerated before training stops.
         channels_last: store 2-D conv weights (so activations) channels_last (ganforge.acceleration).
         compile: torch.compile G and D in place at fit start (opt-in; see ganforge.acceleration).
-        lr_decay: "none" or "linear" (decay both learning rates linearly to 0 at trainer.max_steps).
+        lr_decay: "none" or "linear" (decay every param group's learning rate linearly from its
+            initial value to 0 at trainer.max_steps).
     """
 
     family = "ganforge"
@@ -240,13 +241,18 @@ class GANModule(pl.LightningModule):
             logs[key] = norm.detach()
 
     def _decay_learning_rates(self) -> None:
+        """lr = initial_lr * (1 - global_step / max_steps) for every param group of both optimisers.
+
+        Each group decays from its own first learning rate (LayoutGAN's box, shape and text groups
+        differ), kept as `group["initial_lr"]`, torch's scheduler key: the optimiser state dict
+        saves it, so a resumed run continues the same schedule from the global step.
+        """
         if self.lr_decay == "none" or self.trainer.max_steps is None or self.trainer.max_steps <= 0:
             return
         scale = max(0.0, 1.0 - self.global_step / self.trainer.max_steps)
-        d_opt, g_opt = self.optimizers()
-        for opt, base in ((d_opt, self.d_lr), (g_opt, self.g_lr)):
+        for opt in self.optimizers():
             for group in opt.param_groups:
-                group["lr"] = base * scale
+                group["lr"] = group.setdefault("initial_lr", group["lr"]) * scale
 
     def _is_log_step(self, batches: int) -> bool:
         every = self.trainer.log_every_n_steps if self._trainer is not None else 50

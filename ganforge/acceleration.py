@@ -24,8 +24,14 @@ def use_channels_last(*nets: nn.Module) -> None:
     with C the fastest axis), which cuDNN and oneDNN run without layout conversions; elementwise
     ops keep that layout. Linear, 3-D conv and 1-D tensors are unchanged.
     """
-    for net in nets:
-        net.to(memory_format=torch.channels_last)
+    for module in (m for net in nets for m in net.modules()):
+        # Not `net.to(memory_format=...)`: it refuses the 5-D weights of 3-D convolutions.
+        for param in module.parameters(recurse=False):
+            if param.dim() == 4:
+                param.data = param.data.contiguous(memory_format=torch.channels_last)
+        for name, buffer in module.named_buffers(recurse=False):
+            if buffer.dim() == 4:
+                setattr(module, name, buffer.contiguous(memory_format=torch.channels_last))
 
 
 def compile_calls(*nets: nn.Module, device: torch.device) -> list[str]:

@@ -134,6 +134,8 @@ class ImageGAN(GANModule):
         ema_decay: float = 0.999,
         ema_start_step: int = 0,
         lr_decay: str = "none",
+        channels_last: bool = False,
+        compile: bool = False,
     ) -> None:
         if not class_names:
             raise ValueError("image stage: class_names is empty; expected the dataset's category names")
@@ -174,6 +176,8 @@ class ImageGAN(GANModule):
             ema_decay=ema_decay,
             ema_start_step=ema_start_step,
             lr_decay=lr_decay,
+            channels_last=channels_last,
+            compile=compile,
         )
         self.save_hyperparameters()
         # The checkpoint must rebuild the tower without the CLIP file: record its sizes instead.

@@ -146,6 +146,8 @@ class VideoGAN(VideoPredictionModule, GANModule):
         ema_start_step: int = 0,
         lr_decay: str = "none",
         frame_seed: int = 0,
+        channels_last: bool = False,
+        compile: bool = False,
     ) -> None:
         if rec_loss not in REC_LOSSES:
             raise ValueError(f"rec_loss={rec_loss!r} must be one of {sorted(REC_LOSSES)}")
@@ -178,6 +180,8 @@ class VideoGAN(VideoPredictionModule, GANModule):
             ema_decay=ema_decay,
             ema_start_step=ema_start_step,
             lr_decay=lr_decay,
+            channels_last=channels_last,
+            compile=compile,
         )
         self.save_hyperparameters()
         self.lambda_rec, self.rec_loss = lambda_rec, REC_LOSSES[rec_loss]

@@ -112,6 +112,7 @@ class GANModule(pl.LightningModule):
         self.nonfinite_steps = 0
         self._nonfinite_in_a_row = {"d_loss": 0, "g_loss": 0}  # per network: one may break alone
         self._last_log_time: tuple[float, int] | None = None
+        self._resume_rng: dict[str, Any] | None = None  # set by on_load_checkpoint, used by on_train_start
 
     # ------------------------------------------------------------------ subclass interface
     def discriminator_loss(self, batch: Any) -> tuple[Tensor, dict[str, Tensor]]:
@@ -290,7 +291,12 @@ class GANModule(pl.LightningModule):
             "g_step": self.g_step,
             "nonfinite_steps": self.nonfinite_steps,
             "rng_states": rng_states(),
+            "generators": {name: gen.get_state() for name, gen in self._own_generators()},
         }
+
+    def _own_generators(self) -> list[tuple[str, torch.Generator]]:
+        """The module's own `torch.Generator` attributes (e.g. vidgan's `frame_rng`), by name."""
+        return sorted((k, v) for k, v in vars(self).items() if isinstance(v, torch.Generator))
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         header = checkpoint.get(HEADER_KEY, {})
@@ -299,4 +305,17 @@ class GANModule(pl.LightningModule):
         self.nonfinite_steps = int(header.get("nonfinite_steps", 0))
         if self._trainer is not None and "rng_states" in header:
             # Only when resuming a fit: loading weights for inference must not reseed the caller.
-            restore_rng_states(header["rng_states"])
+            # Applied in on_train_start, after on_fit_start (which may reseed the module's own
+            # generators) and the sanity check (which may draw), right before the first batch.
+            self._resume_rng = {"global": header["rng_states"], "generators": header.get("generators", {})}
+
+    def on_train_start(self) -> None:
+        """Restore a resumed fit's global RNGs and the module's own generators (see on_load_checkpoint)."""
+        if self._resume_rng is None:
+            return
+        restore_rng_states(self._resume_rng["global"])
+        own = dict(self._own_generators())
+        for name, state in self._resume_rng["generators"].items():
+            if name in own:
+                own[name].set_state(state)
+        self._resume_rng = None

@@ -18,7 +18,7 @@ from pytorch_lightning.cli import LightningCLI
 from pytorch_lightning.plugins.io import CheckpointIO
 
 from ganforge.checkpoint import AtomicCheckpointIO
-from ganforge.errors import one_line, run_guarded  # noqa: F401 - run_guarded is re-exported
+from ganforge.errors import one_line, run_guarded, union_cause  # noqa: F401 - run_guarded is re-exported
 from ganforge.logging import WandbOptions, build_loggers
 from ganforge.sample_logging import SampleMediaCallback
 from ganforge.trainer import default_strategy, progress_callbacks
@@ -130,17 +130,39 @@ def trainer_defaults(family: str) -> dict[str, Any]:
 
 
 def run_lightning_cli(
-    prog: str, model_class: type, datamodule_class: type, argv: Sequence[str], family: str
+    prog: str,
+    model_class: type,
+    datamodule_class: type,
+    argv: Sequence[str],
+    family: str,
+    *,
+    subclass_mode_model: bool = False,
+    subclass_mode_data: bool = False,
 ) -> int:
-    """Run LightningCLI (`fit`, `validate`, `test`, ...) for one family with one-line errors."""
+    """Run LightningCLI (`fit`, `validate`, `test`, ...) for one family with one-line errors.
+
+    With `subclass_mode_model` / `subclass_mode_data` the config's `class_path` picks any subclass
+    of `model_class` / `datamodule_class` (vidgan: VideoGAN or the baseline; t2i: every stage).
+    """
 
     def run() -> None:
+        try:
+            instantiate()
+        except ValueError as err:
+            cause = union_cause(err, {"model": model_class, "data": datamodule_class})
+            if cause is None:
+                raise
+            raise ValueError(cause) from err
+
+    def instantiate() -> None:
         with warnings.catch_warnings():
             # We pass argv explicitly (tests call main(argv)); Lightning warns when sys.argv also has it.
             warnings.filterwarnings("ignore", message=".*LightningCLI's args parameter.*")
             GANForgeCLI(
                 model_class,
                 datamodule_class,
+                subclass_mode_model=subclass_mode_model,
+                subclass_mode_data=subclass_mode_data,
                 args=list(argv),
                 trainer_defaults=trainer_defaults(family),
                 save_config_kwargs={"overwrite": True},

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 
@@ -34,10 +34,38 @@ USER_ERRORS = (
 )
 
 
+UNION_ERROR = "Does not validate against any of the Union subtypes"
+
+
 def one_line(err: BaseException) -> str:
     """The first non-empty line of an exception message."""
     lines = [line.strip() for line in str(err).splitlines() if line.strip()]
     return lines[0] if lines else type(err).__name__
+
+
+def union_cause(err: BaseException, sections: Mapping[str, type]) -> str | None:
+    """The real cause inside jsonargparse's "Does not validate against any of the Union subtypes".
+
+    In LightningCLI's subclass mode the model and data types are `X | None`, so an error raised by
+    a class's `__init__` arrives wrapped: "... Subtypes: [<class 'X'>, <class 'NoneType'>] Errors:
+    - <cause> - Expected a <class 'NoneType'> ...". Returns "<section>: <cause>", the section being
+    the key of `sections` (e.g. {"model": VideoPredictionModule, "data": VideoDataModule}) whose
+    class the message lists (unless the cause already starts with it), or the bare cause; None when
+    `err` is not such an error.
+    """
+    text = str(err)
+    if not text.startswith(UNION_ERROR):
+        return None
+    causes = [line.strip()[2:] for line in text.splitlines() if line.strip().startswith("- ")]
+    causes = [c for c in causes if not c.startswith("Expected a <class 'NoneType'>")]
+    if not causes:
+        return None
+    subtypes = next((line for line in text.splitlines() if line.startswith("Subtypes:")), "")
+    for section, cls in sections.items():
+        if f"<class '{cls.__module__}.{cls.__qualname__}'>" in subtypes:
+            prefix = f"{section}: "
+            return causes[0] if causes[0].startswith(prefix) else prefix + causes[0]
+    return causes[0]
 
 
 def run_guarded(prog: str, fn: Callable[[], Any]) -> int:

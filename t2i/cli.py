@@ -15,12 +15,11 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-import warnings
 from collections.abc import Sequence
 
 import pytorch_lightning as pl
 
-from ganforge.cli import GANForgeCLI, run_guarded, teardown_distributed, trainer_defaults
+from ganforge.cli import run_guarded, run_lightning_cli
 from t2i.data.shapes import ShapesSpec, render_shapes
 
 LIGHTNING_SUBCOMMANDS = ("fit", "validate", "test")
@@ -39,47 +38,15 @@ COMMANDS = {
 
 def run_stage_cli(argv: Sequence[str]) -> int:
     """LightningCLI in subclass mode: any LightningModule / LightningDataModule named by the config."""
-
-    def run() -> None:
-        try:
-            instantiate()
-        except ValueError as err:
-            raise ValueError(_union_detail(err)) from err
-
-    def instantiate() -> None:
-        with warnings.catch_warnings():
-            # We pass argv explicitly (tests call main(argv)); Lightning warns when sys.argv also has it.
-            warnings.filterwarnings("ignore", message=".*LightningCLI's args parameter.*")
-            GANForgeCLI(
-                pl.LightningModule,
-                pl.LightningDataModule,
-                subclass_mode_model=True,
-                subclass_mode_data=True,
-                args=list(argv),
-                trainer_defaults=trainer_defaults("t2i"),
-                save_config_kwargs={"overwrite": True},
-                parser_kwargs={"exit_on_error": False, "prog": "t2i"},
-                auto_configure_optimizers=False,
-            )
-
-    try:
-        return run_guarded("t2i", run)
-    finally:
-        teardown_distributed()
-
-
-def _union_detail(err: ValueError) -> str:
-    """The real cause inside jsonargparse's "Does not validate against any of the Union subtypes".
-
-    In subclass mode the model and data types are `X | None`, so an error raised by a class's
-    `__init__` reaches us wrapped, with the useful line under "Errors:".
-    """
-    text = str(err)
-    if not text.startswith("Does not validate against any of the Union subtypes"):
-        return text
-    causes = [line.strip()[2:] for line in text.splitlines() if line.strip().startswith("- ")]
-    causes = [c for c in causes if not c.startswith("Expected a <class 'NoneType'>")]
-    return causes[0] if causes else text
+    return run_lightning_cli(
+        "t2i",
+        pl.LightningModule,
+        pl.LightningDataModule,
+        argv,
+        family="t2i",
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+    )
 
 
 def _data_shapes(args: argparse.Namespace) -> None:

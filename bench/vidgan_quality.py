@@ -39,8 +39,8 @@ import torch
 import yaml
 
 from vidgan.data import VideoDataModule
+from vidgan.metrics import frame_metrics
 from vidgan.models import copy_last_frame, zero_frames
-from vidgan.module import frame_metrics
 
 ROOT = Path(__file__).resolve().parent.parent
 GAN_CONFIG = ROOT / "configs/vidgan/moving_mnist.yaml"

@@ -15,10 +15,10 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torchmetrics.functional.image import structural_similarity_index_measure
 
 from ganforge.media import VideoMedia
 from ganforge.module import GANModule
+from vidgan.metrics import frame_metrics
 from vidgan.models import VideoDiscriminator, VideoGenerator, sample_frame_indices
 
 REC_LOSSES = {"l1": F.l1_loss, "mse": F.mse_loss}
@@ -30,26 +30,6 @@ def unpack(batch: Any) -> tuple[Tensor, Tensor, Tensor | None]:
     if not isinstance(batch, (list, tuple)) or len(batch) not in (2, 3):
         raise ValueError(f"a vidgan batch must be (context, target[, labels]), got {type(batch).__name__}")
     return batch[0], batch[1], batch[2] if len(batch) == 3 else None
-
-
-def frame_metrics(pred: Tensor, target: Tensor) -> dict[str, Tensor]:
-    """Per-frame metrics (B, T) of pred vs target, both (B, T, C, H, W) in [0, 1].
-
-    OpenSTL's convention: `mse` and `mae` are summed over C*H*W (average them over batch and time);
-    `psnr` is 10 log10(1 / per-pixel MSE) per frame; `ssim` is torchmetrics' Gaussian-window SSIM
-    (Wang et al. 2004) per frame with data range 1.
-    """
-    diff = (pred.float() - target.float()).flatten(2)  # (B, T, C*H*W)
-    pixel_mse = diff.pow(2).mean(dim=2)
-    ssim = structural_similarity_index_measure(
-        pred.float().flatten(0, 1), target.float().flatten(0, 1), data_range=1.0, reduction="none"
-    )
-    return {
-        "mse": diff.pow(2).sum(dim=2),
-        "mae": diff.abs().sum(dim=2),
-        "ssim": ssim.view(pred.shape[:2]),
-        "psnr": -10.0 * torch.log10(pixel_mse.clamp_min(1e-10)),
-    }
 
 
 def comparison_video(context: Tensor, pred: Tensor, target: Tensor) -> Tensor:
@@ -79,7 +59,7 @@ class VideoPredictionModule(pl.LightningModule):
         raise NotImplementedError
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
-        """Logs `val/mse`, `val/mae`, `val/ssim`, `val/psnr` of predictions vs truth (OpenSTL per frame)."""
+        """Logs `val/mse`, `val/mae`, `val/ssim`, `val/psnr` of predictions vs truth (`vidgan.metrics`)."""
         context, target, labels = unpack(batch)
         # A seed per batch index: every validation pass scores the same latents.
         pred = self.predict(context, labels, torch.Generator().manual_seed(batch_idx))

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytorch_lightning as pl
 from torch.utils.data import DataLoader
 
+from ganforge.resumable import ResumableDataLoader, ResumableSampler
 from t2i.data.coco import CocoLayoutDataset, collate_layouts
 from t2i.data.shapes import ShapesSpec, render_shapes
 
@@ -32,6 +33,8 @@ class CocoLayoutDataModule(pl.LightningDataModule):
         shapes: when given and `data_dir` holds no instances file for the train split yet,
             render a shapes-scenes dataset there first (`t2i data shapes` with these settings).
         with_masks: rasterise object masks (stages that use only boxes can skip the cost).
+        seed: seed of the training order (a new permutation per epoch from `seed + epoch`); the
+            position inside the epoch is saved in checkpoints, so a resumed fit continues it.
     """
 
     def __init__(
@@ -48,6 +51,7 @@ class CocoLayoutDataModule(pl.LightningDataModule):
         images_subdir: str = "images/{split}",
         shapes: ShapesSpec | None = None,
         with_masks: bool = True,
+        seed: int = 0,
     ) -> None:
         super().__init__()
         if batch_size < 1 or num_workers < 0:
@@ -57,6 +61,7 @@ class CocoLayoutDataModule(pl.LightningDataModule):
         self.max_objects, self.min_object_area = max_objects, min_object_area
         self.splits = {"train": train_split, "val": val_split, "test": test_split or val_split}
         self.images_subdir, self.shapes, self.with_masks = images_subdir, shapes, with_masks
+        self.seed = seed
         self.datasets: dict[str, CocoLayoutDataset] = {}
 
     def prepare_data(self) -> None:
@@ -83,16 +88,21 @@ class CocoLayoutDataModule(pl.LightningDataModule):
         return self.datasets[stage]
 
     def _loader(self, stage: str) -> DataLoader:
-        train = stage == "train"
-        return DataLoader(
-            self.dataset(stage),
+        dataset = self.dataset(stage)
+        kwargs = dict(
             batch_size=self.batch_size,
-            shuffle=train,
-            drop_last=train,  # contrastive and GAN losses want full batches
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
             collate_fn=partial(collate_layouts, max_objects=self.max_objects),
         )
+        if stage != "train":
+            return DataLoader(dataset, shuffle=False, **kwargs)
+        # The training position is saved in checkpoints (exact resume; see ganforge.resumable).
+        trainer = self.trainer
+        rank, world_size = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+        sampler = ResumableSampler(dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=self.seed)
+        # drop_last: contrastive and GAN losses want full batches
+        return ResumableDataLoader(dataset, sampler=sampler, drop_last=True, **kwargs)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train")

@@ -49,7 +49,9 @@ def test_generated_moving_mnist_is_fixed_for_validation_and_new_for_training():
     test = torch.cat([b[0] for b in dm.test_dataloader()])
     assert not torch.equal(val_a, test)
     loader = dm.train_dataloader()
-    first, second = torch.cat([b[0] for b in loader]), torch.cat([b[0] for b in loader])
+    first = torch.cat([b[0] for b in loader])
+    loader.sampler.set_epoch(1)  # as the Trainer does at every epoch
+    second = torch.cat([b[0] for b in loader])
     assert first.shape == (4, 2, 1, 32, 32) and not torch.equal(first, second)
 
 
@@ -57,8 +59,9 @@ def test_generated_training_stream_is_sharded_by_rank():
     dm = VideoDataModule(image_size=32, context_frames=2, future_frames=2, train_sequences=10)
     dm.trainer = SimpleNamespace(global_rank=1, world_size=2)
     dm.setup("fit")
-    stream = dm.datasets["train"]
-    assert isinstance(stream, MovingMNISTStream) and len(stream) == 5 and stream.rng.rank == 1
+    assert isinstance(dm.datasets["train"], MovingMNISTStream)
+    sampler = dm.train_dataloader().sampler
+    assert (sampler.rank, sampler.num_replicas, len(sampler)) == (1, 2, 5)
 
 
 class Recorder(pl.LightningModule):

@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, Dataset, IterableDataset
+from torch.utils.data import DataLoader, Dataset
 
+from ganforge.resumable import ResumableDataLoader, ResumableSampler
 from vidgan.data.mnist_digits import DIGIT_SIZE
 from vidgan.data.moving_mnist import MovingMNISTDataset, MovingMNISTStream, sample_sequences
 from vidgan.data.video_folder import VideoFolderDataset
@@ -40,8 +41,10 @@ class VideoDataModule(pl.LightningDataModule):
     `test_split_file`, else `data_dir/test/`. Without either, the training videos are reused with
     centred clips (logged).
 
-    Map-style sets get Lightning's DistributedSampler under DDP; the on-the-fly Moving MNIST stream
-    shards itself by rank and worker. Workers are seeded per rank, worker and epoch from `seed`.
+    The training loader is a `ResumableDataLoader`: its `ResumableSampler` shards by DDP rank,
+    shuffles by `(seed, epoch)` (the on-the-fly Moving MNIST stream reads fresh indices each epoch
+    instead), and its position inside the epoch is saved in checkpoints, so a resumed fit sees the
+    batches it would have seen. Video-folder workers are seeded per rank, worker and epoch from `seed`.
     """
 
     def __init__(
@@ -142,10 +145,9 @@ class VideoDataModule(pl.LightningDataModule):
             return dataset
         frames = hp.context_frames + hp.future_frames
         if split == "train":
-            rank, world_size = self._rank()
             return MovingMNISTStream(
                 hp.train_sequences, hp.context_frames, hp.future_frames, hp.image_size, hp.digits,
-                pool="train", seed=hp.seed, rank=rank, world_size=world_size,
+                pool="train", seed=hp.seed,
             )  # fmt: skip
         # Fixed sets: the same on every rank and run; the test set is a different draw.
         rng = np.random.default_rng([hp.seed, 2 if split == "val" else 3])
@@ -182,17 +184,28 @@ class VideoDataModule(pl.LightningDataModule):
         if split not in self.datasets:
             self.setup({"train": "fit", "val": "validate", "test": "test"}[split])
         hp, dataset = self.hparams, self.datasets[split]
-        train = split == "train"
-        return DataLoader(
-            dataset,
+        kwargs = dict(
             batch_size=hp.batch_size,
-            shuffle=train and not isinstance(dataset, IterableDataset),
-            drop_last=train,  # equal batch sizes keep batch-norm statistics and DDP steps even
             num_workers=hp.num_workers,
             persistent_workers=hp.persistent_workers and hp.num_workers > 0,
             pin_memory=hp.pin_memory,
-            generator=torch.Generator().manual_seed(hp.seed),  # shuffling and worker seeds
+            generator=torch.Generator().manual_seed(hp.seed),  # worker seeds
         )
+        if split != "train":
+            return DataLoader(dataset, shuffle=False, **kwargs)
+        # The training position is saved in checkpoints (exact resume; see ganforge.resumable).
+        rank, world_size = self._rank()
+        fresh = isinstance(dataset, MovingMNISTStream)
+        sampler = ResumableSampler(
+            dataset,
+            num_replicas=world_size,
+            rank=rank,
+            shuffle=not fresh,
+            seed=hp.seed,
+            fresh_each_epoch=fresh,
+        )
+        # drop_last: equal batch sizes keep batch-norm statistics and DDP steps even
+        return ResumableDataLoader(dataset, sampler=sampler, drop_last=True, **kwargs)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train")

@@ -9,16 +9,15 @@ disjoint test pool (see `mnist_digits`).
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import Tensor
-from torch.utils.data import Dataset, IterableDataset, get_worker_info
+from torch.utils.data import Dataset
 
 from vidgan.data.mnist_digits import DIGIT_SIZE, digit_pool, mnist_digits
-from vidgan.data.seeding import ProcessRNG
 
 STEP_LENGTH = 0.1  # per-frame displacement as a fraction of the free canvas, as in OpenSTL
 WRITE_CHUNK = 256  # sequences generated at a time by write_moving_mnist (bounds memory)
@@ -171,13 +170,16 @@ class MovingMNISTDataset(Dataset):
         return split_clip(self.array[: self.context_frames + self.future_frames, index], self.context_frames)
 
 
-class MovingMNISTStream(IterableDataset):
-    """Fresh Moving MNIST (context, target) clips every epoch, generated on the fly (OpenSTL training set).
+class MovingMNISTStream(Dataset):
+    """Moving MNIST (context, target) clips generated on the fly (OpenSTL training set).
 
-    An epoch has `sequences` clips over all ranks: each of `world_size` ranks yields
-    `sequences // world_size`, split round-robin over its DataLoader workers. Every rank and worker
-    draws from its own seeded generator (`ProcessRNG`), so no two produce the same sequences.
-    Items are as in `MovingMNISTDataset`: (Tc, 1, size, size) and (Tf, 1, size, size) float32.
+    Item `index` is drawn from a generator seeded by `(seed, index)`, so any clip can be
+    regenerated from its index alone: no worker, rank or global RNG state is involved. `len()` is
+    the epoch size `sequences`, but every index >= 0 is valid; `ResumableSampler(...,
+    fresh_each_epoch=True)` reads indices `epoch * sequences + i`, so each epoch sees new
+    sequences, DDP ranks see disjoint ones, and a resumed run regenerates exactly the clips it
+    would have seen. Items are as in `MovingMNISTDataset`: (Tc, 1, size, size) and
+    (Tf, 1, size, size) float32.
     """
 
     def __init__(
@@ -189,33 +191,25 @@ class MovingMNISTStream(IterableDataset):
         digits: int = 2,
         pool: str = "train",
         seed: int = 0,
-        rank: int = 0,
-        world_size: int = 1,
     ) -> None:
         check_generator_args(context_frames + future_frames, size, digits)
         if context_frames < 1 or future_frames < 1:
             raise ValueError(
                 f"vidgan.data: context_frames={context_frames} and future_frames={future_frames} must be >= 1"
             )
-        if not 0 <= rank < world_size or sequences < world_size:
-            raise ValueError(
-                f"vidgan.data: sequences={sequences} must be >= world_size={world_size} and 0 <= rank={rank} "
-                "< world_size"
-            )
+        if sequences < 1:
+            raise ValueError(f"vidgan.data: sequences={sequences} must be >= 1")
         digit_pool(pool)  # validates the pool name
         self.sequences, self.context_frames, self.future_frames = sequences, context_frames, future_frames
-        self.size, self.digits, self.pool = size, digits, pool
-        self.world_size = world_size
-        self.rng = ProcessRNG(seed, rank)
+        self.size, self.digits, self.pool, self.seed = size, digits, pool, seed
 
     def __len__(self) -> int:
-        return self.sequences // self.world_size
+        return self.sequences
 
-    def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
-        info = get_worker_info()
-        worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
-        rng = self.rng.get()
+    def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
+        if index < 0:
+            raise IndexError(f"vidgan.data: MovingMNISTStream index {index} must be >= 0")
+        rng = np.random.default_rng([self.seed, int(index)])
         frames = self.context_frames + self.future_frames
-        for _ in range(worker, len(self), workers):
-            sequence = sample_sequences(1, frames, self.size, self.digits, self.pool, rng)[0]
-            yield split_clip(sequence[:, 0], self.context_frames)
+        sequence = sample_sequences(1, frames, self.size, self.digits, self.pool, rng)[0]
+        return split_clip(sequence[:, 0], self.context_frames)

@@ -1,0 +1,132 @@
+"""A DataLoader whose position inside an epoch is saved in Lightning checkpoints and restored on resume.
+
+Lightning 2.x stores `state_dict()` of every training loader that has `state_dict` and
+`load_state_dict` (fit loop key `combined_loader`), and calls `load_state_dict` before the first
+batch of a resumed fit. `ResumableDataLoader` answers with `{epoch, batches}`; on resume its
+`ResumableSampler` restarts the saved epoch's order (a function of `seed` and `epoch` only) after
+the batches already trained on, so a killed run continues with exactly the batches it would have
+seen. Its length stays the full epoch, as Lightning expects of a resumed loader.
+
+With `fresh_each_epoch=True` the sampler asks epoch e for indices `e * len(dataset) + i`: datasets
+generated on the fly draw item `index` from a generator seeded by `(seed, index)`, so every epoch
+sees new data and any item can be regenerated from its index alone (no worker or global RNG state).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sized
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, DistributedSampler
+
+
+class ResumableSampler(DistributedSampler):
+    """DistributedSampler (so Lightning does not wrap it under DDP) that can start an epoch mid-way.
+
+    Args:
+        dataset: a map-style dataset of `len(dataset)` items.
+        num_replicas, rank: the DDP world size and this process's rank (1 and 0 without DDP).
+        shuffle: a new permutation per epoch, seeded by `seed + epoch` (torch's DistributedSampler).
+        seed: the order's seed; the same on every rank.
+        drop_last: drop the tail that does not split evenly over ranks (else pad by repeating).
+        fresh_each_epoch: yield `epoch * len(dataset) + i` instead of `i` (see the module docstring).
+    """
+
+    def __init__(
+        self,
+        dataset: Sized,
+        *,
+        num_replicas: int = 1,
+        rank: int = 0,
+        shuffle: bool = True,
+        seed: int = 0,
+        drop_last: bool = False,
+        fresh_each_epoch: bool = False,
+    ) -> None:
+        super().__init__(
+            dataset,  # type: ignore[arg-type]
+            num_replicas=num_replicas,
+            rank=rank,
+            shuffle=shuffle,
+            seed=seed,
+            drop_last=drop_last,
+        )
+        self.fresh_each_epoch = fresh_each_epoch
+        self.start = 0  # indices of this rank skipped by the latest __iter__
+        self._resume: tuple[int, int] | None = None  # (epoch, indices to skip) for the next __iter__
+
+    def resume(self, epoch: int, skip: int) -> None:
+        """Make the next iteration of `epoch` skip its first `skip` indices (of this rank)."""
+        if skip < 0:
+            raise ValueError(f"ResumableSampler: skip={skip} must be >= 0")
+        self.set_epoch(epoch)
+        self._resume = (epoch, skip)
+
+    def __iter__(self) -> Iterator[int]:
+        indices = list(super().__iter__())
+        if self.fresh_each_epoch:
+            offset = self.epoch * len(self.dataset)  # type: ignore[arg-type]
+            indices = [offset + i for i in indices]
+        resume, self._resume = self._resume, None
+        self.start = resume[1] if resume is not None and resume[0] == self.epoch else 0
+        return iter(indices[self.start :])
+
+
+class ResumableDataLoader(DataLoader):
+    """DataLoader over a `ResumableSampler` whose `state_dict()` records the epoch and the batches given out.
+
+    Batches are counted as the loader hands them to the training loop (after any worker
+    prefetching), so the saved position is the number of batches actually trained on. The
+    iterator never draws from the global RNG: worker base seeds come from `generator`, reseeded
+    from `(seed, epoch)` at every epoch, so worker RNGs are reproducible on resume as well
+    (with non-persistent workers; persistent workers keep their RNG across epochs). Build it
+    with `batch_size` and `sampler=ResumableSampler(...)`; a custom `batch_sampler` is refused
+    because skipping `n` batches must mean skipping `n * batch_size` indices.
+    """
+
+    def __init__(self, dataset: Any, *args: Any, **kwargs: Any) -> None:
+        if kwargs.get("generator") is None:
+            kwargs["generator"] = torch.Generator()
+        super().__init__(dataset, *args, **kwargs)
+        if not isinstance(self.sampler, ResumableSampler):
+            raise TypeError(
+                f"ResumableDataLoader needs sampler=ResumableSampler(...), got {type(self.sampler).__name__}"
+            )
+        if self.batch_size is None:
+            raise TypeError("ResumableDataLoader needs a batch_size (no custom batch_sampler)")
+        self.batches = 0  # batches of the current epoch handed out so far
+
+    def __iter__(self) -> Iterator[Any]:
+        # The iterator draws its workers' base seed from `generator` (else from the global RNG, which
+        # a resumed run would then consume at a different moment): make that seed a function of
+        # (seed, epoch) too.
+        seed = np.random.SeedSequence([self.sampler.seed, self.sampler.epoch]).generate_state(1)[0]
+        self.generator.manual_seed(int(seed))
+        return self._counted(super().__iter__())
+
+    def _counted(self, iterator: Iterator[Any]) -> Iterator[Any]:
+        first = True
+        for batch in iterator:
+            if first:  # the sampler has started by now, so its skip is known
+                self.batches, first = self.sampler.start // self.batch_size, False
+            self.batches += 1
+            yield batch
+
+    def state_dict(self) -> dict[str, int]:
+        """`{"epoch", "batches", "batch_size"}`: where the training loop stands in the epoch."""
+        return {"epoch": self.sampler.epoch, "batches": self.batches, "batch_size": int(self.batch_size)}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        """Continue after `state["batches"]` batches of `state["epoch"]` at the next iteration."""
+        if state.get("batch_size", self.batch_size) != self.batch_size:
+            raise ValueError(
+                f"ResumableDataLoader: the checkpoint was saved with batch_size={state['batch_size']} "
+                f"but this loader has batch_size={self.batch_size}; the epoch position cannot be restored"
+            )
+        epoch, batches = int(state["epoch"]), int(state["batches"])
+        if batches >= len(self):  # the saved epoch was complete: start the next one from its beginning
+            epoch, batches = epoch + 1, 0
+        self.sampler.resume(epoch, batches * self.batch_size)
+        self.batches = batches

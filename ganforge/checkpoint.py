@@ -22,6 +22,23 @@ FORMAT_VERSION = 1
 HEADER_KEY = "ganforge"
 
 
+class _WriteErrorRecorder:
+    """A binary file for `torch.save` that keeps the OSError of a failed write (ENOSPC, EFBIG, EIO)."""
+
+    def __init__(self, file: Any) -> None:
+        self.file, self.error = file, None
+
+    def write(self, data: Any) -> int:
+        try:
+            return self.file.write(data)
+        except OSError as err:
+            self.error = err
+            raise
+
+    def flush(self) -> None:
+        self.file.flush()
+
+
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
     """`torch.save` to a temp file in the same folder, fsync, then `os.replace` onto `path`.
 
@@ -36,7 +53,13 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the mode open() would
         with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
+            writer = _WriteErrorRecorder(f)
+            try:
+                torch.save(obj, writer)
+            except RuntimeError:
+                if writer.error is not None:  # torch's zip writer reports a failed write as RuntimeError
+                    raise writer.error from None
+                raise
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -51,14 +74,25 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Lightning CheckpointIO whose `save_checkpoint` is atomic (used by every ganforge Trainer)."""
+    """Lightning CheckpointIO whose `save_checkpoint` is atomic (used by every ganforge Trainer).
+
+    A failed write (disk full, read-only folder) raises `CheckpointError` naming the file, which
+    stops training with a one-line error; the previous files are never touched.
+    """
 
     def save_checkpoint(
         self, checkpoint: dict[str, Any], path: str | os.PathLike, storage_options: Any | None = None
     ) -> None:
         if storage_options is not None:
             raise TypeError(f"AtomicCheckpointIO takes no storage_options, got {storage_options!r}")
-        atomic_torch_save(checkpoint, path)
+        try:
+            atomic_torch_save(checkpoint, path)
+        except OSError as err:  # disk full, read-only folder, file size limit, ...
+            reason = f"[Errno {err.errno}] {err.strerror}" if err.strerror else str(err)
+            raise CheckpointError(
+                f"could not write checkpoint '{path}' ({reason}); training stopped, the checkpoints "
+                "saved before are untouched"
+            ) from err
 
 
 def load_checkpoint(path: str | os.PathLike, family: str | None = None) -> dict[str, Any]:

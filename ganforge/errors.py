@@ -29,6 +29,9 @@ USER_ERRORS = (
     TypeError,
     FileNotFoundError,
     NotADirectoryError,
+    FileExistsError,  # e.g. --out under a path that is a regular file
+    IsADirectoryError,
+    PermissionError,
     CheckpointError,
     NonFiniteLossError,
 )

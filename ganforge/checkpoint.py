@@ -107,6 +107,13 @@ def load_checkpoint(path: str | os.PathLike, family: str | None = None) -> dict[
         raise CheckpointError(f"checkpoint '{path}' does not exist")
     if path.is_dir():
         raise CheckpointError(f"checkpoint '{path}' is a directory; pass the .ckpt file inside it")
+    with path.open("rb") as f:
+        magic = f.read(4)
+    if not (magic.startswith(b"PK") or magic.startswith(b"\x80")):  # torch.save: a zip, or a legacy pickle
+        raise CheckpointError(
+            f"checkpoint '{path}' is not a readable torch checkpoint (neither a zip archive nor a pickle: "
+            f"it starts with {magic!r})"
+        )
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
@@ -118,6 +125,7 @@ def load_checkpoint(path: str | os.PathLike, family: str | None = None) -> dict[
         ) from None
     except Exception as err:  # truncated zips surface as RuntimeError, KeyError, EOFError, ...
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        first = first.split(". ")[0]  # torch appends paragraphs of advice to the cause
         raise CheckpointError(f"checkpoint '{path}' is not a readable torch checkpoint ({first})") from None
     if not isinstance(ckpt, dict) or HEADER_KEY not in ckpt:
         raise NotGANForgeCheckpointError(

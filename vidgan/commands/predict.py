@@ -54,6 +54,11 @@ def read_context(path: Path, count: int, start: int | None) -> tuple[np.ndarray,
 
     try:
         info = probe_video(path)
+        if count > info.num_frames:
+            raise ValueError(
+                f"--video '{path}' has {info.num_frames} frames, fewer than the {count} context frames "
+                "(--context-frames, default: the model's)"
+            )
         first = info.num_frames - count if start is None else start
         if first < 0 or first + count > info.num_frames:
             raise ValueError(

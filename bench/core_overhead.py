@@ -1,12 +1,19 @@
-"""Core overhead: ring-GAN training steps through GANModule + Lightning vs a hand-written PyTorch loop.
+"""Core overhead: training steps through GANModule + Lightning vs a hand-written PyTorch loop.
 
-Both do exactly the same work per batch: one D update (G forward without grad, D on real and fake,
-hinge loss, backward, Adam) and one G update (G forward, D, hinge, backward, Adam) plus the EMA
-lerp. Runs alternate in one process so machine noise hits both alike.
+Two models, each against a loop doing exactly the same forward, backward and optimiser steps:
+- the ring GAN (ganforge.ring, batch 256): per batch one D update (G forward without grad, D on
+  real and fake, hinge loss, backward, Adam) and one G update (G forward, D, hinge, backward,
+  Adam) plus the EMA lerp;
+- the tiny vidgan config (configs/vidgan/moving_mnist_tiny.yaml, batch 8, 5 -> 5 frames at
+  64x64): every batch a D update (D_S on k random frames + D_T, hinge), every second batch also a
+  G update (adversarial + 100 x MSE) and the EMA lerp; the loop freezes D during G's update as
+  GANModule does. Both sides read the same pre-made batches (no data loading).
+Runs alternate in one process so machine noise hits both alike.
 
-    python bench/core_overhead.py [--steps 600] [--repeats 5] [--threads 2]
+    python bench/core_overhead.py [--steps 300] [--vidgan-steps 30] [--repeats 5] [--threads 1]
 
-Writes bench/results/core_overhead.json with {"ratio": ganforge_step / raw_step, ...}.
+Writes bench/results/core_overhead.json with {"ratio": ganforge_step / raw_step (ring), ...,
+"vidgan": {"ratio": ...}}.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ import argparse
 import copy
 import json
 import logging
+import os
 import statistics
 import time
 import warnings
@@ -22,15 +30,22 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
+import torch.nn.functional as F
+import yaml
 from torch.utils.data import DataLoader
 
 from ganforge.losses import hinge_d, hinge_g
 from ganforge.ring import RingBatches, RingGAN
+from vidgan.models import sample_frame_indices
+from vidgan.module import VideoGAN
+
+TINY_VIDGAN = Path(__file__).resolve().parents[1] / "configs" / "vidgan" / "moving_mnist_tiny.yaml"
 
 
-def lightning_run(steps: int, warmup: int) -> float:
-    """Seconds per batch through GANModule, timed after `warmup` batches."""
-    model = RingGAN()
+def lightning_run(steps: int, warmup: int, model: pl.LightningModule | None = None, data=None) -> float:
+    """Seconds per batch through GANModule, timed after `warmup` batches (default: the ring GAN)."""
+    model = model or RingGAN()
+    data = data or RingBatches(warmup + steps, 256, seed=0)
     marks: dict[str, float] = {}
 
     class Clock(pl.Callback):
@@ -46,8 +61,9 @@ def lightning_run(steps: int, warmup: int) -> float:
         enable_progress_bar=False,
         enable_model_summary=False,
         callbacks=[Clock()],
+        log_every_n_steps=20,  # the tiny vidgan config's (the ring's train_ring logs every 100)
     )
-    trainer.fit(model, DataLoader(RingBatches(warmup + steps, 256, seed=0), batch_size=None))
+    trainer.fit(model, DataLoader(data, batch_size=None))
     return (time.perf_counter() - marks["start"]) / steps
 
 
@@ -82,6 +98,54 @@ def raw_run(steps: int, warmup: int) -> float:
     return (time.perf_counter() - start) / steps
 
 
+def tiny_videogan() -> VideoGAN:
+    torch.manual_seed(0)
+    return VideoGAN(**yaml.safe_load(TINY_VIDGAN.read_text())["model"]["init_args"])
+
+
+def vidgan_batches(count: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    generator = torch.Generator().manual_seed(0)
+    shape = (8, 5, 1, 64, 64)
+    return [(torch.rand(shape, generator=generator), torch.rand(shape, generator=generator))] * count
+
+
+def vidgan_raw_run(steps: int, warmup: int) -> float:
+    """Seconds per batch of VideoGAN's updates (tiny config) written as a plain loop."""
+    template = tiny_videogan()
+    g, d, k = template.generator, template.discriminator, template.discriminator.spatial.k
+    ema = copy.deepcopy(g).requires_grad_(False)
+    g_opt = torch.optim.Adam(g.parameters(), lr=2e-3, betas=(0.0, 0.999))
+    d_opt = torch.optim.Adam(d.parameters(), lr=1e-3, betas=(0.0, 0.999))
+    frame_rng = torch.Generator().manual_seed(0)
+    start = 0.0
+    for i, (context, target) in enumerate(vidgan_batches(warmup + steps)):
+        if i == warmup:
+            start = time.perf_counter()
+        with torch.no_grad():
+            pred = g(context, torch.randn(context.shape[0], 16))
+        real, fake = torch.cat([context, target], dim=1), torch.cat([context, pred], dim=1)
+        indices = sample_frame_indices(real.shape[0], real.shape[1], k, frame_rng, real.device)
+        loss = hinge_d(d.spatial(real, indices), d.spatial(fake, indices))
+        loss = loss + hinge_d(d.temporal(real), d.temporal(fake))
+        loss.backward()
+        d_opt.step()
+        d_opt.zero_grad(set_to_none=True)
+        if i % 2 == 1:  # d_steps_per_g_step: 2
+            d.requires_grad_(False)
+            pred = g(context, torch.randn(context.shape[0], 16))
+            fake = torch.cat([context, pred], dim=1)
+            indices = sample_frame_indices(fake.shape[0], fake.shape[1], k, frame_rng, fake.device)
+            loss = hinge_g(d.spatial(fake, indices)) + hinge_g(d.temporal(fake))
+            loss = loss + 100.0 * F.mse_loss(pred, target)
+            loss.backward()
+            g_opt.step()
+            g_opt.zero_grad(set_to_none=True)
+            d.requires_grad_(True)
+            with torch.no_grad():
+                torch._foreach_lerp_(list(ema.parameters()), list(g.parameters()), 1 - 0.99)
+    return (time.perf_counter() - start) / steps
+
+
 def summary(xs: list[float]) -> dict[str, float]:
     return {"median_ms": 1e3 * statistics.median(xs), "min_ms": 1e3 * min(xs), "max_ms": 1e3 * max(xs)}
 
@@ -89,27 +153,44 @@ def summary(xs: list[float]) -> dict[str, float]:
 def main() -> None:
     fmt = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=fmt)
-    parser.add_argument("--steps", type=int, default=600)
-    parser.add_argument("--warmup", type=int, default=50)
+    parser.add_argument("--steps", type=int, default=300, help="timed ring batches per run")
+    parser.add_argument("--vidgan-steps", type=int, default=30, help="timed tiny-vidgan batches per run")
+    parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "core_overhead.json"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore")
-    ours, raw = [], []
+    ours, raw, vid_ours, vid_raw = [], [], [], []
+    vid_warmup = 4
     for _ in range(args.repeats):  # alternate so drifts in machine load hit both
         ours.append(lightning_run(args.steps, args.warmup))
         raw.append(raw_run(args.steps, args.warmup))
+        data = vidgan_batches(vid_warmup + args.vidgan_steps)
+        vid_ours.append(lightning_run(args.vidgan_steps, vid_warmup, tiny_videogan(), data))
+        vid_raw.append(vidgan_raw_run(args.vidgan_steps, vid_warmup))
+        print(f"ring {ours[-1] / raw[-1]:.3f}x, tiny vidgan {vid_ours[-1] / vid_raw[-1]:.3f}x", flush=True)
     result = {
         "benchmark": "ring GAN, batch 256, one D + one G update per batch",
         "ratio": statistics.median(ours) / statistics.median(raw),
         "ganforge": summary(ours),
         "raw": summary(raw),
+        "ratio_per_run": [a / b for a, b in zip(ours, raw)],
         "steps_per_run": args.steps,
+        "vidgan": {
+            "benchmark": "configs/vidgan/moving_mnist_tiny.yaml, batch 8, D every batch, G every 2nd",
+            "ratio": statistics.median(vid_ours) / statistics.median(vid_raw),
+            "ganforge": summary(vid_ours),
+            "raw": summary(vid_raw),
+            "ratio_per_run": [a / b for a, b in zip(vid_ours, vid_raw)],
+            "steps_per_run": args.vidgan_steps,
+        },
+        "goal": "ratio <= 1.05",
         "repeats": args.repeats,
         "threads": args.threads,
+        "load_avg": os.getloadavg(),
         "command": "python bench/core_overhead.py",
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -69,10 +69,10 @@ def test_dataset_clips_match_the_known_content(class_root, reference_frames):
 
 def test_random_starts_vary_and_stay_inside_the_video(class_root):
     dataset = VideoFolderDataset(class_root, context_frames=4, future_frames=4, frame_stride=2, seed=3)
-    starts = {int(dataset.clip_indices(24)[0]) for _ in range(200)}
+    starts = {int(dataset.clip_indices(24, draw)[0]) for draw in range(200)}
     assert starts == set(range(0, 24 - 15 + 1))  # a clip spans (8 - 1) * 2 + 1 = 15 frames
     same = [VideoFolderDataset(class_root, 4, 4, frame_stride=2, seed=s) for s in (3, 3, 4)]
-    draws = [[int(d.clip_indices(24)[0]) for _ in range(10)] for d in same]
+    draws = [[int(d.clip_indices(24, draw)[0]) for draw in range(10)] for d in same]
     assert draws[0] == draws[1] and draws[0] != draws[2]
 
 

@@ -44,7 +44,8 @@ class VideoDataModule(pl.LightningDataModule):
     The training loader is a `ResumableDataLoader`: its `ResumableSampler` shards by DDP rank,
     shuffles by `(seed, epoch)` (the on-the-fly Moving MNIST stream reads fresh indices each epoch
     instead), and its position inside the epoch is saved in checkpoints, so a resumed fit sees the
-    batches it would have seen. Video-folder workers are seeded per rank, worker and epoch from `seed`.
+    batches it would have seen. Video-folder clips start at frames drawn from `(seed, index)`, new
+    every epoch, so they too are the same on resume.
     """
 
     def __init__(
@@ -195,14 +196,14 @@ class VideoDataModule(pl.LightningDataModule):
             return DataLoader(dataset, shuffle=False, **kwargs)
         # The training position is saved in checkpoints (exact resume; see ganforge.resumable).
         rank, world_size = self._rank()
-        fresh = isinstance(dataset, MovingMNISTStream)
+        generated = isinstance(dataset, MovingMNISTStream)  # every index is a new sequence: no shuffle
         sampler = ResumableSampler(
             dataset,
             num_replicas=world_size,
             rank=rank,
-            shuffle=not fresh,
+            shuffle=not generated,
             seed=hp.seed,
-            fresh_each_epoch=fresh,
+            fresh_each_epoch=generated or isinstance(dataset, VideoFolderDataset),  # new clip starts
         )
         # drop_last: equal batch sizes keep batch-norm statistics and DDP steps even
         return ResumableDataLoader(dataset, sampler=sampler, drop_last=True, **kwargs)

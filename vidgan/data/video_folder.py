@@ -18,7 +18,6 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from vidgan.data.seeding import ProcessRNG
 from vidgan.data.video_reader import VideoDecodeError, VideoInfo, probe_video, read_frames, resolve_backends
 
 log = logging.getLogger("vidgan.data")
@@ -127,7 +126,7 @@ class VideoFolderDataset(Dataset):
         self.return_labels, self.backend = return_labels, backend
         self.classes = sorted(p.name for p in self.root.iterdir() if p.is_dir())
         self.skipped: list[SkippedVideo] = []
-        self.rng = ProcessRNG(seed, rank)
+        self.seed = seed
         self._bad_paths: set[str] = set()
         self._verbose = rank == 0
         candidates = self._candidates(Path(split_file) if split_file is not None else None)
@@ -207,11 +206,14 @@ class VideoFolderDataset(Dataset):
     def __len__(self) -> int:
         return len(self.entries)
 
-    def clip_indices(self, num_frames: int) -> np.ndarray:
-        """Frame indices (T,) of one clip from a video of num_frames frames (random or centre start)."""
+    def clip_indices(self, num_frames: int, draw: int = 0) -> np.ndarray:
+        """Frame indices (T,) of one clip from a video of num_frames frames.
+
+        A random start is drawn from a generator seeded by `(seed, draw)`; "centre" ignores `draw`.
+        """
         last_start = num_frames - self.clip_span
         if self.temporal_start == "random":
-            start = int(self.rng.get().integers(0, last_start + 1))
+            start = int(np.random.default_rng([self.seed, draw]).integers(0, last_start + 1))
         else:
             start = last_start // 2
         return start + self.frame_stride * np.arange(self.context_frames + self.future_frames)
@@ -225,16 +227,27 @@ class VideoFolderDataset(Dataset):
                 raise
             return read_frames(entry.path, indices.tolist(), "opencv")
 
-    def load_clip(self, index: int) -> tuple[Tensor, int]:
-        """Clip (T, C, S, S) float32 in [0, 1] and label of entry `index`; raises VideoDecodeError."""
+    def load_clip(self, index: int, draw: int = 0) -> tuple[Tensor, int]:
+        """Clip (T, C, S, S) float32 in [0, 1] and label of entry `index` (start drawn from `draw`).
+
+        Raises VideoDecodeError.
+        """
         entry = self.entries[index]
-        frames = self._decode(entry, self.clip_indices(entry.info.num_frames))
+        frames = self._decode(entry, self.clip_indices(entry.info.num_frames, draw))
         clip = torch.from_numpy(frames).permute(0, 3, 1, 2).float().div_(255.0)  # (T, 3, H, W)
         if self.channels == 1:
             clip = torch.einsum("tchw,c->thw", clip, clip.new_tensor(LUMA)).unsqueeze(1)
         return centre_square(clip, self.image_size), entry.label
 
     def __getitem__(self, index: int) -> tuple[Tensor, Tensor] | tuple[Tensor, Tensor, int]:
+        """Item `index` >= 0: video `index % len(self)`, its random start drawn from `(seed, index)`.
+
+        `ResumableSampler(..., fresh_each_epoch=True)` asks epoch e for `e * len(self) + i`, so each
+        epoch draws new starts and any item can be read again from its index alone (exact resume).
+        """
+        if index < 0:
+            raise IndexError(f"vidgan.data: VideoFolderDataset index {index} must be >= 0")
+        draw, index = index, index % len(self.entries)
         # A file that passed probing can still fail here (changed on disk, corrupt in the middle):
         # log it once and serve the next video, so an epoch never dies on one file.
         for attempt in range(len(self.entries)):
@@ -242,7 +255,7 @@ class VideoFolderDataset(Dataset):
             if str(self.entries[candidate].path) in self._bad_paths:
                 continue
             try:
-                clip, label = self.load_clip(candidate)
+                clip, label = self.load_clip(candidate, draw)
                 break
             except VideoDecodeError as err:
                 self._skip(self.entries[candidate].path, f"failed while training: {err}")

@@ -271,17 +271,19 @@ class TextToImage:
         """labels (K, N), boxes (K, N, 4) and object_mask (K, N) of K layouts; N the largest (at least 1)."""
         names = self.image.class_names
         count = max(1, max(len(layout) for layout in layouts))
-        labels = torch.zeros(len(layouts), count, dtype=torch.long)
-        boxes = torch.zeros(len(layouts), count, 4)
+        # Python lists, one tensor each at the end: per-element tensor writes cost ~50 us a box.
+        label_rows = [[0] * count for _ in layouts]
+        box_rows = [[[0.0] * 4 for _ in range(count)] for _ in layouts]
         for k, layout in enumerate(layouts):
             for n, box in enumerate(layout):
                 if box.label not in names[1:]:
                     raise ValueError(
                         f"Box label {box.label!r} is not a class of this model; expected one of {names[1:]}"
                     )
-                labels[k, n] = names.index(box.label)
-                boxes[k, n] = torch.tensor([box.x, box.y, box.w, box.h])
-        return labels, boxes, labels > 0
+                label_rows[k][n] = names.index(box.label)
+                box_rows[k][n] = [float(box.x), float(box.y), float(box.w), float(box.h)]
+        labels = torch.tensor(label_rows, dtype=torch.long)
+        return labels, torch.tensor(box_rows, dtype=torch.float32), labels > 0
 
     def layout_tensors(self, layouts: list[list[Box]]) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """labels (K, N), boxes (K, N, 4), masks (K, N, H, W) and object_mask (K, N) of K layouts.
@@ -291,12 +293,11 @@ class TextToImage:
         """
         labels, boxes, present = self.box_tensors(layouts)
         size = self.image_size
-        masks = torch.zeros(*labels.shape, size, size)
+        # Every box filled in one call (padding slots zeroed); given masks are pasted over below.
+        masks = box_indicator(boxes, size, size) * present[..., None, None]
         for k, layout in enumerate(layouts):
             for n, box in enumerate(layout):
-                if box.mask is None:
-                    masks[k, n] = box_indicator(boxes[k, n], size, size)
-                else:
+                if box.mask is not None:
                     frame = box.mask.float().cpu()[None, None]
                     masks[k, n] = paste_masks(frame, boxes[k, n][None, None], size, size)[0, 0]
         return labels, boxes, masks, present

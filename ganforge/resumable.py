@@ -14,6 +14,7 @@ sees new data and any item can be regenerated from its index alone (no worker or
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator, Sized
 from typing import Any
 
@@ -81,24 +82,27 @@ class ResumableDataLoader(DataLoader):
     prefetching), so the saved position is the number of batches actually trained on. The
     iterator never draws from the global RNG: worker base seeds come from `generator`, reseeded
     from `(seed, epoch)` at every epoch, so worker RNGs are reproducible on resume as well
-    (with non-persistent workers; persistent workers keep their RNG across epochs). Build it
-    with `batch_size` and `sampler=ResumableSampler(...)`; a custom `batch_sampler` is refused
-    because skipping `n` batches must mean skipping `n * batch_size` indices.
+    (with non-persistent workers; persistent workers keep their RNG across epochs).
+
+    Build it with `batch_size` and `sampler=ResumableSampler(...)`. When Lightning swaps the
+    sampler (`overfit_batches`) or a custom `batch_sampler` is given, it is a plain DataLoader
+    whose `state_dict()` is empty.
     """
 
     def __init__(self, dataset: Any, *args: Any, **kwargs: Any) -> None:
         if kwargs.get("generator") is None:
             kwargs["generator"] = torch.Generator()
         super().__init__(dataset, *args, **kwargs)
-        if not isinstance(self.sampler, ResumableSampler):
-            raise TypeError(
-                f"ResumableDataLoader needs sampler=ResumableSampler(...), got {type(self.sampler).__name__}"
-            )
-        if self.batch_size is None:
-            raise TypeError("ResumableDataLoader needs a batch_size (no custom batch_sampler)")
         self.batches = 0  # batches of the current epoch handed out so far
 
+    @property
+    def resumable(self) -> bool:
+        """Whether the position can be saved: a `ResumableSampler` batched by `batch_size`."""
+        return isinstance(self.sampler, ResumableSampler) and self.batch_size is not None
+
     def __iter__(self) -> Iterator[Any]:
+        if not self.resumable:
+            return super().__iter__()
         # The iterator draws its workers' base seed from `generator` (else from the global RNG, which
         # a resumed run would then consume at a different moment): make that seed a function of
         # (seed, epoch) too.
@@ -115,17 +119,38 @@ class ResumableDataLoader(DataLoader):
             yield batch
 
     def state_dict(self) -> dict[str, int]:
-        """`{"epoch", "batches", "batch_size"}`: where the training loop stands in the epoch."""
-        return {"epoch": self.sampler.epoch, "batches": self.batches, "batch_size": int(self.batch_size)}
+        """`{"epoch", "batches", "batch_size", "num_replicas"}`: where the training loop stands."""
+        if not self.resumable:
+            return {}
+        return {
+            "epoch": self.sampler.epoch,
+            "batches": self.batches,
+            "batch_size": int(self.batch_size),
+            "num_replicas": self.sampler.num_replicas,
+        }
 
     def load_state_dict(self, state: dict[str, int]) -> None:
         """Continue after `state["batches"]` batches of `state["epoch"]` at the next iteration."""
-        if state.get("batch_size", self.batch_size) != self.batch_size:
-            raise ValueError(
-                f"ResumableDataLoader: the checkpoint was saved with batch_size={state['batch_size']} "
-                f"but this loader has batch_size={self.batch_size}; the epoch position cannot be restored"
+        if not state:
+            return
+        if not self.resumable:
+            warnings.warn(
+                "ResumableDataLoader: this loader has no ResumableSampler; the saved epoch position "
+                f"{state} is not restored",
+                stacklevel=2,
             )
-        epoch, batches = int(state["epoch"]), int(state["batches"])
+            return
+        epoch, items = int(state["epoch"]), int(state["batches"]) * int(state["batch_size"])
+        saved = (int(state["batch_size"]), int(state.get("num_replicas", self.sampler.num_replicas)))
+        if saved != (self.batch_size, self.sampler.num_replicas):
+            warnings.warn(
+                f"ResumableDataLoader: the checkpoint was saved with batch_size={saved[0]} on "
+                f"{saved[1]} process(es), this run has batch_size={self.batch_size} on "
+                f"{self.sampler.num_replicas}; the epoch continues after about the same number of "
+                "items, not exactly where it stopped",
+                stacklevel=2,
+            )
+        batches = items // self.batch_size
         if batches >= len(self):  # the saved epoch was complete: start the next one from its beginning
             epoch, batches = epoch + 1, 0
         self.sampler.resume(epoch, batches * self.batch_size)

@@ -30,7 +30,7 @@ def test_a_new_loader_continues_after_the_saved_batches():
     it = iter(first)
     seen = [next(it).tolist(), next(it).tolist()]
     state = first.state_dict()
-    assert state == {"epoch": 1, "batches": 2, "batch_size": 2}
+    assert state == {"epoch": 1, "batches": 2, "batch_size": 2, "num_replicas": 1}
     resumed = loader()
     resumed.load_state_dict(state)
     rest = batches(resumed)
@@ -76,8 +76,15 @@ def test_worker_seeds_do_not_touch_the_global_rng():
     assert torch.equal(torch.rand(1), expected)
 
 
-def test_wrong_use_is_refused():
-    with pytest.raises(TypeError, match="needs sampler=ResumableSampler"):
-        ResumableDataLoader(DATA, batch_size=2)
-    with pytest.raises(ValueError, match="saved with batch_size=4 but this loader has batch_size=2"):
-        loader().load_state_dict({"epoch": 0, "batches": 1, "batch_size": 4})
+def test_another_batch_size_resumes_after_about_the_same_items_with_a_warning():
+    dl = loader(batch_size=3)
+    with pytest.warns(UserWarning, match="saved with batch_size=2 on 1 process"):
+        dl.load_state_dict({"epoch": 0, "batches": 2, "batch_size": 2, "num_replicas": 1})
+    assert len(batches(dl)) == 2 and dl.sampler.start == 3  # 4 items seen -> 1 batch of 3 skipped
+
+
+def test_without_a_resumable_sampler_it_is_a_plain_loader():
+    plain = ResumableDataLoader(DATA, batch_size=2)  # what Lightning's overfit_batches rebuilds
+    assert not plain.resumable and plain.state_dict() == {} and len(batches(plain)) == 5
+    with pytest.warns(UserWarning, match="is not restored"):
+        plain.load_state_dict({"epoch": 0, "batches": 1, "batch_size": 2})

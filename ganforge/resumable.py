@@ -1,11 +1,13 @@
 """A DataLoader whose position inside an epoch is saved in Lightning checkpoints and restored on resume.
 
 Lightning 2.x stores `state_dict()` of every training loader that has `state_dict` and
-`load_state_dict` (fit loop key `combined_loader`), and calls `load_state_dict` before the first
-batch of a resumed fit. `ResumableDataLoader` answers with `{epoch, batches}`; on resume its
-`ResumableSampler` restarts the saved epoch's order (a function of `seed` and `epoch` only) after
-the batches already trained on, so a killed run continues with exactly the batches it would have
-seen. Its length stays the full epoch, as Lightning expects of a resumed loader.
+`load_state_dict` (checkpoint key `loops.fit_loop.state_dict.combined_loader`), and calls
+`load_state_dict` before the first batch of a resumed fit. `ResumableDataLoader` answers with
+`{epoch, batches, batch_size, num_replicas}`; on resume its `ResumableSampler` restarts the saved
+epoch's order (a function of `seed` and `epoch` only) after the batches already trained on, so a
+killed run continues with exactly the batches it would have seen. Its length stays the full epoch,
+as Lightning expects of a resumed loader (and, the length being known, Lightning fetches no batch
+ahead, so the batches handed out are the batches trained on).
 
 With `fresh_each_epoch=True` the sampler asks epoch e for indices `e * len(dataset) + i`: datasets
 generated on the fly draw item `index` from a generator seeded by `(seed, index)`, so every epoch

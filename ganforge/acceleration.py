@@ -38,22 +38,28 @@ def compile_calls(*nets: nn.Module, device: torch.device) -> list[str]:
     """torch.compile, in place, every module of `nets` a training step calls; returns their class names.
 
     A module that defines `forward` is compiled as a whole (`nn.Module.compile`, which keeps
-    parameter names). A container without its own forward (VideoDiscriminator holds D_S and D_T,
-    which the step calls one by one) has its children compiled instead, recursively. Compilation
-    happens at the first call; graph breaks fall back to eager. Raises RuntimeError on CPU when no
-    C++ compiler is installed, since inductor builds its CPU kernels with one.
+    parameter names). A network without its own forward is a holder whose parts the step calls
+    (VideoDiscriminator holds D_S and D_T): its children are compiled instead, through ModuleLists.
+    Parts without a forward of their own stay eager: the step reaches them through other methods
+    (t2i's patch and object discriminators, through `features` and `logits`), and compiling their
+    layers one by one breaks backward (spectral norm's in-place power iteration on a layer called
+    several times before backward). Compilation happens at the first call; graph breaks fall back
+    to eager. Raises RuntimeError on CPU when no C++ compiler is installed, since inductor builds
+    its CPU kernels with one.
     """
     if device.type == "cpu" and not (os.environ.get("CXX") or any(map(shutil.which, CPU_COMPILERS))):
         raise RuntimeError(
             "compile: true on CPU needs a C++ compiler (torch inductor builds its kernels with one); "
             f"none of {', '.join(CPU_COMPILERS)} or $CXX found: install g++ or set compile: false"
         )
-    compiled: list[str] = []
-    for net in nets:
-        if type(net).forward is not nn.Module.forward:
-            if net._compiled_call_impl is None:  # configure_model may run again (fit then validate)
-                net.compile()
-            compiled.append(type(net).__name__)
-        else:
-            compiled += compile_calls(*net.children(), device=device)
-    return compiled
+    return [name for net in nets for name in _compile_module(net, holder=True)]
+
+
+def _compile_module(module: nn.Module, holder: bool) -> list[str]:
+    if type(module).forward is not nn.Module.forward:
+        if module._compiled_call_impl is None:  # configure_model may run again (fit then validate)
+            module.compile()
+        return [type(module).__name__]
+    if holder or isinstance(module, (nn.ModuleList, nn.ModuleDict)):
+        return [name for child in module.children() for name in _compile_module(child, holder=False)]
+    return []

@@ -16,6 +16,7 @@ from torch import nn
 
 from ganforge.acceleration import compile_calls
 from t2i.cli import main as t2i_main
+from t2i.image_stage import ImageGAN
 from vidgan.module import VideoGAN
 from vidgan.train import lightning_main as vidgan_main
 
@@ -74,6 +75,15 @@ def test_compile_calls_compiles_the_parts_a_container_calls() -> None:
     assert model.discriminator.spatial._compiled_call_impl is not None
     assert model.discriminator._compiled_call_impl is None  # VideoDiscriminator has no forward of its own
     assert model.ema.model._compiled_call_impl is None  # inference copy stays eager
+
+
+def test_compile_calls_leaves_parts_reached_through_other_methods_eager() -> None:
+    # t2i's patch and object discriminators have no forward: the step calls their features/logits.
+    init_args = yaml.safe_load((CONFIGS / "t2i" / "shapes_image_tiny.yaml").read_text())["model"]["init_args"]
+    model = ImageGAN(**(init_args | {"clip_path": None}))
+    compiled = compile_calls(model.generator, model.discriminator, device=torch.device("cpu"))
+    assert compiled == ["ImageGenerator"]
+    assert all(m._compiled_call_impl is None for m in model.discriminator.modules())
 
 
 def test_compile_on_cpu_without_a_compiler_is_a_clear_error(monkeypatch) -> None:

@@ -3,7 +3,8 @@
 Two models, each against a loop doing exactly the same forward, backward and optimiser steps:
 - the ring GAN (ganforge.ring, batch 256): per batch one D update (G forward without grad, D on
   real and fake, hinge loss, backward, Adam) and one G update (G forward, D, hinge, backward,
-  Adam) plus the EMA lerp;
+  Adam) plus the EMA lerp; the same loop body in a bare manual-optimisation LightningModule
+  (`PlainLightningRing`) is timed too, to split Lightning's cost from GANModule's;
 - the tiny vidgan config (configs/vidgan/moving_mnist_tiny.yaml, batch 8, 5 -> 5 frames at
   64x64): every batch a D update (D_S on k random frames + D_T, hinge), every second batch also a
   G update (adversarial + 100 x MSE) and the EMA lerp; the loop freezes D during G's update as
@@ -65,6 +66,36 @@ def lightning_run(steps: int, warmup: int, model: pl.LightningModule | None = No
     )
     trainer.fit(model, DataLoader(data, batch_size=None))
     return (time.perf_counter() - marks["start"]) / steps
+
+
+class PlainLightningRing(pl.LightningModule):
+    """The raw loop's body in a bare manual-optimisation LightningModule: Lightning's own floor."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        template = RingGAN()
+        self.g, self.d, self.pack = template.generator, template.discriminator, template.pack
+        self.ema = copy.deepcopy(self.g).requires_grad_(False)
+        self.automatic_optimization = False
+
+    def configure_optimizers(self) -> list[torch.optim.Optimizer]:
+        return [torch.optim.Adam(net.parameters(), lr=1e-3, betas=(0.5, 0.999)) for net in (self.d, self.g)]
+
+    def critic(self, x: torch.Tensor) -> torch.Tensor:
+        return self.d(x.reshape(-1, 2 * self.pack)).squeeze(-1)
+
+    def training_step(self, real: torch.Tensor, batch_idx: int) -> None:
+        d_opt, g_opt = self.optimizers()
+        with torch.no_grad():
+            fake = self.g(torch.randn(real.shape[0], 16))
+        d_opt.zero_grad(set_to_none=True)
+        self.manual_backward(hinge_d(self.critic(real), self.critic(fake)))
+        d_opt.step()
+        g_opt.zero_grad(set_to_none=True)
+        self.manual_backward(hinge_g(self.critic(self.g(torch.randn(real.shape[0], 16)))))
+        g_opt.step()
+        with torch.no_grad():
+            torch._foreach_lerp_(list(self.ema.parameters()), list(self.g.parameters()), 1 - 0.99)
 
 
 def raw_run(steps: int, warmup: int) -> float:
@@ -163,10 +194,12 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore")
-    ours, raw, vid_ours, vid_raw = [], [], [], []
+    ours, plain, raw, vid_ours, vid_raw = [], [], [], [], []
     vid_warmup = 4
     for _ in range(args.repeats):  # alternate so drifts in machine load hit both
         ours.append(lightning_run(args.steps, args.warmup))
+        ring_data = RingBatches(args.warmup + args.steps, 256, seed=0)
+        plain.append(lightning_run(args.steps, args.warmup, PlainLightningRing(), ring_data))
         raw.append(raw_run(args.steps, args.warmup))
         data = vidgan_batches(vid_warmup + args.vidgan_steps)
         vid_ours.append(lightning_run(args.vidgan_steps, vid_warmup, tiny_videogan(), data))
@@ -178,6 +211,10 @@ def main() -> None:
         "ganforge": summary(ours),
         "raw": summary(raw),
         "ratio_per_run": [a / b for a, b in zip(ours, raw)],
+        # The same updates in a bare LightningModule: what Lightning costs without GANModule.
+        "plain_lightning": summary(plain),
+        "plain_lightning_ratio": statistics.median(plain) / statistics.median(raw),
+        "ganforge_vs_plain_lightning": statistics.median(ours) / statistics.median(plain),
         "steps_per_run": args.steps,
         "vidgan": {
             "benchmark": "configs/vidgan/moving_mnist_tiny.yaml, batch 8, D every batch, G every 2nd",

@@ -30,9 +30,10 @@ import pytest
 import torch
 
 TESTS = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(TESTS / "vidgan")]  # fixtures_eval, vidgan_clips
+sys.path[:0] = [str(TESTS / "vidgan"), str(TESTS / "t2i")]  # fixtures_eval, vidgan_clips, image_testing
 
 from fixtures_eval import TINY, tiny_checkpoint  # noqa: E402
+from image_testing import CLASSES, TEXT, save_stage  # noqa: E402
 
 from ganforge.errors import USER_ERRORS  # noqa: E402
 from ganforge.media_files import write_clip  # noqa: E402
@@ -47,19 +48,9 @@ QUIET = [
     "--trainer.enable_progress_bar=false",
     "--trainer.enable_model_summary=false",
 ]
-CLASSES = ["circle", "square", "triangle", "diamond"]
-TEXT = {"text_embed_dim": 32, "text_context_length": 32, "text_width": 64, "text_layers": 1}
 
 
 # ---------------------------------------------------------------------------------------- files
-def save_stage(module: torch.nn.Module, path: Path) -> Path:
-    """A GANModule checkpoint as Lightning writes it: state dict, hyper-parameters, ganforge header."""
-    ckpt = {"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams)}
-    module.on_save_checkpoint(ckpt)
-    torch.save(ckpt, path)
-    return path
-
-
 def t2i_checkpoint(folder: Path) -> Path:
     from t2i.image_stage import ImageGAN
     from t2i.layout_stage import LayoutGAN

@@ -12,6 +12,16 @@ from t2i.clip_model import build_clip, save_clip
 from t2i.data.shapes import COLORS, SHAPES, SIZES, SceneObject, caption_scene, object_mask, render_scene
 
 CONTEXT = 32
+CLASSES = ["circle", "square", "triangle", "diamond"]
+TEXT = {"text_embed_dim": 32, "text_context_length": 32, "text_width": 64, "text_layers": 1}  # tiny tower
+
+
+def save_stage(module: torch.nn.Module, path: Path) -> Path:
+    """A GANModule checkpoint as Lightning writes it: state dict, hyper-parameters, ganforge header."""
+    ckpt = {"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams)}
+    module.on_save_checkpoint(ckpt)
+    torch.save(ckpt, path)
+    return path
 
 
 def write_tiny_clip(path: Path, seed: int = 0) -> Path:

@@ -7,23 +7,14 @@ from pathlib import Path
 
 import pytest
 import torch
+from image_testing import CLASSES, TEXT, save_stage
 
 from ganforge.checkpoint import CheckpointError
 from t2i.image_stage import ImageGAN
 from t2i.layout_stage import LayoutGAN
 from t2i.pipeline import Box, TextToImage
 
-CLASSES = ["circle", "square", "triangle", "diamond"]
-TEXT = {"text_embed_dim": 32, "text_context_length": 32, "text_width": 64, "text_layers": 1}
 CAPTIONS = ["a red circle to the left of a blue square", "a small green triangle"]
-
-
-def save_stage(module: torch.nn.Module, path: Path) -> Path:
-    """What a Lightning checkpoint of the stage holds: state dict, hyper-parameters, ganforge header."""
-    ckpt = {"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams)}
-    module.on_save_checkpoint(ckpt)
-    torch.save(ckpt, path)
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -7,23 +7,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from image_testing import write_tiny_clip
+from image_testing import CLASSES, TEXT, save_stage, write_tiny_clip
 from PIL import Image
 
 from t2i.cli import main
 from t2i.data.shapes import ShapesSpec, render_shapes
 from t2i.image_stage import ImageGAN
 from t2i.layout_stage import LayoutGAN
-
-CLASSES = ["circle", "square", "triangle", "diamond"]
-TEXT = {"text_embed_dim": 32, "text_context_length": 32, "text_width": 64, "text_layers": 1}
-
-
-def save_stage(module: torch.nn.Module, path: Path) -> Path:
-    ckpt = {"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams)}
-    module.on_save_checkpoint(ckpt)
-    torch.save(ckpt, path)
-    return path
 
 
 @pytest.fixture(scope="module")

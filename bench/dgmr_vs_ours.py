@@ -49,10 +49,9 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
-import pytorch_lightning as pl
 import torch
 import yaml
-from torch.utils.data import DataLoader
+from batch_timing import fit_repeated_batch
 from torch.utils.flop_counter import FlopCounterMode
 
 from vidgan.module import VideoGAN
@@ -85,42 +84,12 @@ def build_ours(widths: dict[str, list[int]] | None = None) -> VideoGAN:
     return VideoGAN(**init_args)
 
 
-class StepClock(pl.Callback):
-    """Wall time from the start of batch `first` to the end of the last batch."""
-
-    def __init__(self, first: int) -> None:
-        self.first, self.start, self.end = first, 0.0, 0.0
-
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):  # noqa: ANN001
-        if batch_idx == self.first:
-            self.start = time.perf_counter()
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):  # noqa: ANN001
-        self.end = time.perf_counter()
-
-
 def ours_steps(model: VideoGAN, batch: tuple[torch.Tensor, torch.Tensor], warmup: int, steps: int) -> float:
     """Seconds per full step (2 batches: D, then D + G) through a Lightning Trainer, after `warmup` steps."""
-    batches = 2 * (warmup + steps)
-    clock = StepClock(first=2 * warmup)
-    trainer = pl.Trainer(
-        accelerator="cpu",
-        devices=1,
-        max_steps=-1,
-        max_epochs=1,
-        limit_val_batches=0,
-        log_every_n_steps=25,  # the config's
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=[clock],
-    )
-    trainer.fit(model, DataLoader([batch] * batches, batch_size=None))
-    return (clock.end - clock.start) / steps
+    times = fit_repeated_batch(model, batch, 2 * (warmup + steps), log_every_n_steps=25)  # the config's
+    return (times[-1] - times[2 * warmup]) / steps
 
 
-# ---------------------------------------------------------------------------------------- DGMR
 def build_dgmr() -> torch.nn.Module:
     """DGMR at BENCH-NOTES' configuration, with its optimisers wired in and Lightning calls made plain."""
     import dgmr

@@ -32,7 +32,7 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 import yaml
-from torch.utils.data import DataLoader
+from batch_timing import fit_repeated_batch
 from torch.utils.flop_counter import FlopCounterMode
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -74,42 +74,6 @@ def synthetic_batch(config: dict[str, Any], batch: int) -> Any:
     }
 
 
-class StepClock(pl.Callback):
-    """Wall times of the training start and of every batch end, synchronising queued GPU kernels."""
-
-    def __init__(self) -> None:
-        self.times: list[float] = []
-
-    def on_train_start(self, trainer, pl_module):  # noqa: ANN001
-        self.times.append(time.perf_counter())
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):  # noqa: ANN001
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        self.times.append(time.perf_counter())
-
-
-def fit(model: pl.LightningModule, batch: Any, batches: int, accelerator: str) -> list[float]:
-    """Start time, then the end time of each of `batches` batches, through a Trainer at bf16-mixed."""
-    clock = StepClock()
-    trainer = pl.Trainer(
-        accelerator=accelerator,
-        devices=1,
-        precision="bf16-mixed",
-        max_steps=-1,
-        max_epochs=1,
-        limit_val_batches=0,
-        log_every_n_steps=100,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=[clock],
-    )
-    trainer.fit(model, DataLoader([batch] * batches, batch_size=None))
-    return clock.times
-
-
 def matmul_tflops(device: torch.device, n: int = 8192, iters: int = 20) -> float:
     """bf16 n x n x n matmul throughput, the reference peak of this run."""
     a = torch.randn(n, n, device=device, dtype=torch.bfloat16)
@@ -136,13 +100,13 @@ def measure(name: str, args: argparse.Namespace, accelerator: str) -> dict[str, 
     batch = synthetic_batch(config, batch_size)
     if accelerator == "gpu":
         torch.cuda.reset_peak_memory_stats()
-    bounds = fit(model, batch, per_step * (args.warmup + args.steps), accelerator)[
-        per_step * args.warmup :: per_step
-    ]
+    bounds = fit_repeated_batch(
+        model, batch, per_step * (args.warmup + args.steps), accelerator, "bf16-mixed", 100
+    )[per_step * args.warmup :: per_step]
     step_s = [b - a for a, b in zip(bounds, bounds[1:])]
     counter = FlopCounterMode(display=False)
     with counter:
-        fit(model, batch, per_step, accelerator)
+        fit_repeated_batch(model, batch, per_step, accelerator, "bf16-mixed", 100)
     flops = counter.get_total_flops()
     median = statistics.median(step_s)
     return {

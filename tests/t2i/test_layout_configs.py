@@ -61,11 +61,12 @@ def test_every_layout_config_is_covered() -> None:
     assert {p.name for p in CONFIG_DIR.glob("*layout*.yaml")} == {
         "shapes_layout.yaml",
         "shapes_layout_tiny.yaml",
+        "shapes_layout_demo.yaml",
         "coco_layout.yaml",
     }
 
 
-@pytest.mark.parametrize("name", ["shapes_layout.yaml", "shapes_layout_tiny.yaml"])
+@pytest.mark.parametrize("name", ["shapes_layout.yaml", "shapes_layout_tiny.yaml", "shapes_layout_demo.yaml"])
 def test_shapes_config_runs_a_batch(name: str, shapes_root: Path, tmp_path: Path) -> None:
     argv = ["fit", "--config", str(CONFIG_DIR / name), *ONE_BATCH, *QUIET]
     argv += [f"--data.init_args.data_dir={shapes_root}", f"--trainer.default_root_dir={tmp_path}"]

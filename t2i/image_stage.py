@@ -91,6 +91,8 @@ class ImageGAN(GANModule):
         refine_width: channels of the later stages.
         latent_dim, class_dim, context_dim: sizes of z, class embeddings and object contexts.
         g_spectral_norm: spectral norm in G (D always has it).
+        phrase_context: G's and the object-wise D's object attention read the caption tokens through
+            a bidirectional GRU, so each noun's feature can carry its own adjectives (Obj-GAN's bi-LSTM).
         d_widths: channels of each stage's patch D (one halving per entry, the first is the stem).
         object_widths: 3 channel counts of the object-wise D (on the last patch D's stem features).
         roi_size: side of the object D's ROI crops.
@@ -118,6 +120,7 @@ class ImageGAN(GANModule):
         class_dim: int = 64,
         context_dim: int = 64,
         g_spectral_norm: bool = True,
+        phrase_context: bool = False,
         d_widths: list[int] = [32, 64, 128, 256],  # noqa: B006
         object_widths: list[int] = [64, 128, 256],  # noqa: B006
         roi_size: int = 8,
@@ -156,12 +159,15 @@ class ImageGAN(GANModule):
             class_dim=class_dim,
             context_dim=context_dim,
             use_sn=g_spectral_norm,
+            phrases=phrase_context,
         )
         patch = [
             PatchDiscriminator(d_widths[: _patch_depth(side, len(d_widths))], text.embed_dim)
             for side in generator.stage_sizes
         ]
-        objects = ObjectDiscriminator(d_widths[0], object_widths, num_classes, text.width, roi_size)
+        objects = ObjectDiscriminator(
+            d_widths[0], object_widths, num_classes, text.width, roi_size, phrases=phrase_context
+        )
         super().__init__(
             generator=generator,
             discriminator=ImageGANDiscriminator(patch, objects),

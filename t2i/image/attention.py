@@ -4,6 +4,9 @@
   the caption's token features; the object's context vector is what the caption says about it
   ("red" for the circle of "a red circle left of a blue square": CLIP's causal token features at
   "circle" have read "red"). `paint` then writes each context into its object's mask only.
+  With `phrases=True` a bidirectional GRU over the tokens adds each token's neighbours to it first
+  (Obj-GAN's bi-LSTM word features): the causal feature at "square" has read both colours, the
+  GRU's can say which one is its own.
 - `WordRegionAttention` (Xu et al. 2018, AttnGAN §3.1): every image region is a query over the
   tokens, giving a word-context map the same size as the features.
 
@@ -39,6 +42,24 @@ def paint(values: Tensor, masks: Tensor, object_mask: Tensor | None = None) -> T
     return torch.einsum("bne,bnhw->behw", values, masks)
 
 
+class PhraseContext(nn.Module):
+    """Tokens (B, L, W) plus a bidirectional GRU's reading of their neighbours (B, L, W); padding skipped."""
+
+    def __init__(self, token_dim: int) -> None:
+        super().__init__()
+        self.gru = nn.GRU(token_dim, token_dim // 2, batch_first=True, bidirectional=True)
+        self.out = nn.Linear(2 * (token_dim // 2), token_dim)
+        nn.init.zeros_(self.out.weight)  # starts as the identity on the tokens
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, tokens: Tensor, padding_mask: Tensor) -> Tensor:
+        lengths = (~padding_mask).sum(dim=1).clamp_min(1).cpu()
+        packed = nn.utils.rnn.pack_padded_sequence(tokens, lengths, batch_first=True, enforce_sorted=False)
+        read, _ = self.gru(packed)
+        read, _ = nn.utils.rnn.pad_packed_sequence(read, batch_first=True, total_length=tokens.shape[1])
+        return tokens + self.out(read)
+
+
 class ObjectTextAttention(nn.Module):
     """Object-driven attention: class embeddings (B, N, Q) attend over tokens (B, L, W) -> contexts (B, N, E).
 
@@ -47,16 +68,22 @@ class ObjectTextAttention(nn.Module):
         token_dim: W, width of the caption's token features.
         out_dim: E, width of each object's context vector.
         attn_dim: A, width of queries and keys.
+        phrases: read the tokens through a `PhraseContext` first.
     """
 
-    def __init__(self, query_dim: int, token_dim: int, out_dim: int, attn_dim: int = 64) -> None:
+    def __init__(
+        self, query_dim: int, token_dim: int, out_dim: int, attn_dim: int = 64, phrases: bool = False
+    ) -> None:
         super().__init__()
+        self.phrases = PhraseContext(token_dim) if phrases else None
         self.query = nn.Linear(query_dim, attn_dim)
         self.key = nn.Linear(token_dim, attn_dim)
         self.value = nn.Linear(token_dim, out_dim)
 
     def forward(self, class_embeddings: Tensor, tokens: Tensor, padding_mask: Tensor) -> Tensor:
         """Contexts (B, N, E) of class embeddings (B, N, Q) over tokens (B, L, W) with padding (B, L)."""
+        if self.phrases is not None:
+            tokens = self.phrases(tokens, padding_mask)
         return attend(self.query(class_embeddings), self.key(tokens), self.value(tokens), padding_mask)
 
 

@@ -107,6 +107,7 @@ class ObjectDiscriminator(nn.Module):
         token_dim: W, width of the caption's token features.
         roi_size: side of each ROI crop.
         class_dim: width of the D's class embeddings used as attention queries.
+        phrases: its object attention reads the tokens through a bidirectional GRU (`PhraseContext`).
     """
 
     def __init__(
@@ -117,6 +118,7 @@ class ObjectDiscriminator(nn.Module):
         token_dim: int,
         roi_size: int = 8,
         class_dim: int = 64,
+        phrases: bool = False,
     ) -> None:
         super().__init__()
         if len(widths) != 3:
@@ -127,7 +129,7 @@ class ObjectDiscriminator(nn.Module):
         self.unconditional = sn(nn.Linear(widths[2], 1))
         self.class_projection = sn(nn.Embedding(num_classes, widths[2]))
         self.class_query = nn.Embedding(num_classes, class_dim)
-        self.object_attention = ObjectTextAttention(class_dim, token_dim, widths[2])
+        self.object_attention = ObjectTextAttention(class_dim, token_dim, widths[2], phrases=phrases)
         self.context_projection = sn(nn.Linear(widths[2], widths[2], bias=False))
 
     def features(self, stem: Tensor, boxes: Tensor, object_mask: Tensor) -> Tensor:

@@ -62,6 +62,7 @@ class ImageGenerator(nn.Module):
         class_dim: width of the learned class embeddings.
         context_dim: width of each object's caption context.
         use_sn: spectral norm on the convs and the input linear layer.
+        phrases: object attention reads the tokens through a bidirectional GRU (`PhraseContext`).
     """
 
     def __init__(
@@ -78,6 +79,7 @@ class ImageGenerator(nn.Module):
         class_dim: int = 64,
         context_dim: int = 64,
         use_sn: bool = True,
+        phrases: bool = False,
     ) -> None:
         super().__init__()
         widths = list(widths)
@@ -92,7 +94,7 @@ class ImageGenerator(nn.Module):
         self.latent_dim, self.image_size, self.stages = latent_dim, image_size, stages
         layout_dim = class_dim + context_dim
         self.class_embedding = nn.Embedding(num_classes, class_dim, padding_idx=0)
-        self.object_attention = ObjectTextAttention(class_dim, token_dim, context_dim)
+        self.object_attention = ObjectTextAttention(class_dim, token_dim, context_dim, phrases=phrases)
         self.input = sn(nn.Linear(latent_dim + sentence_dim, widths[0] * BASE_SIDE**2), use_sn)
         self.first_width = widths[0]
         self.blocks = nn.ModuleList(

@@ -69,10 +69,16 @@ def test_sample_media_carry_captions_and_boxes() -> None:
     json.dumps([b.__dict__ for b in first])  # plain data for the W&B table
 
 
-def test_losses_are_finite_and_the_mismatch_term_is_logged() -> None:
+@pytest.mark.parametrize("phrase_context", [False, True])
+def test_losses_are_finite_and_the_mismatch_term_is_logged(phrase_context: bool) -> None:
     torch.manual_seed(0)
     model = ImageGAN(
-        image_size=32, g_widths=[16, 16, 8, 8], d_widths=[8, 16], object_widths=[8, 8, 8], text_layers=1
+        image_size=32,
+        g_widths=[16, 16, 8, 8],
+        d_widths=[8, 16],
+        object_widths=[8, 8, 8],
+        text_layers=1,
+        phrase_context=phrase_context,
     )
     batch = collate_layouts(single_object_items(6, 32, seed=1), max_objects=2)
     d_loss, d_logs = model.discriminator_loss(batch)
@@ -82,6 +88,8 @@ def test_losses_are_finite_and_the_mismatch_term_is_logged() -> None:
     g_loss.backward()
     assert all(p.grad is None for p in model.text_encoder.parameters())  # the text tower stays frozen
     assert any(p.grad is not None for p in model.generator.object_attention.parameters())
+    if phrase_context:
+        assert model.generator.object_attention.phrases.out.weight.grad is not None
 
 
 def test_two_stage_generator_emits_an_image_per_stage() -> None:

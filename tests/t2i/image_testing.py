@@ -10,10 +10,20 @@ import torch
 
 from t2i.clip_model import build_clip, save_clip
 from t2i.data.shapes import COLORS, SHAPES, SIZES, SceneObject, caption_scene, object_mask, render_scene
+from t2i.layout_stage import LayoutGAN
 
 CONTEXT = 32
 CLASSES = ["circle", "square", "triangle", "diamond"]
 TEXT = {"text_embed_dim": 32, "text_context_length": 32, "text_width": 64, "text_layers": 1}  # tiny tower
+TINY_IMAGE = {  # ImageGAN sizes of the pipeline tests: 32 px, a few channels
+    "image_size": 32,
+    "g_widths": [32, 16, 16, 8],
+    "d_widths": [8, 16],
+    "object_widths": [8, 8, 8],
+    "latent_dim": 16,
+    "class_dim": 16,
+    "context_dim": 16,
+}
 
 
 def save_stage(module: torch.nn.Module, path: Path) -> Path:
@@ -22,6 +32,14 @@ def save_stage(module: torch.nn.Module, path: Path) -> Path:
     module.on_save_checkpoint(ckpt)
     torch.save(ckpt, path)
     return path
+
+
+def save_tiny_layout_stage(path: Path) -> Path:
+    """An untrained tiny layout stage (CLASSES, the TEXT tower, at most 3 boxes) saved as a checkpoint."""
+    layout = LayoutGAN(
+        CLASSES, max_objects=3, box_hidden=32, box_layers=1, box_heads=2, shape_hidden=32, **TEXT
+    )
+    return save_stage(layout, path)
 
 
 def write_tiny_clip(path: Path, seed: int = 0) -> Path:

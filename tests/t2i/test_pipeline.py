@@ -7,11 +7,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from image_testing import CLASSES, TEXT, save_stage
+from image_testing import CLASSES, TEXT, TINY_IMAGE, save_stage, save_tiny_layout_stage
 
 from ganforge.checkpoint import CheckpointError
 from t2i.image_stage import ImageGAN
-from t2i.layout_stage import LayoutGAN
 from t2i.pipeline import Box, TextToImage
 
 CAPTIONS = ["a red circle to the left of a blue square", "a small green triangle"]
@@ -21,19 +20,10 @@ CAPTIONS = ["a red circle to the left of a blue square", "a small green triangle
 def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("t2i")
     torch.manual_seed(0)
-    layout = LayoutGAN(
-        CLASSES, max_objects=3, box_hidden=32, box_layers=1, box_heads=2, shape_hidden=32, **TEXT
-    )
-    save_stage(layout, folder / "layout.ckpt")
+    save_tiny_layout_stage(folder / "layout.ckpt")
     image = ImageGAN(
         CLASSES,
-        image_size=32,
-        g_widths=[32, 16, 16, 8],
-        d_widths=[8, 16],
-        object_widths=[8, 8, 8],
-        latent_dim=16,
-        class_dim=16,
-        context_dim=16,
+        **TINY_IMAGE,
         layout_checkpoint="layout.ckpt",  # relative: found next to the image checkpoint
         **TEXT,
     )

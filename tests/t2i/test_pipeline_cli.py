@@ -7,13 +7,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from image_testing import CLASSES, TEXT, save_stage, write_tiny_clip
+from image_testing import CLASSES, TINY_IMAGE, save_stage, save_tiny_layout_stage, write_tiny_clip
 from PIL import Image
 
 from t2i.cli import main
 from t2i.data.shapes import ShapesSpec, render_shapes
 from t2i.image_stage import ImageGAN
-from t2i.layout_stage import LayoutGAN
 
 
 @pytest.fixture(scope="module")
@@ -21,20 +20,11 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("t2i_cli")
     torch.manual_seed(0)
     conditioning = write_tiny_clip(folder / "conditioning_clip.pt", seed=0)
-    layout = LayoutGAN(
-        CLASSES, max_objects=3, box_hidden=32, box_layers=1, box_heads=2, shape_hidden=32, **TEXT
-    )
-    save_stage(layout, folder / "layout.ckpt")
+    save_tiny_layout_stage(folder / "layout.ckpt")
     image = ImageGAN(
         CLASSES,
-        image_size=32,
         clip_path=str(conditioning),
-        g_widths=[32, 16, 16, 8],
-        d_widths=[8, 16],
-        object_widths=[8, 8, 8],
-        latent_dim=16,
-        class_dim=16,
-        context_dim=16,
+        **TINY_IMAGE,
         layout_checkpoint=str(folder / "layout.ckpt"),
     )
     render_shapes(folder / "shapes", ShapesSpec(train=40, val=10, size=32, seed=0))

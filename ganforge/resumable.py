@@ -157,3 +157,30 @@ class ResumableDataLoader(DataLoader):
             epoch, batches = epoch + 1, 0
         self.sampler.resume(epoch, batches * self.batch_size)
         self.batches = batches
+
+
+def training_loader(
+    dataset: Any,
+    trainer: Any,
+    *,
+    seed: int,
+    shuffle: bool = True,
+    fresh_each_epoch: bool = False,
+    **loader_kwargs: Any,
+) -> ResumableDataLoader:
+    """The training loader of a datamodule: resumable, sharded by `trainer`'s DDP rank, full batches only.
+
+    `trainer` is the datamodule's (None outside a fit: one process). `drop_last` keeps batch sizes
+    equal, which GAN and contrastive losses, batch-norm statistics and DDP steps want. The other
+    arguments are `ResumableSampler`'s and `DataLoader`'s.
+    """
+    rank, world_size = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+    sampler = ResumableSampler(
+        dataset,
+        num_replicas=world_size,
+        rank=rank,
+        shuffle=shuffle,
+        seed=seed,
+        fresh_each_epoch=fresh_each_epoch,
+    )
+    return ResumableDataLoader(dataset, sampler=sampler, drop_last=True, **loader_kwargs)

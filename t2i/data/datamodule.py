@@ -8,7 +8,7 @@ from pathlib import Path
 import pytorch_lightning as pl
 from torch.utils.data import DataLoader
 
-from ganforge.resumable import ResumableDataLoader, ResumableSampler
+from ganforge.resumable import training_loader
 from t2i.data.coco import CocoLayoutDataset, collate_layouts
 from t2i.data.shapes import ShapesSpec, render_shapes
 
@@ -98,11 +98,7 @@ class CocoLayoutDataModule(pl.LightningDataModule):
         if stage != "train":
             return DataLoader(dataset, shuffle=False, **kwargs)
         # The training position is saved in checkpoints (exact resume; see ganforge.resumable).
-        trainer = self.trainer
-        rank, world_size = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
-        sampler = ResumableSampler(dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=self.seed)
-        # drop_last: contrastive and GAN losses want full batches
-        return ResumableDataLoader(dataset, sampler=sampler, drop_last=True, **kwargs)
+        return training_loader(dataset, self.trainer, seed=self.seed, **kwargs)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train")

@@ -10,7 +10,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from ganforge.resumable import ResumableDataLoader, ResumableSampler
+from ganforge.resumable import training_loader
 from vidgan.data.mnist_digits import DIGIT_SIZE
 from vidgan.data.moving_mnist import MovingMNISTDataset, MovingMNISTStream, sample_sequences
 from vidgan.data.video_folder import VideoFolderDataset
@@ -195,18 +195,15 @@ class VideoDataModule(pl.LightningDataModule):
         if split != "train":
             return DataLoader(dataset, shuffle=False, **kwargs)
         # The training position is saved in checkpoints (exact resume; see ganforge.resumable).
-        rank, world_size = self._rank()
         generated = isinstance(dataset, MovingMNISTStream)  # every index is a new sequence: no shuffle
-        sampler = ResumableSampler(
+        return training_loader(
             dataset,
-            num_replicas=world_size,
-            rank=rank,
-            shuffle=not generated,
+            self.trainer,
             seed=hp.seed,
+            shuffle=not generated,
             fresh_each_epoch=generated or isinstance(dataset, VideoFolderDataset),  # new clip starts
+            **kwargs,
         )
-        # drop_last: equal batch sizes keep batch-norm statistics and DDP steps even
-        return ResumableDataLoader(dataset, sampler=sampler, drop_last=True, **kwargs)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train")

@@ -33,7 +33,7 @@ TESTS = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(TESTS / "vidgan"), str(TESTS / "t2i")]  # fixtures_eval, vidgan_clips, image_testing
 
 from fixtures_eval import TINY, tiny_checkpoint  # noqa: E402
-from image_testing import CLASSES, TEXT, save_stage  # noqa: E402
+from image_testing import CLASSES, TEXT, TINY_IMAGE, save_stage, save_tiny_layout_stage  # noqa: E402
 
 from ganforge.errors import USER_ERRORS  # noqa: E402
 from ganforge.media_files import write_clip  # noqa: E402
@@ -53,17 +53,10 @@ QUIET = [
 # ---------------------------------------------------------------------------------------- files
 def t2i_checkpoint(folder: Path) -> Path:
     from t2i.image_stage import ImageGAN
-    from t2i.layout_stage import LayoutGAN
 
     torch.manual_seed(0)
-    layout = LayoutGAN(
-        CLASSES, max_objects=3, box_hidden=16, box_layers=1, box_heads=2, shape_hidden=16, **TEXT
-    )
-    save_stage(layout, folder / "layout.ckpt")
-    image = ImageGAN(
-        CLASSES, image_size=32, g_widths=[16, 16, 8, 8], d_widths=[8, 16], object_widths=[8, 8, 8],
-        latent_dim=8, class_dim=8, context_dim=8, layout_checkpoint="layout.ckpt", **TEXT,
-    )  # fmt: skip
+    save_tiny_layout_stage(folder / "layout.ckpt")
+    image = ImageGAN(CLASSES, **TINY_IMAGE, layout_checkpoint="layout.ckpt", **TEXT)
     return save_stage(image, folder / "image.ckpt")
 
 

@@ -72,7 +72,8 @@ class SampleMediaCallback(pl.Callback):
         self.label_ids: dict[str, int] = {}  # box label -> class id, stable across steps
         self.fixed_batch: Any = None
         self.enabled = True
-        self._last_step: int | None = None
+        self._last_step: int | None = None  # the step media were last logged at
+        self._last_batch_step: int | None = None  # the logging step of this fit's latest batch
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not callable(getattr(pl_module, "sample", None)):
@@ -98,15 +99,17 @@ class SampleMediaCallback(pl.Callback):
             return
         if self.fixed_batch is None:
             self.fixed_batch = take_first(batch, self.max_items)
-        step = logging_step(trainer)
+        step = self._last_batch_step = logging_step(trainer)
         if (step + 1) % self.every_n_steps == 0:
             self.log_samples(trainer, pl_module, step)
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        step = logging_step(trainer)  # >= every step logged so far, so W&B keeps the row
-        done = self._last_step is not None and self._last_step >= step - 1
-        if trainer.is_global_zero and self.enabled and self.fixed_batch is not None and not done:
-            self.log_samples(trainer, pl_module, step)
+        # At the last batch's own step: a run resumed from a checkpoint of that batch (last.ckpt,
+        # a Slurm requeue's hpc_ckpt) logs from the next step on, so no step is logged twice.
+        step = self._last_batch_step
+        if step is None or step == self._last_step or not trainer.is_global_zero or not self.enabled:
+            return
+        self.log_samples(trainer, pl_module, step)
 
     def log_samples(self, trainer: pl.Trainer, pl_module: pl.LightningModule, step: int) -> None:
         """Sample on the fixed batch and log the media at `step` to W&B loggers and local files."""

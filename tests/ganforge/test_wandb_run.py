@@ -164,6 +164,16 @@ def test_resume_with_the_same_id_continues_the_step_axis(offline_run, tmp_path, 
     assert min(second.values("train/g_step")) > max(first.values("train/g_step"))
 
 
+def test_end_of_fit_media_sit_on_the_last_batch_step(tmp_path, monkeypatch):
+    # 14 batches end on step 13, no media step; a run resumed from a checkpoint of that batch (a
+    # Slurm requeue's hpc_ckpt) logs from step 14 on, so the final media must not take step 14.
+    isolate(monkeypatch)
+    assert run_fit(tmp_path, 14) == 0
+    (run,) = finished_runs(tmp_path)
+    assert [row["trainer/global_step"] for row in run.history if "samples/rollout" in row] == [5, 11, 13]
+    assert max(run.values("trainer/global_step")) == 13
+
+
 @pytest.fixture
 def fresh_wandb_setup():
     """Drop wandb's process-wide settings before and after, so environment changes are seen and undone."""

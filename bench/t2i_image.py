@@ -12,8 +12,12 @@ Runs the whole user path with the `t2i` command, each stage capped by its share 
    predicted layouts and for ground-truth layouts.
 
     python bench/t2i_image.py --minutes 240                     # the README table
+    python bench/t2i_image.py --minutes 60 --work W2 --image-args='--model.init_args.phrase_context=true'
     python bench/t2i_image.py --minutes 6 --train 400 --val 100 --threads 1 --smoke \
         --layout-config shapes_layout_tiny.yaml --work runs/bench_t2i_smoke --out /tmp/t2i_smoke.json
+
+Stages already done in `--work` (a `done` marker) are reused: copy a finished work folder without
+its `image/` to train only another image stage on the same data, CLIPs, layout and judges.
 
 Writes bench/results/t2i_image.json (metrics, stage timings, the goal check SOA-C >= 0.85 x real).
 """
@@ -24,6 +28,7 @@ import argparse
 import json
 import os
 import platform
+import shlex
 import subprocess
 import sys
 import time
@@ -90,6 +95,11 @@ def main() -> None:
         action="store_true",
         help="small eval judges (100 SOA / 50 fd_local steps) for a quick check",
     )
+    parser.add_argument(
+        "--image-args",
+        default="",
+        help="extra overrides for the image stage, e.g. '--model.init_args.phrase_context=true'",
+    )
     parser.add_argument("--out", default=str(RESULTS), help="results json")
     args = parser.parse_args()
     os.environ["OMP_NUM_THREADS"] = str(args.threads)
@@ -125,6 +135,7 @@ def main() -> None:
         log,
         f"--model.init_args.clip_path={clip}",
         f"--model.init_args.layout_checkpoint={layout_ckpt}",
+        *shlex.split(args.image_args),
     )
     metrics_path = work / "metrics.json"
     image_ckpt = work / "image" / "checkpoints" / "last.ckpt"
@@ -150,6 +161,7 @@ def main() -> None:
         "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count()},
         "data": {"train": args.train, "val": args.val, "size": 64},
         "layout_config": args.layout_config,
+        "image_args": args.image_args,
         "smoke": args.smoke,
         "stage_seconds": {k: round(v, 1) for k, v in seconds.items()},
         "metrics": metrics,

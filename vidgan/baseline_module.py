@@ -23,7 +23,8 @@ class ConvGRUBaseline(VideoPredictionModule):
     """MSE regression of future frames with Adam.
 
     Args:
-        context_frames, future_frames, channels, resolution, g_widths, patch_size: as in `VideoGAN`.
+        context_frames, future_frames, channels, resolution, g_widths, patch_size, output_margin: as
+            in `VideoGAN`.
         use_sn: spectral norm on the predictor's layers (off by default: a regression model does not
             need the Lipschitz control that stabilises GAN training).
         lr, betas: Adam settings.
@@ -37,6 +38,7 @@ class ConvGRUBaseline(VideoPredictionModule):
         resolution: int = 64,
         g_widths: list[int] = [64, 32, 16],  # noqa: B006 - plain list so jsonargparse/hparams stay simple
         patch_size: int = 1,
+        output_margin: float = 0.0,
         use_sn: bool = False,
         lr: float = 1e-3,
         betas: tuple[float, float] = (0.9, 0.999),
@@ -44,7 +46,7 @@ class ConvGRUBaseline(VideoPredictionModule):
         super().__init__()
         self.save_hyperparameters()
         self.generator = ConvGRUPredictor(
-            channels, resolution, context_frames, future_frames, g_widths, use_sn, patch_size
+            channels, resolution, context_frames, future_frames, g_widths, use_sn, patch_size, output_margin
         )
 
     def predict(

@@ -91,6 +91,8 @@ class VideoGAN(VideoPredictionModule, GANModule):
         temporal_pool: D_T's spatial average pooling, 1, 2 (DVD-GAN) or 4.
         patch_size: 1 (DVD-GAN), or p: G, D_S and D_T take lossless p x p patches (space-to-depth),
             which makes CPU training several times faster (see `VideoGenerator`).
+        output_margin: m > 0 lets G reach pure black and white at finite pre-activations
+            (clamp(0.5 + (0.5 + m) tanh(x), 0, 1); see `VideoGenerator`); 0 is DVD-GAN's tanh.
         lambda_rec: weight of the reconstruction term `rec_loss(pred, target)` added to G's loss
             (0 in the paper configs; SAVP/SimVP-style mixing when > 0).
         rec_loss: "l1" or "mse".
@@ -111,6 +113,7 @@ class VideoGAN(VideoPredictionModule, GANModule):
         spatial_frames: int = 8,
         temporal_pool: int = 2,
         patch_size: int = 1,
+        output_margin: float = 0.0,
         lambda_rec: float = 0.0,
         rec_loss: str = "l1",
         loss: str = "hinge",
@@ -139,7 +142,7 @@ class VideoGAN(VideoPredictionModule, GANModule):
             )
         generator = VideoGenerator(
             channels, resolution, context_frames, future_frames, g_widths, latent_dim, num_classes,
-            patch_size=patch_size,
+            patch_size=patch_size, output_margin=output_margin,
         )  # fmt: skip
         discriminator = VideoDiscriminator(
             channels, d_widths, spatial_frames, temporal_pool, num_classes, patch_size=patch_size

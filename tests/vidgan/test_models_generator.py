@@ -119,3 +119,19 @@ def test_trivial_baselines(rng):
     copied = copy_last_frame(context, 5)
     assert copied.shape == (2, 5, 1, 4, 4) and torch.equal(copied[:, 4], context[:, 2])
     assert torch.equal(zero_frames(context, 5), torch.zeros(2, 5, 1, 4, 4))
+
+
+def test_output_margin_reaches_pure_black_and_white_at_finite_preactivations(rng):
+    """tanh(+-3) = +-0.995: without a margin that is a 0.25% haze, with 0.05 it clamps to 0 and 1."""
+    context = torch.rand(1, 2, 1, 16, 16, generator=rng)
+    for margin, black, white in [(0.0, False, False), (0.05, True, True)]:
+        g = ConvGRUPredictor(1, 16, 2, 2, [8, 8], output_margin=margin).eval()
+        nn.init.zeros_(g.out_conv.weight)
+        frames = {}
+        for level in (-3.0, 3.0):
+            nn.init.constant_(g.out_conv.bias, level)
+            frames[level] = g(context)
+            assert frames[level].min() >= 0 and frames[level].max() <= 1
+        assert bool((frames[-3.0] == 0).all()) is black and bool((frames[3.0] == 1).all()) is white
+    with pytest.raises(ValueError, match="output_margin=-0.1 must be >= 0"):
+        VideoGenerator(1, 16, 2, 2, [8, 8], latent_dim=4, output_margin=-0.1)

@@ -35,8 +35,9 @@ class ConvGRUPredictor(VideoGenerator):
         widths: list[int] | tuple[int, ...] = (128, 64, 32),
         use_sn: bool = False,
         patch_size: int = 1,
+        output_margin: float = 0.0,
     ) -> None:
         super().__init__(
             channels, resolution, context_frames, future_frames, widths, latent_dim=0, use_sn=use_sn,
-            patch_size=patch_size,
+            patch_size=patch_size, output_margin=output_margin,
         )  # fmt: skip

@@ -159,6 +159,11 @@ class ResumableDataLoader(DataLoader):
         self.batches = batches
 
 
+def rank_and_world_size(trainer: Any) -> tuple[int, int]:
+    """(global rank, world size) of a datamodule's `trainer`; (0, 1) outside a fit (None)."""
+    return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+
+
 def training_loader(
     dataset: Any,
     trainer: Any,
@@ -174,7 +179,7 @@ def training_loader(
     equal, which GAN and contrastive losses, batch-norm statistics and DDP steps want. The other
     arguments are `ResumableSampler`'s and `DataLoader`'s.
     """
-    rank, world_size = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+    rank, world_size = rank_and_world_size(trainer)
     sampler = ResumableSampler(
         dataset,
         num_replicas=world_size,

@@ -10,7 +10,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from ganforge.resumable import training_loader
+from ganforge.resumable import rank_and_world_size, training_loader
 from vidgan.data.mnist_digits import DIGIT_SIZE
 from vidgan.data.moving_mnist import MovingMNISTDataset, MovingMNISTStream, sample_sequences
 from vidgan.data.video_folder import VideoFolderDataset
@@ -119,10 +119,6 @@ class VideoDataModule(pl.LightningDataModule):
             return path
         return Path(self.hparams.data_dir) / path
 
-    def _rank(self) -> tuple[int, int]:
-        trainer = self.trainer
-        return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
-
     # ------------------------------------------------------------------ datasets
     def setup(self, stage: str) -> None:
         """Build the datasets `stage` needs ("fit" builds train and val)."""
@@ -177,7 +173,7 @@ class VideoDataModule(pl.LightningDataModule):
         return VideoFolderDataset(
             root, hp.context_frames, hp.future_frames, hp.image_size, hp.channels, hp.frame_stride,
             split_file=split_file, temporal_start=start, return_labels=hp.return_labels, backend=hp.backend,
-            seed=hp.seed, rank=self._rank()[0],
+            seed=hp.seed, rank=rank_and_world_size(self.trainer)[0],
         )  # fmt: skip
 
     # ------------------------------------------------------------------ loaders

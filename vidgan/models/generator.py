@@ -163,7 +163,7 @@ class VideoGenerator(nn.Module):
             self.out_conv(rearrange(h, "b t c h w -> (b t) c h w")), "(b t) c h w -> b t c h w", t=steps
         )
         frames = 0.5 + (0.5 + self.output_margin) * torch.tanh(depth_to_space(out, self.patch_size))
-        return frames.clamp(0.0, 1.0) if self.output_margin > 0 else frames
+        return frames.clamp(0.0, 1.0)  # a no-op at m = 0
 
     def _condition(self, z: Tensor | None, labels: Tensor | None, batch: int) -> Tensor | None:
         """The conditioning vector (B, cond_dim): z, joined to the class embedding when conditional."""

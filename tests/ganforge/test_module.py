@@ -9,16 +9,16 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from torch.utils.data import DataLoader
 
 from ganforge import NonFiniteLossError
-from ganforge.checkpoint import load_checkpoint
+from ganforge.checkpoint import AtomicCheckpointIO, load_checkpoint
 from ganforge.ring import RingBatches, RingGAN
 
 
 def fit(model: pl.LightningModule, batches: int, **trainer_kwargs) -> pl.Trainer:
+    trainer_kwargs = {"enable_checkpointing": False, **trainer_kwargs}
     trainer = pl.Trainer(
         accelerator="cpu",
         max_epochs=1,
         logger=False,
-        enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
         **trainer_kwargs,
@@ -66,13 +66,22 @@ def test_nonfinite_loss_is_skipped_and_counted():
     assert all(torch.isfinite(p).all() for p in model.parameters())
 
 
-def test_nonfinite_in_a_row_stops_with_message():
+def test_nonfinite_in_a_row_stops_with_message_and_keeps_the_last_good_checkpoint(tmp_path):
     pl.seed_everything(0, verbose=False)
     model = NaNAt(bad=set(range(2, 100)))
     model.max_consecutive_nonfinite = 4
+    saver = ModelCheckpoint(dirpath=tmp_path, every_n_train_steps=2, save_last=True, save_top_k=0)
     with pytest.raises(NonFiniteLossError, match=r"4 non-finite losses in a row \(last: train/d_loss=nan\)"):
-        fit(model, 20)
+        fit(model, 20, enable_checkpointing=True, callbacks=[saver], plugins=[AtomicCheckpointIO()])
     assert model.batches_seen == 5  # stopped at the 4th NaN batch (indices 2, 3, 4, 5)
+    # Every batch makes two optimiser steps, so a checkpoint follows each batch. The last one, written
+    # after batch 4 (its NaN D loss skipped), is whole, safe to load and holds only finite weights.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.ckpt"]
+    ckpt = load_checkpoint(tmp_path / "last.ckpt", family="ring")
+    assert ckpt["ganforge"]["batches_seen"] == 5 and ckpt["ganforge"]["nonfinite_steps"] == 3
+    assert all(torch.isfinite(v).all() for v in ckpt["state_dict"].values() if v.is_floating_point())
+    restored = RingGAN.load_from_checkpoint(tmp_path / "last.ckpt", hidden=16, weights_only=True)
+    assert restored.batches_seen == 5 and restored.nonfinite_steps == 3
 
 
 def test_gradient_clipping_bounds_update_norm():

@@ -1,9 +1,14 @@
 """Inference API overhead: FramePredictor.predict and TextToImage.generate vs bare network forwards.
 
-    python bench/inference_overhead.py [--repeats 15] [--threads 1]
+    python bench/inference_overhead.py [--repeats 15] [--threads 1] [--device cpu]
 
-- FramePredictor.predict: the cases of bench/vidgan_inference.py (configs/vidgan/moving_mnist.yaml,
-  10 -> 10 frames at 64x64, batch 8, S = 1 and 4), run again here.
+- FramePredictor.predict: the Moving MNIST DVD-GAN-FP of configs/vidgan/moving_mnist.yaml (10 -> 10
+  frames at 64x64, random weights: the work per call does not depend on them), B = 8 contexts,
+  S = 1 and 4. The bare side calls the EMA generator on the same (B * S) repeated contexts and the
+  latents predict(seed=0) draws; predict adds input checks, seeded latent draws, per-sample context
+  gathering and the output copy. On a shared CPU the A/B medians move by several percent from load
+  alone, so each case also times predict around a generator whose forward costs nothing
+  (`InstantGenerator`): the API's own cost, as a fraction of the bare forward (`overhead_api_only`).
 - TextToImage.generate: the image stage of configs/t2i/shapes_image.yaml (64 px, random weights, a
   random frozen text tower of the default sizes instead of the CLIP file), no layout stage, B = 8
   captions with given layouts of 3 boxes each (filled masks), S = 1 and 4. The bare side runs
@@ -21,12 +26,11 @@ import argparse
 import json
 import platform
 import statistics
+import time
 from pathlib import Path
 
 import torch
 import yaml
-from vidgan_inference import CONFIG as VIDGAN_CONFIG
-from vidgan_inference import run_case, seconds, summary
 
 from t2i.image_stage import ImageGAN
 from t2i.pipeline import Box, TextToImage
@@ -34,6 +38,7 @@ from vidgan.module import VideoGAN
 from vidgan.predictor import FramePredictor
 
 ROOT = Path(__file__).resolve().parents[1]
+VIDGAN_CONFIG = ROOT / "configs" / "vidgan" / "moving_mnist.yaml"
 T2I_CONFIG = ROOT / "configs" / "t2i" / "shapes_image.yaml"
 RESULT = ROOT / "bench" / "results" / "inference_overhead.json"
 CAPTIONS = [
@@ -46,6 +51,93 @@ CAPTIONS = [
     "a yellow circle right of a green square",
     "a red diamond and a blue circle",
 ]
+
+
+def seconds(fn, device: torch.device) -> float:
+    """Wall time of one call of fn, synchronising the device around it."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    start = time.perf_counter()
+    fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter() - start
+
+
+def summary(times: list[float]) -> dict[str, float]:
+    return {"median": statistics.median(times), "min": min(times), "max": max(times)}
+
+
+class InstantGenerator(torch.nn.Module):
+    """Stands in for the generator with a zero-cost forward (a preallocated output), to time the API alone."""
+
+    def __init__(self, real: torch.nn.Module, rows: int) -> None:
+        super().__init__()
+        for name in (
+            "context_frames",
+            "future_frames",
+            "channels",
+            "resolution",
+            "latent_dim",
+            "num_classes",
+        ):
+            setattr(self, name, getattr(real, name))
+        device = next(real.parameters()).device
+        self.anchor = torch.nn.Parameter(torch.zeros(1, device=device))  # FramePredictor reads the device
+        size = real.resolution
+        self.out = torch.zeros(rows, real.future_frames, real.channels, size, size, device=device)
+
+    def forward(self, context, z=None, labels=None, future_frames=None):  # noqa: ANN001, ANN201
+        return self.out[: context.shape[0], :future_frames]
+
+
+def frame_case(
+    predictor: FramePredictor, batch: int, samples: int, repeats: int, device: torch.device
+) -> dict:
+    """Time predict vs the bare forward for (batch, samples); `repeats` alternating timed calls of each."""
+    gen = torch.Generator().manual_seed(0)
+    tc, tf, res = predictor.context_frames, predictor.future_frames, predictor.resolution
+    context = torch.rand(batch, tc, predictor.channels, res, res, generator=gen).to(device)
+    repeated = context.repeat_interleave(samples, dim=0)
+    # The latents predict(seed=0) draws, so both sides do exactly the same arithmetic.
+    z = torch.randn(batch * samples, predictor.latent_dim, generator=torch.Generator().manual_seed(0)).to(
+        device
+    )
+    generator = predictor.generator
+
+    def bare() -> None:
+        with torch.no_grad():
+            generator(repeated, z)
+
+    def api() -> None:
+        predictor.predict(context, future_frames=tf, num_samples=samples, seed=0)
+
+    for fn in (bare, api):  # warm-up: allocator, kernels, lazy inits
+        fn()
+    times: dict[str, list[float]] = {"bare": [], "predict": []}
+    for i in range(repeats):  # pairs, in alternating order, so drifting machine load hits both sides
+        for name, fn in (("bare", bare), ("predict", api))[:: 1 if i % 2 == 0 else -1]:
+            times[name].append(seconds(fn, device))
+    bare_s, predict_s = summary(times["bare"]), summary(times["predict"])
+    paired = [p / b - 1.0 for p, b in zip(times["predict"], times["bare"])]
+    # The API's own cost, free of forward-time noise: predict around a generator that costs nothing.
+    instant = FramePredictor(InstantGenerator(generator, batch * samples), predictor.batch_size)
+    api_only = [
+        seconds(lambda: instant.predict(context, future_frames=tf, num_samples=samples, seed=0), device)
+        for _ in range(20 * repeats)
+    ]
+    return {
+        "batch": batch,
+        "samples": samples,
+        "clips_per_call": batch * samples,
+        "bare_forward_s": bare_s,
+        "predict_s": predict_s,
+        "overhead_median": predict_s["median"] / bare_s["median"] - 1.0,
+        "overhead_min": predict_s["min"] / bare_s["min"] - 1.0,
+        "overhead_paired": summary(paired),  # predict / bare - 1 within each adjacent pair
+        "api_only_s": summary(api_only),
+        "overhead_api_only": statistics.median(api_only) / bare_s["median"],  # API cost / forward cost
+    }
 
 
 def t2i_case(model: TextToImage, samples: int, repeats: int) -> dict:
@@ -98,18 +190,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=fmt)
     parser.add_argument("--repeats", type=int, default=15, help="timed calls of each side per case (>= 5)")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--device", default="cpu", help="torch device of both models")
     parser.add_argument("--out", default=str(RESULT))
     args = parser.parse_args()
     if args.repeats < 5:
         parser.error(f"--repeats={args.repeats} must be >= 5")
     torch.set_num_threads(args.threads)
-    device = torch.device("cpu")
+    device = torch.device(args.device)
     torch.manual_seed(0)
     vidgan = VideoGAN(**yaml.safe_load(VIDGAN_CONFIG.read_text())["model"]["init_args"])
-    predictor = FramePredictor(vidgan.ema.model, batch_size=64)
+    predictor = FramePredictor(vidgan.ema.model.to(device), batch_size=64)
     init_args = yaml.safe_load(T2I_CONFIG.read_text())["model"]["init_args"]
-    text_to_image = TextToImage(ImageGAN(**(init_args | {"clip_path": None, "layout_checkpoint": None})))
-    frame_cases = [run_case(predictor, 8, samples, args.repeats, device) for samples in (1, 4)]
+    image_stage = ImageGAN(**(init_args | {"clip_path": None, "layout_checkpoint": None}))
+    text_to_image = TextToImage(image_stage).to(device)
+    frame_cases = [frame_case(predictor, 8, samples, args.repeats, device) for samples in (1, 4)]
     t2i_cases = [t2i_case(text_to_image, samples, args.repeats) for samples in (1, 4)]
     result = {
         "command": "python bench/inference_overhead.py",

@@ -21,6 +21,7 @@ from ganforge.checkpoint import AtomicCheckpointIO
 from ganforge.errors import one_line, run_guarded, union_cause  # noqa: F401 - run_guarded is re-exported
 from ganforge.logging import WandbOptions, build_loggers
 from ganforge.sample_logging import SampleMediaCallback
+from ganforge.slurm_requeue import REQUEST_ENV, SlurmRequeue
 from ganforge.trainer import default_strategy, progress_callbacks
 
 
@@ -29,7 +30,8 @@ class GANForgeCLI(LightningCLI):
 
     - atomic checkpoint writes and a `last.ckpt` beside periodic ones;
     - a rich progress bar;
-    - the GAN-safe DDP strategy whenever more than one process trains.
+    - the GAN-safe DDP strategy whenever more than one process trains;
+    - Slurm preemption (`SlurmRequeue`) whenever `GANFORGE_REQUEUE_FILE` is set (slurm/train.sbatch).
     """
 
     def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Any]) -> Any:
@@ -42,6 +44,10 @@ class GANForgeCLI(LightningCLI):
             callbacks = [*callbacks, *progress_callbacks(True)]
         if config.get("logger") is True:
             config, callbacks = self._default_logging(config, callbacks)
+        if os.environ.get(REQUEST_ENV) and not any(
+            isinstance(c, SlurmRequeue) for c in [*callbacks, *_as_list(config.get("callbacks"))]
+        ):
+            callbacks = [*callbacks, SlurmRequeue()]
         return super()._instantiate_trainer(config, callbacks)
 
     # ------------------------------------------------------------------ logging (see ganforge.logging)

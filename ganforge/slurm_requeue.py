@@ -8,8 +8,9 @@ kills it (seen here in 1 of 6 preemptions; Lightning issue #21406).
 `SlurmRequeue` replaces that handler. Its handler only sets a flag. After each training batch the
 ranks all-reduce the flag; when any rank has it they all save the same `hpc_ckpt_N.ckpt` that
 Lightning resumes from, end training there, and rank 0 writes the file named by
-`GANFORGE_REQUEUE_FILE`. slurm/train.sbatch sets that variable, adds this callback, and runs
-`scontrol requeue` once srun has exited, so no rank is torn down by SIGTERM mid-collective.
+`GANFORGE_REQUEUE_FILE`. Every `fit` command (GANForgeCLI) adds this callback whenever that
+variable is set; slurm/train.sbatch sets it and runs `scontrol requeue` once srun has exited, so no
+rank is torn down by SIGTERM mid-collective.
 The requeued job resumes from the highest `hpc_ckpt_*` as usual. A signal taken twice (say by
 `scancel --signal=USR1 --full`) still means one checkpoint and one requeue.
 """

@@ -1,0 +1,71 @@
+"""SlurmRequeue without Slurm: every `fit` command adds it when GANFORGE_REQUEUE_FILE is set.
+
+The real preemption (a two-node job, `scontrol requeue`, resume) is tests/slurm/; here one process
+signals itself with SIGUSR1 mid-fit, as Slurm does before the time limit.
+"""
+
+import os
+import signal
+
+import pytorch_lightning as pl
+import torch
+
+from ganforge.checkpoint import load_checkpoint
+from ganforge.cli import run_lightning_cli
+from ganforge.ring import RingDataModule, RingGAN
+from ganforge.slurm_requeue import REQUEST_ENV
+
+
+class SignalledRing(RingGAN):
+    """The ring GAN that sends itself SIGUSR1 during batch 3."""
+
+    def training_step(self, batch: torch.Tensor, batch_idx: int) -> None:
+        if self.batches_seen == 3:
+            os.kill(os.getpid(), signal.SIGUSR1)
+        super().training_step(batch, batch_idx)
+
+
+def fit(root, monkeypatch, request_file) -> int:  # noqa: ANN001
+    if request_file is None:
+        monkeypatch.delenv(REQUEST_ENV, raising=False)
+    else:
+        monkeypatch.setenv(REQUEST_ENV, str(request_file))
+    args = [
+        "fit",
+        "--trainer.accelerator=cpu",
+        "--trainer.max_steps=40",
+        "--trainer.logger=false",
+        "--trainer.enable_progress_bar=false",
+        "--trainer.enable_model_summary=false",
+        f"--trainer.default_root_dir={root}",
+        "--model.hidden=16",
+        "--data.batch_size=32",
+        "--data.batches_per_epoch=20",
+    ]
+    pl.seed_everything(0, verbose=False)
+    return run_lightning_cli("ganforge", SignalledRing, RingDataModule, args, "ring")
+
+
+def test_sigusr1_saves_an_hpc_checkpoint_at_the_batch_end_and_requests_a_requeue(tmp_path, monkeypatch):
+    request = tmp_path / "requeue-requested"
+    previous = signal.getsignal(signal.SIGUSR1)
+    assert fit(tmp_path, monkeypatch, request) == 0
+    assert signal.getsignal(signal.SIGUSR1) == previous  # the handler is put back after fit
+    hpc = tmp_path / "hpc_ckpt_1.ckpt"
+    assert request.read_text() == f"{hpc}\n"
+    ckpt = load_checkpoint(hpc, family="ring")
+    # Saved at the end of the signalled batch (index 3, two optimiser steps a batch), then training
+    # stopped there instead of running to max_steps.
+    assert ckpt["global_step"] == 8 and ckpt["ganforge"]["batches_seen"] == 4
+    assert load_checkpoint(tmp_path / "checkpoints" / "last.ckpt", family="ring")["global_step"] == 8
+
+
+def test_without_the_variable_the_callback_stays_out(tmp_path, monkeypatch):
+    # With SIGUSR1 ignored, only a SlurmRequeue handler could act on it: none does, fit runs to the end.
+    previous = signal.signal(signal.SIGUSR1, signal.SIG_IGN)
+    try:
+        assert fit(tmp_path, monkeypatch, None) == 0
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+    assert not list(tmp_path.glob("hpc_ckpt_*.ckpt"))
+    assert load_checkpoint(tmp_path / "checkpoints" / "last.ckpt", family="ring")["global_step"] == 40

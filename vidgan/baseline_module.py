@@ -7,6 +7,7 @@ Same data, trainer, metrics and sample media as `VideoGAN`; select it by config
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -45,9 +46,14 @@ class ConvGRUBaseline(VideoPredictionModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
-        self.generator = ConvGRUPredictor(
-            channels, resolution, context_frames, future_frames, g_widths, use_sn, patch_size, output_margin
-        )
+        self.generator = self._build_inference_network(locals())
+
+    @staticmethod
+    def _build_inference_network(args: Mapping[str, Any]) -> ConvGRUPredictor:
+        return ConvGRUPredictor(
+            args["channels"], args["resolution"], args["context_frames"], args["future_frames"],
+            args["g_widths"], args["use_sn"], args["patch_size"], args["output_margin"],
+        )  # fmt: skip
 
     def predict(
         self, context: Tensor, labels: Tensor | None = None, generator: torch.Generator | None = None

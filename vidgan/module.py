@@ -9,6 +9,8 @@ shares the validation metrics and sample media defined here.
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Mapping
 from typing import Any
 
 import pytorch_lightning as pl
@@ -53,6 +55,22 @@ class VideoPredictionModule(pl.LightningModule):
     """
 
     family = "vidgan"
+
+    @classmethod
+    def inference_network(cls, **hparams: Any) -> torch.nn.Module:
+        """The network `predict` runs, alone, as `cls(**hparams)` would build it (defaults filled in).
+
+        FramePredictor loads a checkpoint's inference weights into it without building the rest of the
+        module (VideoGAN: no discriminators and no second generator copy). TypeError on unknown hparams.
+        """
+        arguments = inspect.signature(cls).bind(**hparams)
+        arguments.apply_defaults()
+        return cls._build_inference_network(arguments.arguments)
+
+    @staticmethod
+    def _build_inference_network(args: Mapping[str, Any]) -> torch.nn.Module:
+        """The inference network from the full constructor arguments (names as in `__init__`)."""
+        raise NotImplementedError
 
     def predict(self, context: Tensor, labels: Tensor | None, generator: torch.Generator | None) -> Tensor:
         """Predicted future frames (B, Tf, C, H, W) in [0, 1] for context (B, Tc, C, H, W)."""
@@ -140,10 +158,7 @@ class VideoGAN(VideoPredictionModule, GANModule):
             raise ValueError(
                 f"latent_dim={latent_dim} must be >= 1 (ConvGRUBaseline is the deterministic model)"
             )
-        generator = VideoGenerator(
-            channels, resolution, context_frames, future_frames, g_widths, latent_dim, num_classes,
-            patch_size=patch_size, output_margin=output_margin,
-        )  # fmt: skip
+        generator = self._build_inference_network(locals())
         discriminator = VideoDiscriminator(
             channels, d_widths, spatial_frames, temporal_pool, num_classes, patch_size=patch_size
         )
@@ -170,6 +185,15 @@ class VideoGAN(VideoPredictionModule, GANModule):
         self.lambda_rec, self.rec_loss = lambda_rec, REC_LOSSES[rec_loss]
         self.frame_seed = frame_seed
         self.frame_rng = torch.Generator().manual_seed(frame_seed)
+
+    @staticmethod
+    def _build_inference_network(args: Mapping[str, Any]) -> VideoGenerator:
+        """G (the EMA copy has the same architecture)."""
+        return VideoGenerator(
+            args["channels"], args["resolution"], args["context_frames"], args["future_frames"],
+            args["g_widths"], args["latent_dim"], args["num_classes"],
+            patch_size=args["patch_size"], output_margin=args["output_margin"],
+        )  # fmt: skip
 
     def on_fit_start(self) -> None:
         # Each DDP rank draws its own frame subsets.

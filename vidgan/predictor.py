@@ -108,8 +108,7 @@ class FramePredictor:
         module_class, prefix = _module_class(ckpt, path)
         hparams = {k: v for k, v in ckpt.get("hyper_parameters", {}).items() if not k.startswith("_")}
         try:
-            module = module_class(**hparams)
-            network = module.get_submodule(prefix)
+            network = module_class.inference_network(**hparams)
             network.load_state_dict(submodule_state(ckpt["state_dict"], prefix))
         except (TypeError, ValueError, RuntimeError) as err:
             first = str(err).strip().splitlines()[0]

@@ -40,6 +40,21 @@ def test_loads_config_and_ema_weights_from_the_checkpoint(ckpt, predictor):
     assert all(torch.equal(ours[k], ema[k]) for k in ema)
     assert any(not torch.equal(ema[k], live[k]) for k in ema), "EMA and live G must differ after training"
     assert not predictor.generator.training
+    assert ours.keys() == ema.keys()  # the generator alone: no discriminator or live-G copy was built
+
+
+def test_inference_network_is_the_modules_own_architecture():
+    from vidgan.models import VideoGenerator
+    from vidgan.module import VideoGAN
+
+    torch.manual_seed(0)
+    module = VideoGAN(**TINY)
+    network = VideoGAN.inference_network(**TINY)
+    assert isinstance(network, VideoGenerator)
+    expected = module.ema.model.state_dict()
+    assert {k: v.shape for k, v in network.state_dict().items()} == {k: v.shape for k, v in expected.items()}
+    with pytest.raises(TypeError, match="g_width"):
+        VideoGAN.inference_network(**TINY, g_width=[8])
 
 
 def test_torch_round_trip_is_the_ema_generator_on_seeded_latents(predictor):

@@ -71,7 +71,7 @@ test: install lint
 BENCH_MINUTES ?= 30
 bench: install
 	@for f in bench/*.py; do \
-	  case $$f in bench/batch_timing.py) continue;; esac; echo "== $$f"; \
+	  grep -q '__main__' $$f || continue; echo "== $$f"; \
 	  case $$f in bench/t2i_*) budget="--minutes $(BENCH_MINUTES)";; *) budget="";; esac; \
 	  $(PY) $$f $$budget || exit 1; done
 

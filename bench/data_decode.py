@@ -42,6 +42,7 @@ import cv2
 import decord
 import numpy as np
 import torch
+from stats import summary
 from torch import nn
 
 from vidgan.data.video_folder import VideoFolderDataset
@@ -53,10 +54,6 @@ CLIP, CLIPS_PER_RUN = 20, 32
 SIZES = (64, 256)
 CONSUMER_BATCH, TRAIN_BATCH = 2, 16
 OUT = Path(__file__).parent / "results" / "data_decode.json"
-
-
-def summary(values: list[float]) -> dict[str, float]:
-    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
 
 def timed_runs(fn, runs: int | None = None) -> list[float]:

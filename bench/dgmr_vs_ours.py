@@ -52,6 +52,7 @@ from pathlib import Path
 import torch
 import yaml
 from batch_timing import fit_repeated_batch
+from stats import summary
 from torch.utils.flop_counter import FlopCounterMode
 
 from vidgan.module import VideoGAN
@@ -71,10 +72,6 @@ def params(module: torch.nn.Module) -> int:
 def total_params(model: torch.nn.Module) -> int:
     """Parameters of G and D together (DGMR and VideoGAN both name them generator / discriminator)."""
     return params(model.generator) + params(model.discriminator)
-
-
-def summary(xs: list[float]) -> dict[str, float]:
-    return {"median": statistics.median(xs), "min": min(xs), "max": max(xs)}
 
 
 # ---------------------------------------------------------------------------------------- ours

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import torch
 import yaml
+from stats import summary
 
 from t2i.image_stage import ImageGAN
 from t2i.pipeline import Box, TextToImage
@@ -62,10 +63,6 @@ def seconds(fn, device: torch.device) -> float:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     return time.perf_counter() - start
-
-
-def summary(times: list[float]) -> dict[str, float]:
-    return {"median": statistics.median(times), "min": min(times), "max": max(times)}
 
 
 class InstantGenerator(torch.nn.Module):

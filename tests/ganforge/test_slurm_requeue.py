@@ -13,11 +13,17 @@ import torch
 from ganforge.checkpoint import load_checkpoint
 from ganforge.cli import run_lightning_cli
 from ganforge.ring import RingDataModule, RingGAN
-from ganforge.slurm_requeue import REQUEST_ENV
+from ganforge.slurm_requeue import REQUEST_ENV, SlurmRequeue
 
 
 class SignalledRing(RingGAN):
-    """The ring GAN that sends itself SIGUSR1 during batch 3."""
+    """The ring GAN that sends itself SIGUSR1 during batch 3 and records its trainer's requeue callbacks."""
+
+    requeue_callbacks = 0
+
+    def on_fit_start(self) -> None:
+        super().on_fit_start()
+        SignalledRing.requeue_callbacks = sum(isinstance(c, SlurmRequeue) for c in self.trainer.callbacks)
 
     def training_step(self, batch: torch.Tensor, batch_idx: int) -> None:
         if self.batches_seen == 3:
@@ -25,7 +31,7 @@ class SignalledRing(RingGAN):
         super().training_step(batch, batch_idx)
 
 
-def fit(root, monkeypatch, request_file) -> int:  # noqa: ANN001
+def fit(root, monkeypatch, request_file, *extra: str) -> int:  # noqa: ANN001
     if request_file is None:
         monkeypatch.delenv(REQUEST_ENV, raising=False)
     else:
@@ -41,6 +47,7 @@ def fit(root, monkeypatch, request_file) -> int:  # noqa: ANN001
         "--model.hidden=16",
         "--data.batch_size=32",
         "--data.batches_per_epoch=20",
+        *extra,
     ]
     pl.seed_everything(0, verbose=False)
     return run_lightning_cli("ganforge", SignalledRing, RingDataModule, args, "ring")
@@ -50,6 +57,7 @@ def test_sigusr1_saves_an_hpc_checkpoint_at_the_batch_end_and_requests_a_requeue
     request = tmp_path / "requeue-requested"
     previous = signal.getsignal(signal.SIGUSR1)
     assert fit(tmp_path, monkeypatch, request) == 0
+    assert SignalledRing.requeue_callbacks == 1
     assert signal.getsignal(signal.SIGUSR1) == previous  # the handler is put back after fit
     hpc = tmp_path / "hpc_ckpt_1.ckpt"
     assert request.read_text() == f"{hpc}\n"
@@ -60,6 +68,12 @@ def test_sigusr1_saves_an_hpc_checkpoint_at_the_batch_end_and_requests_a_requeue
     assert load_checkpoint(tmp_path / "checkpoints" / "last.ckpt", family="ring")["global_step"] == 8
 
 
+def test_one_callback_when_the_config_names_it_too(tmp_path, monkeypatch):
+    args = ("--trainer.callbacks+=ganforge.slurm_requeue.SlurmRequeue",)
+    assert fit(tmp_path, monkeypatch, tmp_path / "requeue-requested", *args) == 0
+    assert SignalledRing.requeue_callbacks == 1
+
+
 def test_without_the_variable_the_callback_stays_out(tmp_path, monkeypatch):
     # With SIGUSR1 ignored, only a SlurmRequeue handler could act on it: none does, fit runs to the end.
     previous = signal.signal(signal.SIGUSR1, signal.SIG_IGN)
@@ -67,5 +81,6 @@ def test_without_the_variable_the_callback_stays_out(tmp_path, monkeypatch):
         assert fit(tmp_path, monkeypatch, None) == 0
     finally:
         signal.signal(signal.SIGUSR1, previous)
+    assert SignalledRing.requeue_callbacks == 0
     assert not list(tmp_path.glob("hpc_ckpt_*.ckpt"))
     assert load_checkpoint(tmp_path / "checkpoints" / "last.ckpt", family="ring")["global_step"] == 40

@@ -23,8 +23,17 @@ apt:
 
 venv: $(VENV)/.installed
 
+# The CUDA build of torch that pip takes from local disk needs ~6.5 GB in the venv: say so before pip
+# runs out of space half-way ("OSError: [Errno 28] No space left on device").
+VENV_MIN_FREE_GB ?= 7
+
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
+	@free_gb=$$(df -Pk $(VENV) | awk 'NR==2 {print int($$4 / 1048576)}'); \
+	if [ -z "$$(ls $(VENV)/lib/python3*/site-packages/torch 2>/dev/null | head -1)" ] && [ "$$free_gb" -lt $(VENV_MIN_FREE_GB) ]; then \
+	  echo "error: installing into $(VENV) needs ~$(VENV_MIN_FREE_GB) GB free for torch's CUDA build; $$free_gb GB free there." \
+	    "Free space (df -h $(VENV)) or set VENV=<dir on a larger disk>."; exit 1; \
+	fi
 	@echo "pip install -e .[dev] (torch from local disk; ~2 min on a fresh machine)"
 	@$(PY) -m pip install -q --upgrade "pip<26.2" $(PIP_QUIET)
 	@$(PY) -m pip install -q -e ".[dev]" $(PIP_QUIET)

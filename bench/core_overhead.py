@@ -33,6 +33,7 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 import yaml
+from stats import summary
 from torch.utils.data import DataLoader
 
 from ganforge.losses import hinge_d, hinge_g
@@ -177,8 +178,9 @@ def vidgan_raw_run(steps: int, warmup: int) -> float:
     return (time.perf_counter() - start) / steps
 
 
-def summary(xs: list[float]) -> dict[str, float]:
-    return {"median_ms": 1e3 * statistics.median(xs), "min_ms": 1e3 * min(xs), "max_ms": 1e3 * max(xs)}
+def summary_ms(seconds: list[float]) -> dict[str, float]:
+    """`stats.summary` of per-step times, in milliseconds (keys median_ms, min_ms, max_ms)."""
+    return {f"{key}_ms": 1e3 * value for key, value in summary(seconds).items()}
 
 
 def main() -> None:
@@ -208,19 +210,19 @@ def main() -> None:
     result = {
         "benchmark": "ring GAN, batch 256, one D + one G update per batch",
         "ratio": statistics.median(ours) / statistics.median(raw),
-        "ganforge": summary(ours),
-        "raw": summary(raw),
+        "ganforge": summary_ms(ours),
+        "raw": summary_ms(raw),
         "ratio_per_run": [a / b for a, b in zip(ours, raw)],
         # The same updates in a bare LightningModule: what Lightning costs without GANModule.
-        "plain_lightning": summary(plain),
+        "plain_lightning": summary_ms(plain),
         "plain_lightning_ratio": statistics.median(plain) / statistics.median(raw),
         "ganforge_vs_plain_lightning": statistics.median(ours) / statistics.median(plain),
         "steps_per_run": args.steps,
         "vidgan": {
             "benchmark": "configs/vidgan/moving_mnist_tiny.yaml, batch 8, D every batch, G every 2nd",
             "ratio": statistics.median(vid_ours) / statistics.median(vid_raw),
-            "ganforge": summary(vid_ours),
-            "raw": summary(vid_raw),
+            "ganforge": summary_ms(vid_ours),
+            "raw": summary_ms(vid_raw),
             "ratio_per_run": [a / b for a, b in zip(vid_ours, vid_raw)],
             "steps_per_run": args.vidgan_steps,
         },

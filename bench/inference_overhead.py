@@ -65,6 +65,29 @@ def seconds(fn, device: torch.device) -> float:
     return time.perf_counter() - start
 
 
+def bare_vs_api(bare, api, api_name: str, repeats: int, device: torch.device) -> dict:  # noqa: ANN001
+    """Warm both up, then time `repeats` calls of each in alternating pairs; their summaries and overheads.
+
+    Keys: bare_forward_s, <api_name>_s, overhead_median, overhead_min and overhead_paired (api / bare - 1
+    within each adjacent pair). Alternating the order each pair lets drifting machine load hit both sides.
+    """
+    for fn in (bare, api):  # warm-up: allocator, kernels, lazy inits
+        fn()
+    bare_times: list[float] = []
+    api_times: list[float] = []
+    for i in range(repeats):
+        for times, fn in ((bare_times, bare), (api_times, api))[:: 1 if i % 2 == 0 else -1]:
+            times.append(seconds(fn, device))
+    bare_s, api_s = summary(bare_times), summary(api_times)
+    return {
+        "bare_forward_s": bare_s,
+        f"{api_name}_s": api_s,
+        "overhead_median": api_s["median"] / bare_s["median"] - 1.0,
+        "overhead_min": api_s["min"] / bare_s["min"] - 1.0,
+        "overhead_paired": summary([a / b - 1.0 for a, b in zip(api_times, bare_times)]),
+    }
+
+
 class InstantGenerator(torch.nn.Module):
     """Stands in for the generator with a zero-cost forward (a preallocated output), to time the API alone."""
 
@@ -109,14 +132,7 @@ def frame_case(
     def api() -> None:
         predictor.predict(context, future_frames=tf, num_samples=samples, seed=0)
 
-    for fn in (bare, api):  # warm-up: allocator, kernels, lazy inits
-        fn()
-    times: dict[str, list[float]] = {"bare": [], "predict": []}
-    for i in range(repeats):  # pairs, in alternating order, so drifting machine load hits both sides
-        for name, fn in (("bare", bare), ("predict", api))[:: 1 if i % 2 == 0 else -1]:
-            times[name].append(seconds(fn, device))
-    bare_s, predict_s = summary(times["bare"]), summary(times["predict"])
-    paired = [p / b - 1.0 for p, b in zip(times["predict"], times["bare"])]
+    timed = bare_vs_api(bare, api, "predict", repeats, device)
     # The API's own cost, free of forward-time noise: predict around a generator that costs nothing.
     instant = FramePredictor(InstantGenerator(generator, batch * samples), predictor.batch_size)
     api_only = [
@@ -127,13 +143,10 @@ def frame_case(
         "batch": batch,
         "samples": samples,
         "clips_per_call": batch * samples,
-        "bare_forward_s": bare_s,
-        "predict_s": predict_s,
-        "overhead_median": predict_s["median"] / bare_s["median"] - 1.0,
-        "overhead_min": predict_s["min"] / bare_s["min"] - 1.0,
-        "overhead_paired": summary(paired),  # predict / bare - 1 within each adjacent pair
+        **timed,
         "api_only_s": summary(api_only),
-        "overhead_api_only": statistics.median(api_only) / bare_s["median"],  # API cost / forward cost
+        # API cost / forward cost
+        "overhead_api_only": statistics.median(api_only) / timed["bare_forward_s"]["median"],
     }
 
 
@@ -162,23 +175,11 @@ def t2i_case(model: TextToImage, samples: int, repeats: int) -> dict:
     def api() -> None:
         model.generate(CAPTIONS, num_samples=samples, seed=0, layouts=layouts)
 
-    for fn in (bare, api):
-        fn()
-    times: dict[str, list[float]] = {"bare": [], "generate": []}
-    for i in range(repeats):
-        for name, fn in (("bare", bare), ("generate", api))[:: 1 if i % 2 == 0 else -1]:
-            times[name].append(seconds(fn, device))
-    bare_s, api_s = summary(times["bare"]), summary(times["generate"])
-    paired = [a / b - 1.0 for a, b in zip(times["generate"], times["bare"])]
     return {
         "captions": len(CAPTIONS),
         "samples": samples,
         "images_per_call": len(flat_captions),
-        "bare_forward_s": bare_s,
-        "generate_s": api_s,
-        "overhead_median": api_s["median"] / bare_s["median"] - 1.0,
-        "overhead_min": api_s["min"] / bare_s["min"] - 1.0,
-        "overhead_paired": summary(paired),
+        **bare_vs_api(bare, api, "generate", repeats, device),
     }
 
 

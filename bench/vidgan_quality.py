@@ -61,9 +61,13 @@ def build_model(config: dict[str, Any], overrides: dict[str, Any]) -> pl.Lightni
 
 
 def train_for(
-    model: pl.LightningModule, config: dict[str, Any], minutes: float, batch_size: int | None
+    model: pl.LightningModule,
+    config: dict[str, Any],
+    minutes: float,
+    batch_size: int | None,
+    precision: str = "32-true",
 ) -> dict:
-    """Fit `model` on the config's data for `minutes` of wall time; returns timing facts."""
+    """Fit `model` on the config's data for `minutes` of wall time at `precision`; returns timing facts."""
     data_args = dict(config["data"])
     if batch_size is not None:
         data_args["batch_size"] = batch_size
@@ -71,6 +75,7 @@ def train_for(
     trainer = pl.Trainer(
         accelerator="cpu",
         devices=1,
+        precision=precision,
         max_time={"seconds": minutes * 60},
         max_epochs=1,
         limit_val_batches=0,
@@ -89,6 +94,7 @@ def train_for(
         "batch_size": data_args["batch_size"],
         "seconds_per_batch": round(seconds / max(batches, 1), 3),
         "g_steps": int(getattr(model, "g_step", batches)),
+        "precision": precision,
     }
 
 
@@ -157,7 +163,8 @@ def main() -> None:
     parser.add_argument("--test-sequences", type=int, default=256)
     parser.add_argument("--l1-weight", type=float, default=DEFAULT_L1, help="lambda_rec of the +L1 row")
     parser.add_argument("--batch-size", type=int, default=None, help="override the configs' batch size")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="training seed (the test set is fixed)")
+    parser.add_argument("--precision", default="32-true", help="Lightning precision: 32-true or bf16-mixed")
     parser.add_argument("--rows", default="convgru,gan,gan_l1", help="learned rows: convgru, gan, gan_l1")
     parser.add_argument("--out", type=Path, default=ROOT / "bench/results/vidgan_quality.json")
     args = parser.parse_args()
@@ -185,7 +192,7 @@ def main() -> None:
         name, config, overrides = learned[key]
         pl.seed_everything(args.seed, verbose=False)
         model = build_model(config, overrides)
-        facts = train_for(model, config, args.minutes, args.batch_size)
+        facts = train_for(model, config, args.minutes, args.batch_size, args.precision)
         facts["params"] = sum(p.numel() for p in model.generator.parameters())
         model.eval()
         samples = args.samples if hasattr(model, "ema") else 1
@@ -207,6 +214,8 @@ def main() -> None:
             "test_sequences": args.test_sequences,
             "train_minutes_per_learned_row": args.minutes,
             "torch_threads": args.threads,
+            "precision": args.precision,
+            "seed": args.seed,
             "samples_per_sequence_gan": args.samples,
             "best_of_s": "per sequence, the sample with the highest mean SSIM",
             "metrics": "OpenSTL: MSE/MAE summed over pixels per frame; SSIM (torchmetrics, Gaussian 11x11) "

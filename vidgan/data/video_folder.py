@@ -1,8 +1,9 @@
 """(context, target) clips from a folder of video files: Kinetics/UCF-101 class folders or split lists.
 
-Every file is probed when the dataset is built. Files that cannot be decoded or are shorter than
-one clip are skipped, logged once, and listed in `dataset.skipped`, so a bad file can never stop an
-epoch.
+What each file holds comes from the root's video index (`vidgan.data.video_index`): files are
+probed once, by rank 0, and later starts read the index. Files that cannot be decoded or are
+shorter than one clip are skipped, logged once, and listed in `dataset.skipped`, so a bad file can
+never stop an epoch.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from vidgan.data.video_reader import VideoDecodeError, VideoInfo, probe_video, read_frames, resolve_backends
+from vidgan.data.split_file import read_split_file
+from vidgan.data.video_index import VideoIndex, load_or_build
+from vidgan.data.video_reader import VideoDecodeError, VideoInfo, read_frames, resolve_backends
 
 log = logging.getLogger("vidgan.data")
 
@@ -43,29 +46,6 @@ class VideoEntry:
     info: VideoInfo
 
 
-def read_split_file(split_file: Path, root: Path) -> list[Path]:
-    """Video paths from a `trainlist01.txt`-style file: lines `class/video.avi [label]`, relative to root.
-
-    Blank lines and `#` comments are ignored. The optional label column is accepted and not used:
-    labels come from the class folder (see VideoFolderDataset).
-    """
-    if not split_file.is_file():
-        raise FileNotFoundError(f"vidgan.data: split_file '{split_file}' does not exist")
-    paths = []
-    for number, line in enumerate(split_file.read_text().splitlines(), start=1):
-        fields = line.split("#", 1)[0].split()
-        if not fields:
-            continue
-        if len(fields) > 2 or (len(fields) == 2 and not fields[1].lstrip("-").isdigit()):
-            raise ValueError(
-                f"vidgan.data: {split_file}:{number}: {line.strip()!r}, "
-                "expected 'class/video.ext [integer label]'"
-            )
-        path = Path(fields[0])
-        paths.append(path if path.is_absolute() else root / path)
-    return paths
-
-
 def centre_square(clip: Tensor, size: int) -> Tensor:
     """Centre-crop (T, C, H, W) to a min(H, W) square, then resize it to (T, C, size, size) (antialiased)."""
     height, width = clip.shape[-2:]
@@ -82,7 +62,8 @@ class VideoFolderDataset(Dataset):
 
     Layouts (files with extensions VIDEO_EXTENSIONS):
     - `split_file=None`: every video under `root`; `root/<class>/<video>` gives it that class;
-    - `split_file`: the videos it lists (paths relative to root), their class from the first folder.
+    - `split_file`: the videos it lists (paths relative to root, see `vidgan.data.split_file`),
+      their class from the first folder.
     Labels are class-folder indices in sorted order over the folders directly under `root`, so train
     and test lists share one mapping (for UCF-101 this is its 1-based classInd number minus one).
 
@@ -90,6 +71,11 @@ class VideoFolderDataset(Dataset):
     video ("centre", evaluation). Frames are centre-cropped to a square and resized to image_size.
     Items are context (Tc, C, S, S) and target (Tf, C, S, S), float32 in [0, 1], plus the label int
     when `return_labels`. `channels=1` converts to luma.
+
+    File facts come from the video index at `index_path` (default `root/.vidgan_index.json`): rank
+    0 probes the files it lacks or whose size or mtime changed, with `index_workers` processes
+    (default: one per CPU), and writes it; ranks > 0 wait for it and never probe. `probed` is the
+    number of files this process probed.
     """
 
     def __init__(
@@ -106,6 +92,8 @@ class VideoFolderDataset(Dataset):
         backend: str = "auto",
         seed: int = 0,
         rank: int = 0,
+        index_path: str | Path | None = None,
+        index_workers: int | None = None,
     ) -> None:
         self.root = Path(root)
         sizes = {"context_frames": context_frames, "future_frames": future_frames}
@@ -130,7 +118,10 @@ class VideoFolderDataset(Dataset):
         self._bad_paths: set[str] = set()
         self._verbose = rank == 0
         candidates = self._candidates(Path(split_file) if split_file is not None else None)
-        self.entries = [entry for entry in map(self._index, candidates) if entry is not None]
+        index, self.probed = load_or_build(
+            self.root, candidates, rank=rank, backend=backend, index_path=index_path, workers=index_workers
+        )
+        self.entries = [entry for path in candidates if (entry := self._entry(path, index)) is not None]
         self._check_not_empty(len(candidates))
 
     # ------------------------------------------------------------------ indexing
@@ -163,24 +154,26 @@ class VideoFolderDataset(Dataset):
         if self._verbose:
             log.warning("vidgan.data: skipping '%s': %s", path, reason)
 
-    def _index(self, path: Path) -> VideoEntry | None:
+    def _entry(self, path: Path, index: VideoIndex) -> VideoEntry | None:
         label = self._label(path)
         if not path.is_file():
             self._skip(path, "missing: listed in the split file but not found")
             return None
-        try:
-            info = probe_video(path, self.backend)
-        except VideoDecodeError as err:
-            self._skip(path, str(err))
+        found = index.fresh(path)
+        if found is None:  # load_or_build covered every existing file: this one changed since
+            self._skip(path, "changed on disk while the index was built")
             return None
-        if info.num_frames < self.clip_span:
+        if found.info is None:
+            self._skip(path, found.skip)
+            return None
+        if found.info.num_frames < self.clip_span:
             self._skip(
                 path,
-                f"too short: {info.num_frames} frames, a clip needs {self.clip_span} "
+                f"too short: {found.info.num_frames} frames, a clip needs {self.clip_span} "
                 f"(T={self.context_frames + self.future_frames}, frame_stride={self.frame_stride})",
             )
             return None
-        return VideoEntry(path, label, info)
+        return VideoEntry(path, label, found.info)
 
     def _check_not_empty(self, candidates: int) -> None:
         if self.entries:

@@ -1,0 +1,210 @@
+"""A probe-once index of a video folder: frame count, fps, size and decoder per file, or why it is skipped.
+
+`ROOT/.vidgan_index.json` (or a path given) maps each file, relative to ROOT, to what probing it
+found, keyed by its size and mtime: an entry whose file changed size or mtime is stale and is
+probed again. Files are probed by a pool of processes. Under DDP only rank 0 probes and writes;
+the other ranks wait until the index covers their files and read it (`load_or_wait`), so a
+restart or a requeued job starts without probing anything.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from itertools import repeat
+from pathlib import Path
+
+from vidgan.data.video_reader import VideoDecodeError, VideoInfo, probe_video, resolve_backends
+
+log = logging.getLogger("vidgan.data")
+
+INDEX_NAME = ".vidgan_index.json"
+INDEX_FORMAT, INDEX_VERSION = "vidgan-video-index", 1
+# A process pool costs ~0.5 s to start (spawned workers import numpy and the decoder): below this
+# many files per worker, probing in this process is faster.
+MIN_FILES_PER_WORKER = 8
+WAIT_POLL_S = 1.0
+WAIT_TIMEOUT_S = 6 * 3600.0  # ranks > 0 wait this long for rank 0's first build (Kinetics: ~1 h)
+
+
+@dataclass(frozen=True)
+class IndexEntry:
+    """What probing one file found: its stat key, and either VideoInfo or the reason it is skipped."""
+
+    size: int
+    mtime_ns: int
+    info: VideoInfo | None
+    skip: str | None
+
+    def matches(self, stat: os.stat_result) -> bool:
+        """Whether the file still has the size and mtime it was probed at."""
+        return (self.size, self.mtime_ns) == (stat.st_size, stat.st_mtime_ns)
+
+    def to_json(self) -> dict:
+        return {"size": self.size, "mtime_ns": self.mtime_ns, "skip": self.skip} | (
+            asdict(self.info) if self.info is not None else {}
+        )
+
+    @classmethod
+    def from_json(cls, data: dict) -> IndexEntry:
+        info = None
+        if data["skip"] is None:
+            fields = ("num_frames", "height", "width", "fps", "backend")
+            info = VideoInfo(**{name: data[name] for name in fields})
+        return cls(int(data["size"]), int(data["mtime_ns"]), info, data["skip"])
+
+
+def probe_entry(path: Path, backend: str = "auto") -> IndexEntry:
+    """Stat and probe one file; an undecodable file gives an entry with its skip reason."""
+    stat = path.stat()
+    try:
+        return IndexEntry(stat.st_size, stat.st_mtime_ns, probe_video(path, backend), None)
+    except VideoDecodeError as err:
+        return IndexEntry(stat.st_size, stat.st_mtime_ns, None, str(err))
+
+
+def default_workers() -> int:
+    """The CPUs this process may use (Slurm and taskset limits included)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def probe_many(paths: list[Path], backend: str = "auto", workers: int | None = None) -> Iterator[IndexEntry]:
+    """probe_entry of each path, in order; several files at once in `workers` spawned processes."""
+    workers = min(workers or default_workers(), len(paths) // MIN_FILES_PER_WORKER)
+    if workers <= 1:
+        yield from (probe_entry(path, backend) for path in paths)
+        return
+    # spawn, not fork: the caller may hold decoder or torch threads, which fork does not copy safely.
+    context = multiprocessing.get_context("spawn")
+    chunk = max(1, min(64, len(paths) // (workers * 8)))
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        yield from pool.map(probe_entry, paths, repeat(backend), chunksize=chunk)
+
+
+class VideoIndex:
+    """The index file of one video root: `entries` maps a path relative to `root` to its IndexEntry.
+
+    An index probed with other decoders (another `backend` option, or decord installed or removed
+    since), of another version, or unreadable, loads empty, so every file is probed again.
+    """
+
+    def __init__(self, root: str | Path, path: str | Path | None = None, backend: str = "auto") -> None:
+        self.root = Path(root)
+        self.path = Path(path) if path is not None else self.root / INDEX_NAME
+        self.backend = backend
+        self.decoders = list(resolve_backends(backend))  # what "auto" means here and now
+        self.entries: dict[str, IndexEntry] = {}
+
+    def key(self, file: Path) -> str:
+        """`file` relative to root (absolute when outside it), the index's name for it."""
+        return file.relative_to(self.root).as_posix() if file.is_relative_to(self.root) else str(file)
+
+    def fresh(self, file: Path, stat: os.stat_result | None = None) -> IndexEntry | None:
+        """The entry of `file` if it was probed at the file's current size and mtime, else None."""
+        entry = self.entries.get(self.key(file))
+        if entry is None:
+            return None
+        return entry if entry.matches(stat if stat is not None else file.stat()) else None
+
+    def stale(self, files: Iterable[Path]) -> list[Path]:
+        """The existing files among `files` without a fresh entry (missing files are not probed)."""
+        out = []
+        for file in files:
+            try:
+                stat = file.stat()
+            except FileNotFoundError:
+                continue
+            if self.fresh(file, stat) is None:
+                out.append(file)
+        return out
+
+    def load(self) -> VideoIndex:
+        """Read the file, keeping no entries when it is absent, unreadable or from other decoders."""
+        self.entries = {}
+        try:
+            data = json.loads(self.path.read_text())
+            header = (data["format"], data["version"], data["decoders"])
+            if header != (INDEX_FORMAT, INDEX_VERSION, self.decoders):
+                return self
+            self.entries = {key: IndexEntry.from_json(value) for key, value in data["files"].items()}
+        except FileNotFoundError:
+            pass
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            log.warning("vidgan.data: ignoring unreadable video index '%s' (%s)", self.path, err)
+        return self
+
+    def save(self) -> None:
+        """Write atomically (a temporary file renamed over the old one): readers see old or new, whole."""
+        data = {
+            "format": INDEX_FORMAT,
+            "version": INDEX_VERSION,
+            "decoders": self.decoders,
+            "files": {key: entry.to_json() for key, entry in sorted(self.entries.items())},
+        }
+        partial = self.path.with_name(f"{self.path.name}.{os.getpid()}.partial")
+        partial.write_text(json.dumps(data, separators=(",", ":")))
+        os.replace(partial, self.path)
+
+    def probe(
+        self,
+        files: list[Path],
+        workers: int | None = None,
+        on_progress: Callable[[int], None] | None = None,
+    ) -> None:
+        """Probe `files` (e.g. `self.stale(...)`), record their entries and save when there were any."""
+        for file, entry in zip(files, probe_many(files, self.backend, workers)):
+            self.entries[self.key(file)] = entry
+            if on_progress is not None:
+                on_progress(1)
+        if files:
+            self.save()
+
+
+def load_or_build(
+    root: Path,
+    files: list[Path],
+    *,
+    rank: int = 0,
+    backend: str = "auto",
+    index_path: str | Path | None = None,
+    workers: int | None = None,
+) -> tuple[VideoIndex, int]:
+    """The index of `root` covering `files`, and how many files this process probed for it.
+
+    Rank 0 probes the stale files and writes the index (a warning when it cannot write it); ranks
+    > 0 never probe: they wait, polling, until the file covers every existing one of `files`.
+    """
+    index = VideoIndex(root, index_path, backend).load()
+    if rank > 0:
+        return wait_for(index, files), 0
+    todo = index.stale(files)
+    if todo:
+        log.info("vidgan.data: probing %d of %d videos under '%s'", len(todo), len(files), root)
+    try:
+        index.probe(todo, workers)
+    except OSError as err:  # a read-only dataset: train anyway, probing again at every start
+        log.warning(
+            "vidgan.data: cannot write the video index '%s' (%s); ranks > 0 will wait", index.path, err
+        )
+    return index, len(todo)
+
+
+def wait_for(index: VideoIndex, files: list[Path], timeout_s: float = WAIT_TIMEOUT_S) -> VideoIndex:
+    """Reload `index` until it has a fresh entry for every existing file of `files` (or TimeoutError)."""
+    deadline = time.monotonic() + timeout_s
+    while index.stale(files):
+        if time.monotonic() > deadline:
+            raise TimeoutError(
+                f"vidgan.data: waited {timeout_s:.0f} s for rank 0 to write the video index '{index.path}' "
+                f"({len(index.stale(files))} of {len(files)} files still missing); is it on a filesystem all "
+                "ranks share? (`vidgan data index ROOT` builds it ahead of training)"
+            )
+        time.sleep(WAIT_POLL_S)
+        index.load()
+    return index

@@ -7,17 +7,22 @@ ground-truth layout (boxes and shapes; Obj-GAN reports both). metrics.json holds
   with the same numbers on the real images as the ceiling;
 - relation_accuracy, object_set_accuracy, size_accuracy of the predicted layouts
   (`t2i.metrics.layout`);
-- fid with `--inception` (a local Inception-v3), otherwise fd_local (`t2i.image_features`: not FID);
+- fid and is (Inception Score, mean and std over 10 splits) when `--inception` holds the TF-Inception
+  weights that published tables use; fd_inception_v3 / fd_torchscript (not FID, with a warning) for
+  other Inception files (`t2i.metrics.inception`); without one, fd_local (`t2i.image_features`: not FID);
 - clip_score (mean cosine of judge-CLIP image and caption embeddings, GALIP's convention) and
   r_precision (AttnGAN protocol, 100 candidates), with `--clip` or a judge CLIP trained here under
   another seed (`t2i.judges`); real images give the ceiling.
 Judges trained here are cached in `--judges` (default: a `judges/` folder beside `--out`).
+`--max-captions N` scores the first N val images, one caption each (published COCO FIDs use 30,000
+captions of COCO 2014 val).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -50,14 +55,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--clip", default=None, help="local CLIP file judging CLIP score and R-precision")
     parser.add_argument(
-        "--inception", default=None, help="local Inception-v3 (TorchScript or torchvision): FID"
+        "--inception",
+        default=None,
+        help="local Inception-v3 file: torch-fidelity's TF-Inception state dict (pt_inception-2015-12-05) "
+        "gives fid and is; a torchvision inception_v3 state dict or a TorchScript net gives fd_* (not FID)",
     )
     parser.add_argument("--out", required=True, help="metrics.json to write")
     parser.add_argument(
         "--layout-ckpt", default=None, help="layout-stage checkpoint (default: the image stage's)"
     )
     parser.add_argument("--split", default="val", help="split to evaluate (default val)")
-    parser.add_argument("--max-images", type=int, default=None, help="evaluate the first N images only")
+    parser.add_argument(
+        "--max-captions",
+        type=int,
+        default=None,
+        help="score the first N images of the split, one caption each (default: all; published COCO FIDs "
+        "use 30,000)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="batch i generates with seed + i")
     parser.add_argument("--judges", default=None, help="folder of cached judges (default: OUT_DIR/judges)")
     parser.add_argument("--judge-images", type=int, default=5000, help="train images the judges learn from")
@@ -134,9 +148,18 @@ def layout_metrics(layouts: list[list[Any]], real: dict[str, Any], names: list[s
     return {k: values[k] for k in ("relation_accuracy", "object_set_accuracy", "size_accuracy")}
 
 
+def inception_record(source: Any) -> dict[str, Any]:
+    """metrics.json's record of an `InceptionFile`: path, kind, hash, and why it is not comparable."""
+    record = {"inception": str(source.path), "kind": source.kind, "sha256": source.sha256}
+    record["published_weights"] = source.published
+    if source.warning() is not None:
+        record["warning"] = source.warning()
+    return record
+
+
 # ---------------------------------------------------------------------------------------------- run
 def check_args(args: argparse.Namespace) -> None:
-    for name in ("max_images", "judge_images", "soa_steps", "fd_steps", "clip_steps", "batch_size"):
+    for name in ("max_captions", "judge_images", "soa_steps", "fd_steps", "clip_steps", "batch_size"):
         value = getattr(args, name)
         if value is not None and value < 1:
             raise ValueError(f"--{name.replace('_', '-')}={value} must be >= 1")
@@ -185,11 +208,21 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from t2i import judges
     from t2i.clip_model import load_clip
     from t2i.data import CocoLayoutDataModule
-    from t2i.image_features import InceptionFeatures, frechet_distance
+    from t2i.metrics.inception import (
+        IS_SPLITS,
+        InceptionFeatures,
+        extract,
+        frechet_distance,
+        inception_score,
+        inspect_inception,
+    )
     from t2i.pipeline import TextToImage
     from t2i.soa import NamedObject, color_index
 
     check_args(args)
+    inception = inspect_inception(args.inception) if args.inception is not None else None
+    if inception is not None and inception.warning() is not None:
+        print(f"{PROG}: warning: {inception.warning()}", file=sys.stderr)
     device = resolve_device(args.device)
     out_path = Path(args.out)
     folder = Path(args.judges) if args.judges else out_path.parent / "judges"
@@ -202,12 +235,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         raise ValueError(
             f"--data categories {evaluation.category_names[1:]} differ from the model's {names[1:]}"
         )
-    real = judges.real_tensors(evaluation, args.max_images or len(evaluation))
+    real = judges.real_tensors(evaluation, args.max_captions or len(evaluation))
+    if inception is not None and inception.is_tf_inception and len(real["caption"]) < IS_SPLITS:
+        raise ValueError(
+            f"--inception: the Inception Score needs >= {IS_SPLITS} captions (one per split), "
+            f"{len(real['caption'])} given (--max-captions, split '{args.split}')"
+        )
     colored = judges.has_colors(real)
     result: dict[str, Any] = {"checkpoint": str(args.ckpt), "data": str(args.data), "split": args.split}
     result |= {"images": len(real["caption"]), "seed": args.seed, "judges": {}}
     with Progress(disable=args.quiet) as progress:
-        needs_train = colored or args.inception is None
+        needs_train = colored or inception is None
         boxes_only = CocoLayoutDataModule(
             args.data, image_size=model.image_size, with_masks=False, max_objects=10
         )
@@ -218,9 +256,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 folder, train, len(names) - 1, args.soa_steps, lambda _: progress.advance(task)
             )
             result["judges"]["soa"] = record
-        if args.inception is not None:
-            extractor, fd_name = InceptionFeatures(args.inception), "fid"
-            result["judges"]["fid"] = {"inception": str(args.inception)}
+        if inception is not None:
+            progress.add_task(f"load {inception.kind} ({inception.fd_name})", total=None)
+            extractor, fd_name = InceptionFeatures(inception).to(device), inception.fd_name
+            result["judges"][fd_name] = inception_record(inception)
         else:
             task = progress.add_task("fd_local feature net", total=args.fd_steps)
             extractor, record = judges.fd_local_net(
@@ -247,11 +286,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     )
     truth_layouts = generated["ground_truth_layout"][1]
     result["real"] = clip_metrics(judge, real["image"], real["caption"], args.seed)
+    real_features, real_logits = extract(extractor, real["image"])
+    if real_logits is not None:
+        result["real"] |= inception_score(real_logits, args.seed)
     if colored:
         result["real"] |= soa_metrics(classifier, real["image"], truth_layouts, named)
     for condition, (images, layouts) in generated.items():
         scores = clip_metrics(judge, images, real["caption"], args.seed)
-        scores[fd_name] = frechet_distance(extractor, real["image"], images)
+        features, logits = extract(extractor, images)
+        scores[fd_name] = frechet_distance(real_features, features)
+        if logits is not None:
+            scores |= inception_score(logits, args.seed)
         if colored:
             scores |= soa_metrics(classifier, images, layouts, named)
         scores |= layout_metrics(layouts, real, names)
@@ -263,7 +308,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text(json.dumps(result, indent=2) + "\n")
     pred = result["predicted_layout"]
-    summary = f"{fd_name}={pred[fd_name]:.4g} clip_score={pred['clip_score']:.4f}"
+    summary = f"{fd_name}={pred[fd_name]:.4g}"
+    if "is" in pred:
+        summary += f" is={pred['is']:.4g}+-{pred['is_std']:.3g}"
+    summary += f" clip_score={pred['clip_score']:.4f}"
     summary += f" r_precision={pred.get('r_precision', float('nan')):.3f}"
     summary += f" relation_accuracy={pred['relation_accuracy']:.3f}"
     if colored:

@@ -42,6 +42,29 @@ def save_tiny_layout_stage(path: Path) -> Path:
     return save_stage(layout, path)
 
 
+def tiny_pipeline(folder: Path) -> dict[str, Path]:
+    """Untrained tiny layout + image stages, a 40 + 10 image shapes set (32 px) and a judge CLIP in `folder`.
+
+    Returns paths: ckpt (the image stage, naming its layout stage), data, conditioning_clip, judge_clip.
+    """
+    from t2i.data.shapes import ShapesSpec, render_shapes
+    from t2i.image_stage import ImageGAN
+
+    torch.manual_seed(0)
+    conditioning = write_tiny_clip(folder / "conditioning_clip.pt", seed=0)
+    save_tiny_layout_stage(folder / "layout.ckpt")
+    image = ImageGAN(
+        CLASSES, clip_path=str(conditioning), **TINY_IMAGE, layout_checkpoint=str(folder / "layout.ckpt")
+    )
+    render_shapes(folder / "shapes", ShapesSpec(train=40, val=10, size=32, seed=0))
+    return {
+        "ckpt": save_stage(image, folder / "image.ckpt"),
+        "data": folder / "shapes",
+        "conditioning_clip": conditioning,
+        "judge_clip": write_tiny_clip(folder / "judge_clip.pt", seed=1),
+    }
+
+
 def write_tiny_clip(path: Path, seed: int = 0) -> Path:
     """A random CLIP (text width 64, 2 layers, D = 32) saved where `clip.load` reads it."""
     torch.manual_seed(seed)

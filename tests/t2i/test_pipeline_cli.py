@@ -7,34 +7,15 @@ from pathlib import Path
 
 import pytest
 import torch
-from image_testing import CLASSES, TINY_IMAGE, save_stage, save_tiny_layout_stage, write_tiny_clip
+from image_testing import tiny_pipeline
 from PIL import Image
 
 from t2i.cli import main
-from t2i.data.shapes import ShapesSpec, render_shapes
-from t2i.image_stage import ImageGAN
 
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    folder = tmp_path_factory.mktemp("t2i_cli")
-    torch.manual_seed(0)
-    conditioning = write_tiny_clip(folder / "conditioning_clip.pt", seed=0)
-    save_tiny_layout_stage(folder / "layout.ckpt")
-    image = ImageGAN(
-        CLASSES,
-        clip_path=str(conditioning),
-        **TINY_IMAGE,
-        layout_checkpoint=str(folder / "layout.ckpt"),
-    )
-    render_shapes(folder / "shapes", ShapesSpec(train=40, val=10, size=32, seed=0))
-    return {
-        "folder": folder,
-        "ckpt": save_stage(image, folder / "image.ckpt"),
-        "data": folder / "shapes",
-        "conditioning_clip": conditioning,
-        "judge_clip": write_tiny_clip(folder / "judge_clip.pt", seed=1),
-    }
+    return tiny_pipeline(tmp_path_factory.mktemp("t2i_cli"))
 
 
 def test_help_lists_generate_and_eval(capsys) -> None:
@@ -125,7 +106,9 @@ def test_eval_refuses_the_conditioning_clip_as_judge(setup: dict, tmp_path: Path
     assert "is the CLIP that conditions the generator" in capsys.readouterr().err
 
 
-def test_eval_reports_fid_with_a_local_inception_file(setup: dict, tmp_path: Path) -> None:
+def test_eval_reports_fd_torchscript_not_fid_for_a_torchscript_net(
+    setup: dict, tmp_path: Path, capsys
+) -> None:
     class Features(torch.nn.Module):  # a TorchScript stand-in with the StyleGAN2-ADA calling convention
         def forward(self, x: torch.Tensor, return_features: bool = True) -> torch.Tensor:
             return x.float().mean(dim=(2, 3)) / 255.0
@@ -141,19 +124,22 @@ def test_eval_reports_fid_with_a_local_inception_file(setup: dict, tmp_path: Pat
         str(inception),
         "--soa-steps",
         "2",
-        "--max-images",
+        "--max-captions",
         "6",
     ]
     assert main(args) == 0
     result = json.loads(out.read_text())
-    assert "fid" in result["predicted_layout"] and "fd_local" not in result["predicted_layout"]
-    assert result["judges"]["fid"]["inception"] == str(inception)
+    scores = result["predicted_layout"]
+    assert scores["fd_torchscript"] > 0 and not {"fid", "is", "fd_local"} & scores.keys()
+    assert result["judges"]["fd_torchscript"]["inception"] == str(inception)
+    assert "not FID" in result["judges"]["fd_torchscript"]["warning"]
+    assert "warning:" in capsys.readouterr().err
 
 
 def test_eval_trains_a_judge_clip_with_its_own_seed_when_none_is_given(setup: dict, tmp_path: Path) -> None:
     out = tmp_path / "metrics.json"
     args = ["eval", "--ckpt", str(setup["ckpt"]), "--data", str(setup["data"]), "--out", str(out), "--quiet"]
-    args += ["--clip-steps", "2", "--soa-steps", "2", "--fd-steps", "2", "--max-images", "4"]
+    args += ["--clip-steps", "2", "--soa-steps", "2", "--fd-steps", "2", "--max-captions", "4"]
     assert main(args) == 0
     record = json.loads(out.read_text())["judges"]["clip"]
     assert record["seed"] == 1 and Path(record["file"]).is_file()  # cached for the next evaluation

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.nn.utils.parametrizations import spectral_norm
 
+from ganforge.spectral_norm import spectral_norm
 from t2i.image.attention import paint
 
 

@@ -8,7 +8,8 @@ per-class mask channels on the image grid. Both use spectral normalisation.
 from __future__ import annotations
 
 from torch import Tensor, nn
-from torch.nn.utils.parametrizations import spectral_norm
+
+from ganforge.spectral_norm import spectral_norm
 
 
 def _down_stack(in_channels: int, channels: int, size: int) -> tuple[nn.Sequential, int]:

@@ -1,15 +1,18 @@
 """Spectrally normalised, orthogonally initialised layers shared by vidgan's G and D.
 
 Spectral norm (Miyato et al. 2018) and orthogonal init (Saxe et al. 2014) are what BigGAN and
-DVD-GAN use for every weight layer. `torch.nn.utils.parametrizations.spectral_norm` runs one power
-iteration per forward in training mode and uses the stored vectors in eval mode.
+DVD-GAN use for every weight layer. `ganforge.spectral_norm.spectral_norm` (torch's parametrization
+with sigma in fp32 under autocast) runs one power iteration per forward in training mode and uses
+the stored vectors in eval mode.
 """
 
 from __future__ import annotations
 
 from einops import rearrange
 from torch import Tensor, nn
-from torch.nn.utils.parametrizations import spectral_norm
+
+from ganforge.spectral_norm import has_spectral_norm as has_spectral_norm  # re-exported for vidgan's tests
+from ganforge.spectral_norm import spectral_norm
 
 SN_LAYERS = (nn.Conv2d, nn.Conv3d, nn.Linear, nn.Embedding)
 
@@ -40,12 +43,6 @@ def linear(cin: int, cout: int, bias: bool = True, use_sn: bool = True) -> nn.Mo
 def embedding(num: int, dim: int, use_sn: bool = True) -> nn.Module:
     """Class embedding (projection D, conditional G), orthogonal init, spectral norm."""
     return orthogonal_sn(nn.Embedding(num, dim), use_sn)
-
-
-def has_spectral_norm(layer: nn.Module) -> bool:
-    """True when `layer.weight` is produced by a spectral-norm parametrization."""
-    plist = getattr(getattr(layer, "parametrizations", None), "weight", None)
-    return plist is not None and any(type(p).__name__ == "_SpectralNorm" for p in plist)
 
 
 def space_to_depth(video: Tensor, patch: int) -> Tensor:

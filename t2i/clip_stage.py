@@ -5,6 +5,8 @@ real BPE tokenizer) with the symmetric InfoNCE loss and, when fitting ends, writ
 state dict (`export_path`) that `clip.load(path, jit=False)`, `t2i.clip_model.load_clip` and
 `TextEncoder.from_pretrained` load. Validation logs `val/r_precision` (AttnGAN protocol, 100
 candidates). `t2i export-clip --ckpt last.ckpt --out clip.pt` exports any training checkpoint.
+
+Under DDP each rank's pairs are contrasted with the whole global batch (`t2i.contrastive`).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from torch import Tensor
 from ganforge import __version__
 from ganforge.checkpoint import FORMAT_VERSION, HEADER_KEY, load_checkpoint, submodule_state
 from t2i.clip_model import build_clip, encode_images, save_clip, tokenize
+from t2i.contrastive import symmetric_infonce
 from t2i.metrics.retrieval import r_precision
 from t2i.text import text_features
 
@@ -88,15 +91,15 @@ class ContrastiveCLIP(pl.LightningModule):
         text = F.normalize(text_features(self.clip, tokens).sentence, dim=-1)
         return image, text
 
-    def contrastive_loss(self, image: Tensor, text: Tensor) -> tuple[Tensor, Tensor]:
-        """Symmetric InfoNCE over the batch and the top-1 in-batch image->text accuracy."""
-        logits = self.clip.logit_scale.exp() * image @ text.T  # (B, B), matches on the diagonal
-        target = torch.arange(len(image), device=image.device)
-        loss = (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
-        return loss, (logits.argmax(dim=1) == target).float().mean()
+    def contrastive_loss(self, image: Tensor, text: Tensor, gather: bool = False) -> tuple[Tensor, Tensor]:
+        """Symmetric InfoNCE of image (B, D) and text (B, D) embeddings and the top-1 image->text accuracy.
+
+        With `gather` under DDP the candidates are the global batch (see `t2i.contrastive`).
+        """
+        return symmetric_infonce(image, text, self.clip.logit_scale, gather)
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
-        loss, acc = self.contrastive_loss(*self.embed(batch["image"], batch["caption"]))
+        loss, acc = self.contrastive_loss(*self.embed(batch["image"], batch["caption"]), gather=True)
         self.log_dict(
             {"train/loss": loss, "train/acc": acc, "train/logit_scale": self.clip.logit_scale.exp()},
             prog_bar=True,

@@ -72,6 +72,7 @@ class ConvGRUBaseline(VideoPredictionModule):
         return torch.optim.Adam(self.generator.parameters(), lr=self.hparams.lr, betas=self.hparams.betas)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_save_checkpoint(checkpoint)  # the generator format
         # The same header GANModule writes, so `ganforge.checkpoint.load_checkpoint` accepts it.
         checkpoint[HEADER_KEY] = {
             "format_version": FORMAT_VERSION,

@@ -18,13 +18,40 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ganforge.errors import CheckpointError
 from ganforge.media import VideoMedia
 from ganforge.module import GANModule
 from vidgan.metrics import frame_metrics
 from vidgan.models import VideoDiscriminator, VideoGenerator, sample_frame_indices
+from vidgan.models.generator import GENERATOR_FORMAT
 
 REC_LOSSES = {"l1": F.l1_loss, "mse": F.mse_loss}
 SAMPLE_CLIPS = 4  # clips per logged sample video
+GENERATOR_FORMAT_KEY = "vidgan_generator_format"  # checkpoint key; absent before format 2
+GENERATOR_FORMATS = {
+    1: "a single ConvGRU at the lowest resolution",
+    2: "a ConvGRU and two residual blocks per resolution",
+}
+
+
+class GeneratorFormatError(CheckpointError):
+    """A vidgan checkpoint whose generator was built by another network format than this vidgan's."""
+
+
+def check_generator_format(checkpoint: Mapping[str, Any], path: Any) -> None:
+    """Raise GeneratorFormatError naming `path` unless `checkpoint` holds this vidgan's generator format.
+
+    Checkpoints written before the per-resolution generator carry no format key: format 1. Their
+    weights have other names and shapes, so they are refused instead of loaded into the wrong layers.
+    """
+    found = checkpoint.get(GENERATOR_FORMAT_KEY, 1)
+    if found != GENERATOR_FORMAT:
+        what = GENERATOR_FORMATS.get(found, "unknown to this vidgan")
+        raise GeneratorFormatError(
+            f"checkpoint '{path}' holds a vidgan generator of format {found} ({what}); this vidgan "
+            f"reads format {GENERATOR_FORMAT} ({GENERATOR_FORMATS[GENERATOR_FORMAT]}) and cannot "
+            "convert it: retrain the model"
+        )
 
 
 def unpack(batch: Any) -> tuple[Tensor, Tensor, Tensor | None]:
@@ -75,6 +102,16 @@ class VideoPredictionModule(pl.LightningModule):
     def predict(self, context: Tensor, labels: Tensor | None, generator: torch.Generator | None) -> Tensor:
         """Predicted future frames (B, Tf, C, H, W) in [0, 1] for context (B, Tc, C, H, W)."""
         raise NotImplementedError
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_save_checkpoint(checkpoint)
+        checkpoint[GENERATOR_FORMAT_KEY] = GENERATOR_FORMAT
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Lightning calls this before loading the weights (resume with --ckpt_path, load_from_checkpoint).
+        path = self._trainer.ckpt_path if self._trainer is not None else "(given state)"
+        check_generator_format(checkpoint, path)
+        super().on_load_checkpoint(checkpoint)
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
         """Logs `val/mse`, `val/mae`, `val/ssim`, `val/psnr` of predictions vs truth (`vidgan.metrics`)."""

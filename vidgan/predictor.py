@@ -28,6 +28,7 @@ from torch import Tensor, nn
 from ganforge.checkpoint import load_checkpoint, submodule_state
 from ganforge.errors import CheckpointError, NotGANForgeCheckpointError
 from vidgan.data.video_folder import LUMA
+from vidgan.module import check_generator_format
 
 # LightningModule class -> (module path, state-dict prefix of its inference network).
 MODULES = {
@@ -105,6 +106,7 @@ class FramePredictor:
                 f"checkpoint '{path}' is not a vidgan checkpoint (no 'ganforge' header: not written by "
                 "`vidgan fit`)"
             ) from None
+        check_generator_format(ckpt, path)
         module_class, prefix = _module_class(ckpt, path)
         hparams = {k: v for k, v in ckpt.get("hyper_parameters", {}).items() if not k.startswith("_")}
         try:

@@ -1,4 +1,4 @@
-"""Generator shapes per resolution, latent and class conditioning, per-frame BN, ConvGRU, baselines."""
+"""Generator groups per resolution, latent and class conditioning, per-frame BN, ConvGRU, baselines."""
 
 import pytest
 import torch
@@ -24,6 +24,29 @@ def test_generator_output_per_resolution(resolution, widths, patch, rng):
     assert g.state_size == resolution // (patch * 2 ** (len(widths) - 1))
     assert out.min() >= 0 and out.max() <= 1
     assert g(context, torch.randn(2, 8, generator=rng), future_frames=5).shape[1] == 5
+
+
+def test_one_group_per_resolution_each_started_from_the_context_at_its_scale(rng):
+    """widths [16, 8, 8] at 32x32: ConvGRUs at 8, 8, 16; each group's state comes from the context."""
+    torch.manual_seed(0)
+    g = VideoGenerator(1, 32, 3, 2, [16, 8, 8], latent_dim=4)
+    context = torch.rand(2, 3, 1, 32, 32, generator=rng)
+    states = g.encoder(context * 2 - 1)
+    assert [tuple(h.shape) for h in states] == [(2, 16, 8, 8), (2, 8, 8, 8), (2, 8, 16, 16)]
+    assert all(h.min() >= 0 for h in states)  # conv + ReLU
+    seen = []
+    hooks = [
+        group.gru.register_forward_hook(lambda m, args, out: seen.append(out.shape)) for group in g.groups
+    ]
+    out = g(context, torch.randn(2, 4, generator=rng))
+    for hook in hooks:
+        hook.remove()
+    assert [tuple(s) for s in seen] == [(2, 2, 16, 8, 8), (2, 2, 8, 8, 8), (2, 2, 8, 16, 16)]
+    out.square().mean().backward()
+    for reduce in g.encoder.reduce:  # every scale's context state reaches the frames
+        assert reduce.parametrizations.weight.original.grad.abs().sum() > 0
+    assert [len(group.blocks) for group in g.groups] == [2, 2, 2]
+    assert [group.blocks[1].upsample for group in g.groups] == [False, True, True]
 
 
 def test_latent_changes_prediction_and_is_the_only_randomness(rng):
@@ -104,6 +127,20 @@ def test_convgru_recurrence_matches_its_equations(rng):
         assert_close(states[:, t], h)
     with pytest.raises(ValueError, match="input_channels=2"):
         gru(h0, steps=1)
+
+
+def test_convgru_takes_one_input_per_step(rng):
+    """A (B, T, C, H, W) input feeds step t with x[:, t]: the same as unrolling one step at a time."""
+    torch.manual_seed(0)
+    gru = ConvGRU(2, 3)
+    h0, xs = torch.randn(1, 3, 4, 4, generator=rng), torch.randn(1, 4, 2, 4, 4, generator=rng)
+    states = gru(h0, steps=4, x=xs)
+    h = h0
+    for t in range(4):
+        h = gru(h, steps=1, x=xs[:, t])[:, 0]
+        assert_close(states[:, t], h)
+    with pytest.raises(ValueError, match="T=4 steps, expected 3"):
+        gru(h0, steps=3, x=xs)
 
 
 def test_space_to_depth_is_lossless(rng):

@@ -1,16 +1,19 @@
 """Residual blocks of DVD-GAN (Clark et al. 2019), which reuses BigGAN's (Brock et al. 2019) blocks.
 
 - `DBlock`: a discriminator / encoder block, 2-D or 3-D, with optional 2x spatial down-sampling.
-- `FrameBatchNorm`: (conditional) batch norm for video whose statistics are per frame.
-- `GBlock`: a generator block applied per frame (time folded into batch), 2x up-sampling.
+- `FrameBatchNorm`: (conditional) batch norm for video whose statistics are per frame, optionally
+  over the global batch of all DDP ranks (cross-replica batch norm).
+- `GBlock`: a generator block applied per frame (time folded into batch), optionally 2x up-sampling.
 """
 
 from __future__ import annotations
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
+from torch.distributed.nn.functional import all_reduce
 
 from vidgan.models.layers import conv2d, conv3d, linear
 
@@ -71,7 +74,16 @@ class FrameBatchNorm(nn.Module):
     from a conditioning vector c (B, cond_dim) (the latent z, optionally joined to a class
     embedding), the same for every frame of a clip. With `cond_dim == 0` the gain and bias are
     plain learned per-channel parameters.
+
+    Cross-replica statistics (DVD-GAN and BigGAN normalise over the global batch): with
+    `sync_statistics = True` and an initialised process group, the per-frame
+    sum, sum of squares and element count are all-reduced (with autograd, so gradients flow through
+    every rank's share of the statistics) and every rank normalises with the same global mean and
+    variance. `ganforge.layer_sync.BatchStatisticsSync` sets the flag when Lightning's
+    `trainer.sync_batchnorm` is on. It works on any backend, gloo on CPU included.
     """
+
+    sync_statistics: bool = False
 
     def __init__(
         self, channels: int, frames: int, cond_dim: int = 0, eps: float = 1e-5, momentum: float = 0.1
@@ -94,11 +106,22 @@ class FrameBatchNorm(nn.Module):
         rows = torch.arange(frames, device=self.running_mean.device).clamp_max(self.running_mean.shape[0] - 1)
         return self.running_mean[rows][None, :, :, None, None], self.running_var[rows][None, :, :, None, None]
 
+    def _batch_statistics(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Biased (mean, var) of x (B, T, C, H, W) over (B, H, W), each (1, T, C, 1, 1); global if synced."""
+        if not (self.sync_statistics and dist.is_available() and dist.is_initialized()):
+            var, mean = torch.var_mean(x, dim=(0, 3, 4), correction=0, keepdim=True)
+            return mean, var
+        count = x.new_tensor([x.shape[0] * x.shape[3] * x.shape[4]])
+        local = torch.cat([x.sum(dim=(0, 3, 4)).flatten(), x.square().sum(dim=(0, 3, 4)).flatten(), count])
+        total = all_reduce(local)
+        sums, squares = total[:-1].view(2, 1, x.shape[1], x.shape[2], 1, 1) / total[-1]
+        return sums, (squares - sums.square()).clamp_min(0.0)
+
     def forward(self, x: Tensor, cond: Tensor | None = None) -> Tensor:
         """x (B, T, C, H, W), cond (B, cond_dim) or None -> (B, T, C, H, W)."""
         xf = x.float()  # statistics in fp32 under bf16 autocast
         if self.training:
-            var, mean = torch.var_mean(xf, dim=(0, 3, 4), correction=0, keepdim=True)  # (1, T, C, 1, 1)
+            mean, var = self._batch_statistics(xf)
             with torch.no_grad():
                 kept = min(x.shape[1], self.running_mean.shape[0])
                 self.running_mean[:kept].lerp_(mean[0, :kept, :, 0, 0], self.momentum)
@@ -118,24 +141,31 @@ class FrameBatchNorm(nn.Module):
 
 
 class GBlock(nn.Module):
-    """BigGAN G block on video, per frame: bn relu up conv3 bn relu conv3 + (up, 1x1 conv) shortcut.
+    """BigGAN G block on video, per frame: bn relu [up] conv3 bn relu conv3 + ([up], 1x1 conv) shortcut.
 
     `frames` is the number of frames whose batch-norm running statistics are kept (see FrameBatchNorm).
+    The shortcut is the identity when the block neither changes the width nor up-samples.
     """
 
-    def __init__(self, cin: int, cout: int, frames: int, cond_dim: int = 0, use_sn: bool = True) -> None:
+    def __init__(
+        self, cin: int, cout: int, frames: int, cond_dim: int = 0, use_sn: bool = True, upsample: bool = True
+    ) -> None:
         super().__init__()
         self.bn1, self.bn2 = FrameBatchNorm(cin, frames, cond_dim), FrameBatchNorm(cout, frames, cond_dim)
         self.conv1, self.conv2 = conv2d(cin, cout, use_sn=use_sn), conv2d(cout, cout, use_sn=use_sn)
-        self.shortcut = conv2d(cin, cout, kernel=1, use_sn=use_sn)
+        self.shortcut = conv2d(cin, cout, kernel=1, use_sn=use_sn) if cin != cout or upsample else None
+        self.upsample = upsample
+
+    def _up(self, x: Tensor) -> Tensor:
+        return F.interpolate(x, scale_factor=2.0) if self.upsample else x
 
     def forward(self, x: Tensor, cond: Tensor | None = None) -> Tensor:
-        """x (B, T, Cin, H, W), cond (B, cond_dim) or None -> (B, T, Cout, 2H, 2W)."""
+        """x (B, T, Cin, H, W), cond (B, cond_dim) or None -> (B, T, Cout, 2H, 2W) (H, W if not upsample)."""
         frames = x.shape[1]
         fold, unfold = "b t c h w -> (b t) c h w", "(b t) c h w -> b t c h w"
         h = F.relu(self.bn1(x, cond))
-        h = self.conv1(F.interpolate(rearrange(h, fold), scale_factor=2.0))
+        h = self.conv1(self._up(rearrange(h, fold)))
         h = F.relu(self.bn2(rearrange(h, unfold, t=frames), cond))
         # A 1x1 conv commutes with nearest up-sampling, so the shortcut convolves at the low resolution.
-        skip = F.interpolate(self.shortcut(rearrange(x, fold)), scale_factor=2.0)
+        skip = rearrange(x, fold) if self.shortcut is None else self._up(self.shortcut(rearrange(x, fold)))
         return rearrange(self.conv2(rearrange(h, fold)) + skip, unfold, t=frames)

@@ -1,18 +1,21 @@
-"""Convolutional GRU (Ballas et al. 2016), the recurrent core of DVD-GAN's generator.
+"""Convolutional GRU (Ballas et al. 2016), the recurrent unit of every DVD-GAN generator group.
 
     r, u = sigmoid(W_ru * x + U_ru * h)          reset and update gates
     c    = tanh(W_c * x + U_c * (r . h))         candidate state
     h'   = u . h + (1 - u) . c
 
 `*` is a 3x3 convolution and `.` the element-wise product. Input and hidden paths have separate
-convolutions (the standard GRU form); since DVD-GAN feeds the same latent map x at every step, the
-input path `W * x` is computed once per unroll. The input may be absent (the deterministic
+convolutions (the standard GRU form). The input path `W * x` does not depend on h, so it is
+computed for all steps at once before the unroll: once for an input that is the same at every step
+(DVD-GAN's latent map feeding the first group), in one batched convolution over time for a
+per-step input (the previous group's output). The input may be absent (the deterministic
 baseline has no latent), in which case the gates see only h.
 """
 
 from __future__ import annotations
 
 import torch
+from einops import rearrange
 from torch import Tensor, nn
 
 from vidgan.models.layers import conv2d
@@ -33,15 +36,20 @@ class ConvGRUCell(nn.Module):
         self.input_channels, self.hidden_channels = input_channels, hidden_channels
 
     def input_terms(self, x: Tensor | None) -> Tensor | None:
-        """W * x for x (B, C_in, H, W): (B, 3 C_h, H, W), or None when the cell has no input."""
+        """W * x for x (B, C_in, H, W) or (B, T, C_in, H, W): (B, [T,] 3 C_h, H, W), None without input."""
         if (x is None) != (self.input_path is None):
             raise ValueError(
                 f"ConvGRUCell built with input_channels={self.input_channels} got x={x is not None}"
             )
-        return None if x is None else self.input_path(x)
+        if x is None:
+            return None
+        if x.dim() == 4:
+            return self.input_path(x)
+        terms = self.input_path(rearrange(x, "b t c h w -> (b t) c h w"))
+        return rearrange(terms, "(b t) c h w -> b t c h w", b=x.shape[0])
 
     def forward(self, h: Tensor, input_terms: Tensor | None = None) -> Tensor:
-        """h (B, C_h, H, W) and `input_terms(x)` (or None) -> the next h (B, C_h, H, W)."""
+        """h (B, C_h, H, W) and one step of `input_terms(x)` (B, 3 C_h, H, W) (or None) -> next h."""
         gates = self.hidden_gates(h)
         if input_terms is not None:
             x_gates, x_candidate = input_terms.split([2 * self.hidden_channels, self.hidden_channels], dim=1)
@@ -54,7 +62,7 @@ class ConvGRUCell(nn.Module):
 
 
 class ConvGRU(nn.Module):
-    """A ConvGRU cell unrolled over time from an initial state, with the same input at every step."""
+    """A ConvGRU cell unrolled over time from an initial state."""
 
     def __init__(
         self, input_channels: int, hidden_channels: int, kernel: int = 3, use_sn: bool = True
@@ -63,13 +71,18 @@ class ConvGRU(nn.Module):
         self.cell = ConvGRUCell(input_channels, hidden_channels, kernel, use_sn)
 
     def forward(self, h0: Tensor, steps: int, x: Tensor | None = None) -> Tensor:
-        """Unroll `steps` times from h0 (B, C_h, H, W) with input x (B, C_in, H, W) (or None).
+        """Unroll `steps` times from h0 (B, C_h, H, W).
 
-        Returns the state after each step, (B, T=steps, C_h, H, W).
+        x: the input, (B, C_in, H, W) for the same input at every step, (B, steps, C_in, H, W) for
+        one per step, or None for a cell without input. Returns the state after each step,
+        (B, T=steps, C_h, H, W).
         """
+        if x is not None and x.dim() == 5 and x.shape[1] != steps:
+            raise ValueError(f"ConvGRU input has T={x.shape[1]} steps, expected {steps}")
         terms = self.cell.input_terms(x)
+        per_step = terms is not None and terms.dim() == 5
         states, h = [], h0
-        for _ in range(steps):
-            h = self.cell(h, terms)
+        for t in range(steps):
+            h = self.cell(h, terms[:, t] if per_step else terms)
             states.append(h)
         return torch.stack(states, dim=1)

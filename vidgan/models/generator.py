@@ -1,14 +1,22 @@
-"""DVD-GAN-FP generator (Clark, Donahue, Simonyan 2019, "Adversarial Video Generation on Complex Datasets").
+"""DVD-GAN-FP generator (Clark, Donahue, Simonyan 2019), recurrent at every resolution.
 
-context frames --2-D ResNet per frame--> concat on channels --1x1 conv--> initial ConvGRU state
-latent z (+ class embedding) --linear--> 4x4 map, resized to the state's size --> ConvGRU input
-ConvGRU unrolled over the future frames --> residual up-sampling blocks per frame (time folded into
-batch, conditional batch norm from z with per-frame statistics) --> tanh (with an optional
-margin, clamped) --> frames.
+See docs/vidgan_model.md for the paper facts this follows. With n = len(widths) groups:
 
-Videos cross the module boundary as (B, T, C, H, W) in [0, 1]; inside they live in [-1, 1].
-With `latent_dim=0` the same network is deterministic: the ConvGRU has no input and batch norm
-is unconditional; that is the MSE-trained ConvGRU baseline (`vidgan.models.baselines`).
+    context frames --2-D ResNet per frame--> features at every resolution
+        --concat over context frames on channels, conv3x3 + ReLU--> one initial state per group
+    z (+ class embedding) --linear--> 4x4 map = the first group's ConvGRU input at every step;
+        z also conditions every batch norm
+    group i: ConvGRU unrolled over the predicted frames (initial state from the context at its
+        resolution, input = the previous group's output frames), then two residual blocks per
+        frame (time folded into batch, per-frame batch-norm statistics); group 0 keeps the
+        resolution, every later group doubles H and W in its second block
+    --> bn, relu, conv3x3 --> tanh (with an optional margin, clamped) --> frames.
+
+So the ConvGRUs run at s, s, 2s, ..., R/2 (s = the lowest resolution, R the network's full
+resolution) and the context reaches G at every one of them. Videos cross the module boundary as
+(B, T, C, H, W) in [0, 1]; inside they live in [-1, 1]. With `latent_dim=0` the same network is
+deterministic: the first ConvGRU has no input and batch norm is unconditional; that is the
+MSE-trained ConvGRU baseline (`vidgan.models.baselines`).
 """
 
 from __future__ import annotations
@@ -23,6 +31,10 @@ from vidgan.models.convgru import ConvGRU
 from vidgan.models.layers import conv2d, depth_to_space, embedding, linear, space_to_depth
 
 Z_MAP_SIZE = 4  # DVD-GAN maps the latent to a 4x4 feature map
+# Checkpoint format of this network's weights. 1: a single ConvGRU at the lowest resolution followed
+# by up-sampling blocks (before the per-resolution groups); 2: a ConvGRU + two residual blocks per
+# resolution. `vidgan.checkpoint_format` refuses checkpoints of another format.
+GENERATOR_FORMAT = 2
 
 
 def check_video(name: str, video: Tensor, channels: int, size: int, frames: int | None = None) -> None:
@@ -34,27 +46,68 @@ def check_video(name: str, video: Tensor, channels: int, size: int, frames: int 
 
 
 class ContextEncoder(nn.Module):
-    """2-D ResNet applied to each context frame, frames concatenated on channels, then a 1x1 conv.
+    """Context frames -> the initial ConvGRU state of every generator group.
 
-    (B, Tc, C, H, W) in [-1, 1] -> (B, hidden, H / 2^n, W / 2^n), n = len(widths).
+    A 2-D ResNet (D blocks, each halving H and W) runs on each context frame; its features at each
+    group's resolution are concatenated over the Tc frames on channels and reduced by conv3x3 +
+    ReLU to the group's width. `widths` are the generator's group widths, lowest resolution first;
+    the down-sampling blocks mirror them (the block whose output feeds group i has width widths[i],
+    group 0 shares the lowest-resolution block with group 1).
+
+    (B, Tc, C, R, R) in [-1, 1] -> [(B, widths[i], r_i, r_i)], r_0 = R / 2^(n-1), r_i = R / 2^(n-i).
+    """
+
+    def __init__(self, channels: int, widths: list[int], context_frames: int, use_sn: bool = True) -> None:
+        super().__init__()
+        n = len(widths)
+        block_widths = widths[:0:-1]  # block j outputs R / 2^(j+1) with width widths[n-1-j]
+        ins = [channels, *block_widths[:-1]]
+        self.blocks = nn.ModuleList(
+            DBlock(cin, cout, preactivation=j > 0, use_sn=use_sn)
+            for j, (cin, cout) in enumerate(zip(ins, block_widths))
+        )
+        self.sources = [n - 2] + [n - 1 - i for i in range(1, n)]  # the block feeding each group
+        self.reduce = nn.ModuleList(
+            conv2d(context_frames * block_widths[j], width, use_sn=use_sn)
+            for j, width in zip(self.sources, widths)
+        )
+
+    def forward(self, context: Tensor) -> list[Tensor]:
+        x = rearrange(context, "b t c h w -> (b t) c h w")
+        features = []
+        for block in self.blocks:
+            x = block(x)
+            features.append(F.relu(x))
+        return [
+            F.relu(reduce(rearrange(features[j], "(b t) c h w -> b (t c) h w", b=context.shape[0])))
+            for j, reduce in zip(self.sources, self.reduce)
+        ]
+
+
+class GeneratorGroup(nn.Module):
+    """One DVD-GAN generator group: a ConvGRU unrolled over the frames, then two residual blocks.
+
+    (B, C_in, r, r) or (B, T, C_in, r, r) input (or None), initial state (B, width, r, r)
+    -> (B, T, width, 2r, 2r) when `upsample`, else (B, T, width, r, r).
     """
 
     def __init__(
-        self, channels: int, widths: list[int], context_frames: int, hidden: int, use_sn: bool = True
+        self, input_channels: int, width: int, frames: int, cond_dim: int, use_sn: bool, upsample: bool
     ) -> None:
         super().__init__()
-        ins = [channels, *widths[:-1]]
-        self.blocks = nn.Sequential(
-            *(
-                DBlock(cin, cout, preactivation=i > 0, use_sn=use_sn)
-                for i, (cin, cout) in enumerate(zip(ins, widths))
-            )
+        self.gru = ConvGRU(input_channels, width, use_sn=use_sn)
+        self.blocks = nn.ModuleList(
+            [
+                GBlock(width, width, frames, cond_dim, use_sn, upsample=False),
+                GBlock(width, width, frames, cond_dim, use_sn, upsample=upsample),
+            ]
         )
-        self.reduce = conv2d(context_frames * widths[-1], hidden, kernel=1, use_sn=use_sn)
 
-    def forward(self, context: Tensor) -> Tensor:
-        feats = F.relu(self.blocks(rearrange(context, "b t c h w -> (b t) c h w")))
-        return self.reduce(rearrange(feats, "(b t) c h w -> b (t c) h w", b=context.shape[0]))
+    def forward(self, h0: Tensor, steps: int, x: Tensor | None, cond: Tensor | None) -> Tensor:
+        h = self.gru(h0, steps, x)
+        for block in self.blocks:
+            h = block(h, cond)
+        return h
 
 
 class VideoGenerator(nn.Module):
@@ -63,17 +116,17 @@ class VideoGenerator(nn.Module):
     Args:
         channels: image channels C.
         resolution: frame size H = W (a multiple of patch_size * 2^(len(widths) - 1)).
-        context_frames: Tc, fixed by the encoder's 1x1 reduction.
+        context_frames: Tc, fixed by the encoder's reductions.
         future_frames: default number of frames to predict, and the number of frames whose batch-norm
             running statistics are kept (forward can ask for another count; later frames reuse the
             last frame's statistics).
-        widths: channels from the ConvGRU resolution up to full resolution; len(widths) - 1
-            up-sampling blocks, so the ConvGRU runs at resolution / (patch_size * 2^(len(widths) - 1)).
-            The context encoder mirrors them: its block at each resolution has the decoder's width
-            there, and a 1x1 conv maps the Tc concatenated encodings to widths[0].
+        widths: one generator group per entry, lowest resolution first. Group 0 keeps the
+            resolution, each later group doubles it, so the first ConvGRU runs at
+            resolution / (patch_size * 2^(len(widths) - 1)) and the output of the last group is at
+            resolution / patch_size. The context encoder mirrors the widths (see `ContextEncoder`).
         latent_dim: size of z; 0 makes the network deterministic (no z, unconditional BN).
         num_classes: > 0 adds a class embedding joined to z (class-conditional G).
-        use_sn: spectral norm on every convolution (DESIGN §5: G's convolutions). The latent and
+        use_sn: spectral norm on every convolution (G's convolutions, as in DVD-GAN). The latent and
             class paths (z -> map linear, conditional-BN linears, class embedding) stay plain so G
             can scale the noise it injects; under spectral norm their largest singular value would
             be pinned to 1 and a unit-scale z perturbation could never be learned away.
@@ -86,6 +139,8 @@ class VideoGenerator(nn.Module):
             faint haze for long, and SSIM on mostly-black frames (Moving MNIST) punishes that haze
             hard: at a mean of 0.01 against 0 its luminance term is already down to 0.5.
     """
+
+    format_version = GENERATOR_FORMAT
 
     def __init__(
         self,
@@ -105,7 +160,7 @@ class VideoGenerator(nn.Module):
         if output_margin < 0:
             raise ValueError(f"output_margin={output_margin} must be >= 0")
         if len(widths) < 2:
-            raise ValueError(f"generator widths={widths} needs at least 2 entries (one up-sampling block)")
+            raise ValueError(f"generator widths={widths} needs at least 2 entries (one up-sampling group)")
         ups = len(widths) - 1
         if patch_size < 1 or resolution % (patch_size * 2**ups):
             raise ValueError(
@@ -120,19 +175,23 @@ class VideoGenerator(nn.Module):
         self.patch_size, self.output_margin = patch_size, output_margin
         self.state_size = resolution // (patch_size * 2**ups)
         inner_channels = channels * patch_size**2
-        hidden = widths[0]
         cond_dim = latent_dim + (latent_dim if num_classes > 0 else 0)
-        self.encoder = ContextEncoder(inner_channels, widths[:0:-1], context_frames, hidden, use_sn)
+        self.encoder = ContextEncoder(inner_channels, widths, context_frames, use_sn)
         self.class_embed = embedding(num_classes, latent_dim, use_sn=False) if num_classes > 0 else None
-        z_map = min(Z_MAP_SIZE, self.state_size)
-        self.z_to_map = linear(cond_dim, hidden * z_map * z_map, use_sn=False) if latent_dim > 0 else None
-        self.gru = ConvGRU(hidden if latent_dim > 0 else 0, hidden, use_sn=use_sn)
-        self.blocks = nn.ModuleList(
-            GBlock(a, b, future_frames, cond_dim, use_sn) for a, b in zip(widths[:-1], widths[1:])
+        self.z_map_size = min(Z_MAP_SIZE, self.state_size)
+        self.z_map_channels = widths[0] if latent_dim > 0 else 0
+        self.z_to_map = (
+            linear(cond_dim, self.z_map_channels * self.z_map_size**2, use_sn=False)
+            if latent_dim > 0
+            else None
+        )
+        inputs = [self.z_map_channels, *widths[:-1]]
+        self.groups = nn.ModuleList(
+            GeneratorGroup(cin, width, future_frames, cond_dim, use_sn, upsample=i > 0)
+            for i, (cin, width) in enumerate(zip(inputs, widths))
         )
         self.out_bn = FrameBatchNorm(widths[-1], future_frames)
         self.out_conv = conv2d(widths[-1], inner_channels, use_sn=use_sn)
-        self.z_map_size = z_map
 
     def forward(
         self,
@@ -150,15 +209,14 @@ class VideoGenerator(nn.Module):
         if steps < 1:
             raise ValueError(f"future_frames={steps} must be >= 1")
         cond = self._condition(z, labels, context.shape[0])
-        h0 = self.encoder(space_to_depth(context * 2.0 - 1.0, self.patch_size))
+        states = self.encoder(space_to_depth(context * 2.0 - 1.0, self.patch_size))
         x = None
         if cond is not None:
-            x = self.z_to_map(cond).view(-1, h0.shape[1], self.z_map_size, self.z_map_size)
-            x = F.interpolate(x, size=h0.shape[-2:])  # nearest: 4x4 -> ConvGRU resolution
-        h = self.gru(h0, steps, x)  # (B, Tf, hidden, h, w)
-        for block in self.blocks:
-            h = block(h, cond)
-        h = F.relu(self.out_bn(h))
+            x = self.z_to_map(cond).view(-1, self.z_map_channels, self.z_map_size, self.z_map_size)
+            x = F.interpolate(x, size=states[0].shape[-2:])  # nearest: 4x4 -> the first ConvGRU's size
+        for group, h0 in zip(self.groups, states):
+            x = group(h0, steps, x, cond)  # (B, Tf, width, r, r): the next group's per-step input
+        h = F.relu(self.out_bn(x))
         out = rearrange(
             self.out_conv(rearrange(h, "b t c h w -> (b t) c h w")), "(b t) c h w -> b t c h w", t=steps
         )

@@ -27,11 +27,12 @@ LIGHTNING_SUBCOMMANDS = ("fit", "validate", "test")
 COMMANDS = {
     "generate": (
         "t2i.commands.generate",
-        'captions -> PNG grid: t2i generate --ckpt C "caption" --out OUT.png',
+        "captions -> PNG grid (--out) or PNGs + captions.jsonl (--out-dir, --captions-file): "
+        't2i generate --ckpt C "caption" --out OUT.png',
     ),
     "eval": (
         "t2i.commands.evaluate",
-        "SOA, FID/fd_local, CLIP score: t2i eval --ckpt C --data DIR --out m.json",
+        "SOA, FID + IS (TF-Inception) or fd_*, CLIP score: t2i eval --ckpt C --data DIR --out m.json",
     ),
 }
 

@@ -47,8 +47,12 @@ def _moving_mnist(args: argparse.Namespace) -> None:
 
 
 def data_parser() -> argparse.ArgumentParser:
-    """`vidgan data ...`: dataset writers."""
-    parser = argparse.ArgumentParser(prog=f"{PROG} data", description="Write datasets for vidgan.")
+    """`vidgan data ...`: dataset writers, the video index and dataset preparation (vidgan.data.commands)."""
+    from vidgan.data.commands import add_preparation_commands
+
+    parser = argparse.ArgumentParser(
+        prog=f"{PROG} data", description="Write and prepare datasets for vidgan."
+    )
     sub = parser.add_subparsers(dest="dataset", required=True, metavar="DATASET")
     mm = sub.add_parser(
         "moving-mnist",
@@ -70,6 +74,7 @@ def data_parser() -> argparse.ArgumentParser:
     mm.add_argument("--seed", type=int, default=0)
     mm.add_argument("--quiet", action="store_true", help="no progress bar")
     mm.set_defaults(func=_moving_mnist)
+    add_preparation_commands(sub)
     return parser
 
 
@@ -95,7 +100,7 @@ COMMANDS: dict[str, tuple[Callable[[list[str]], int], str]] = {
     "fit": (_lightning, "train a model (LightningCLI: vidgan fit --config configs/vidgan/X.yaml)"),
     "validate": (_lightning, "validate a checkpoint (LightningCLI)"),
     "test": (_lightning, "test a checkpoint (LightningCLI)"),
-    "data": (_data, "write datasets: vidgan data moving-mnist --out DIR"),
+    "data": (_data, "datasets: vidgan data moving-mnist | index | resize | bair | ucf101"),
     "predict": (_predict, "predict future frames: vidgan predict --ckpt C --video IN.mp4 --out OUT.mp4"),
     "eval": (_eval, "score predictions: vidgan eval --ckpt C --data PATH --out metrics.json"),
 }

@@ -20,12 +20,11 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from vidgan.data.split_file import read_split_file
-from vidgan.data.video_index import VideoIndex, load_or_build
+from vidgan.data.video_index import VIDEO_EXTENSIONS, VideoIndex, load_or_build, video_files
 from vidgan.data.video_reader import VideoDecodeError, VideoInfo, read_frames, resolve_backends
 
 log = logging.getLogger("vidgan.data")
 
-VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm")
 TEMPORAL_STARTS = ("random", "centre")
 LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601 weights for channels=1
 
@@ -133,7 +132,7 @@ class VideoFolderDataset(Dataset):
     def _candidates(self, split_file: Path | None) -> list[Path]:
         if split_file is not None:
             return read_split_file(split_file, self.root)
-        return sorted(p for p in self.root.rglob("*") if p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file())
+        return video_files(self.root)
 
     def _label(self, path: Path) -> int:
         parts = path.relative_to(self.root).parts if path.is_relative_to(self.root) else ()

@@ -11,24 +11,21 @@ from __future__ import annotations
 
 import json
 import logging
-import multiprocessing
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
-from itertools import repeat
 from pathlib import Path
 
+from vidgan.data.parallel import parallel_map
 from vidgan.data.video_reader import VideoDecodeError, VideoInfo, probe_video, resolve_backends
 
 log = logging.getLogger("vidgan.data")
 
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm")
 INDEX_NAME = ".vidgan_index.json"
 INDEX_FORMAT, INDEX_VERSION = "vidgan-video-index", 1
-# A process pool costs ~0.5 s to start (spawned workers import numpy and the decoder): below this
-# many files per worker, probing in this process is faster.
-MIN_FILES_PER_WORKER = 8
+MIN_FILES_PER_WORKER = 8  # below this, probing in this process beats starting a pool (~0.5 s)
 WAIT_POLL_S = 1.0
 WAIT_TIMEOUT_S = 6 * 3600.0  # ranks > 0 wait this long for rank 0's first build (Kinetics: ~1 h)
 
@@ -60,6 +57,11 @@ class IndexEntry:
         return cls(int(data["size"]), int(data["mtime_ns"]), info, data["skip"])
 
 
+def video_files(root: Path) -> list[Path]:
+    """Every file under root with an extension in VIDEO_EXTENSIONS, sorted."""
+    return sorted(p for p in root.rglob("*") if p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file())
+
+
 def probe_entry(path: Path, backend: str = "auto") -> IndexEntry:
     """Stat and probe one file; an undecodable file gives an entry with its skip reason."""
     stat = path.stat()
@@ -67,24 +69,6 @@ def probe_entry(path: Path, backend: str = "auto") -> IndexEntry:
         return IndexEntry(stat.st_size, stat.st_mtime_ns, probe_video(path, backend), None)
     except VideoDecodeError as err:
         return IndexEntry(stat.st_size, stat.st_mtime_ns, None, str(err))
-
-
-def default_workers() -> int:
-    """The CPUs this process may use (Slurm and taskset limits included)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
-def probe_many(paths: list[Path], backend: str = "auto", workers: int | None = None) -> Iterator[IndexEntry]:
-    """probe_entry of each path, in order; several files at once in `workers` spawned processes."""
-    workers = min(workers or default_workers(), len(paths) // MIN_FILES_PER_WORKER)
-    if workers <= 1:
-        yield from (probe_entry(path, backend) for path in paths)
-        return
-    # spawn, not fork: the caller may hold decoder or torch threads, which fork does not copy safely.
-    context = multiprocessing.get_context("spawn")
-    chunk = max(1, min(64, len(paths) // (workers * 8)))
-    with ProcessPoolExecutor(workers, mp_context=context) as pool:
-        yield from pool.map(probe_entry, paths, repeat(backend), chunksize=chunk)
 
 
 class VideoIndex:
@@ -158,7 +142,10 @@ class VideoIndex:
         on_progress: Callable[[int], None] | None = None,
     ) -> None:
         """Probe `files` (e.g. `self.stale(...)`), record their entries and save when there were any."""
-        for file, entry in zip(files, probe_many(files, self.backend, workers)):
+        entries = parallel_map(
+            probe_entry, files, self.backend, workers=workers, min_items_per_worker=MIN_FILES_PER_WORKER
+        )
+        for file, entry in zip(files, entries):
             self.entries[self.key(file)] = entry
             if on_progress is not None:
                 on_progress(1)

@@ -1,0 +1,163 @@
+"""`vidgan data index | resize | bair | ucf101`: their parsers and what each prints (vidgan.cli adds them).
+
+The work lives in the library modules (video_index, prepare_resize, bair_tfrecords, ucf101); these
+functions parse flags, show a rich progress bar and print one summary line per result.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+@contextmanager
+def progress_bar(label: str, total: int, quiet: bool) -> Iterator[Callable[[int], None]]:
+    """A rich progress bar of `total` steps; yields `advance(n)`."""
+    from rich.progress import Progress
+
+    with Progress(disable=quiet) as progress:
+        task = progress.add_task(label, total=total)
+        yield lambda n: progress.advance(task, n)
+
+
+def _add_workers(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--workers", type=int, default=None, help="parallel processes (default: one per CPU)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _check_workers(workers: int | None) -> None:
+    if workers is not None and workers < 1:
+        raise ValueError(f"vidgan data: --workers={workers} must be >= 1")
+
+
+# ---------------------------------------------------------------------------------------------- index
+def _index(args: argparse.Namespace) -> None:
+    from vidgan.data.split_file import read_split_file
+    from vidgan.data.video_index import VideoIndex, video_files
+
+    _check_workers(args.workers)
+    root = Path(args.root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"vidgan data index: ROOT '{root}' is not a directory")
+    files = read_split_file(args.split_file, root) if args.split_file else video_files(root)
+    files = [file for file in files if file.is_file()]
+    index = VideoIndex(root, args.out, args.backend).load()
+    stale = index.stale(files)
+    with progress_bar("probing", len(stale), args.quiet) as advance:
+        index.probe(stale, args.workers, on_progress=advance)
+    if not stale and not index.path.is_file():
+        index.save()
+    skipped = Counter(index.fresh(file).skip for file in files if index.fresh(file).skip is not None)
+    print(
+        f"index: {len(files)} videos, {len(stale)} probed, {len(files) - len(stale)} already indexed; "
+        f"{len(files) - sum(skipped.values())} decodable, {sum(skipped.values())} skipped -> {index.path}"
+    )
+    for reason, count in skipped.most_common(5):
+        print(f"  {count} x {reason}")
+
+
+# ---------------------------------------------------------------------------------------------- resize
+def _resize(args: argparse.Namespace) -> None:
+    from vidgan.data.prepare_resize import SUMMARY, resize_videos
+    from vidgan.data.video_index import video_files
+
+    _check_workers(args.workers)
+    total = len(video_files(Path(args.src))) if Path(args.src).is_dir() else 0
+    with progress_bar("resize", total, args.quiet) as advance:
+        summary = resize_videos(args.src, args.out, args.size, args.fps, args.workers, on_progress=advance)
+    print(f"resize: {summary.line()} -> {args.out} (summary: {Path(args.out) / SUMMARY})")
+
+
+# ---------------------------------------------------------------------------------------------- bair
+def _bair(args: argparse.Namespace) -> None:
+    from vidgan.data.bair_tfrecords import SUMMARY, convert_bair, tfrecord_files
+
+    _check_workers(args.workers)
+    total = len(tfrecord_files(Path(args.src))) if Path(args.src).is_dir() else 0
+    with progress_bar("bair", total, args.quiet) as advance:
+        summary = convert_bair(args.src, args.out, args.format, args.workers, on_progress=advance)
+    print(f"bair: {summary.line()} records -> {args.out} (summary: {Path(args.out) / SUMMARY})")
+
+
+# ---------------------------------------------------------------------------------------------- ucf101
+def _ucf101(args: argparse.Namespace) -> None:
+    from vidgan.data.ucf101 import check_ucf101
+
+    _check_workers(args.workers)
+    report = check_ucf101(args.src, args.splits, args.workers)
+    Path(args.report).write_text(json.dumps(report, indent=2) + "\n")
+    splits = ", ".join(
+        f"{name} {s['lines']} listed, {len(s['missing_files'])} missing"
+        for name, s in report["splits"].items()
+    )
+    print(
+        f"ucf101: {report['classes']} classes, {report['class_folders']} class folders, "
+        f"{report['videos']} videos ({len(report['undecodable'])} undecodable); {splits} -> {args.report}"
+    )
+    if report["problems"]:
+        raise ValueError(
+            f"vidgan data ucf101: {report['problems']} problems under '{args.src}', see {args.report}"
+        )
+
+
+# ---------------------------------------------------------------------------------------------- parsers
+def add_preparation_commands(sub: argparse._SubParsersAction) -> None:
+    """Register index, resize, bair and ucf101 under `vidgan data`."""
+    index = sub.add_parser(
+        "index",
+        help="probe every video once and write ROOT/.vidgan_index.json",
+        description="Probe each video under ROOT (or in --split-file) once, in parallel, and write the "
+        "video index: per file its frame count, fps, size and decoder, or why it is skipped. "
+        "VideoFolderDataset reads it instead of probing; a file whose size or mtime changed is probed again.",
+    )
+    index.add_argument("root", metavar="ROOT", help="video root (class folders or the split list's root)")
+    index.add_argument("--split-file", default=None, help="index only the videos this list names")
+    index.add_argument("--out", default=None, help="index path (default ROOT/.vidgan_index.json)")
+    index.add_argument("--backend", default="auto", choices=("auto", "decord", "opencv"))
+    _add_workers(index)
+    index.set_defaults(func=_index)
+
+    resize = sub.add_parser(
+        "resize",
+        help="video folders to small mp4s (short side to --size), same class folders and names",
+        description="ffmpeg every video under --src into --out with its short side scaled to --size (aspect "
+        "kept; the loader does the centre crop), optionally resampled to --fps, as H.264 mp4. Resumable; "
+        "failures are listed in OUT/resize_summary.json.",
+    )
+    resize.add_argument("--src", required=True, help="Kinetics or UCF-101 folder")
+    resize.add_argument("--out", required=True, help="output folder (created)")
+    resize.add_argument("--size", type=int, default=64, help="short side in pixels (default 64)")
+    resize.add_argument("--fps", type=float, default=None, help="resample to this frame rate (default: keep)")
+    _add_workers(resize)
+    resize.set_defaults(func=_resize)
+
+    bair = sub.add_parser(
+        "bair",
+        help="BAIR robot pushing TFRecords to mp4 folders or (T, N, H, W, C) .npy",
+        description="Convert the softmotion30_44k TFRecords under --src (train/, test/) without TensorFlow: "
+        "mp4 gives OUT/<split>/<file>_<record>.mp4 (lossless), npy gives OUT/<split>.npy uint8 "
+        "(T, N, 64, 64, 3). Resumable; unreadable records are listed in OUT/bair_summary.json.",
+    )
+    bair.add_argument("--src", required=True, help="folder of .tfrecords files (softmotion30_44k)")
+    bair.add_argument("--out", required=True, help="output folder (created)")
+    bair.add_argument("--format", default="mp4", choices=("mp4", "npy"), help="output layout (default mp4)")
+    _add_workers(bair)
+    bair.set_defaults(func=_bair)
+
+    ucf = sub.add_parser(
+        "ucf101",
+        help="check a UCF-101 tree against classInd.txt and the split lists",
+        description="Check class folders against classInd.txt, the split lists' files and labels, and decode "
+        "every video (through the video index). Writes a json report; exits 1 when it finds problems.",
+    )
+    ucf.add_argument("--src", required=True, help="the UCF-101 folder of class folders")
+    ucf.add_argument("--splits", default=None, help="folder with classInd.txt (default: found near --src)")
+    ucf.add_argument(
+        "--report", default="ucf101_check.json", help="report path (default ./ucf101_check.json)"
+    )
+    _add_workers(ucf)
+    ucf.set_defaults(func=_ucf101)

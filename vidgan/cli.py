@@ -101,7 +101,11 @@ COMMANDS: dict[str, tuple[Callable[[list[str]], int], str]] = {
     "validate": (_lightning, "validate a checkpoint (LightningCLI)"),
     "test": (_lightning, "test a checkpoint (LightningCLI)"),
     "data": (_data, "datasets: vidgan data moving-mnist | index | resize | bair | ucf101"),
-    "predict": (_predict, "predict future frames: vidgan predict --ckpt C --video IN.mp4 --out OUT.mp4"),
+    "predict": (
+        _predict,
+        "predict future frames: vidgan predict --ckpt C --video IN.mp4 --out OUT.mp4, or every test clip "
+        "as files: --data test.npy --out-dir DIR",
+    ),
     "eval": (_eval, "score predictions: vidgan eval --ckpt C --data PATH --out metrics.json"),
 }
 

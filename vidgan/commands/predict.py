@@ -1,8 +1,10 @@
 """`vidgan predict`: read a video, predict its future from K context frames, write context + predictions.
 
-The output (MP4 or GIF) plays the K context frames, then the F predicted ones; each of the S samples
-is one row. Frames are centre-cropped to a square (as vidgan's training data is) and framed green
-while they are context and red while they are predicted (the SVG/SAVP convention).
+With `--video IN --out OUT`, the output (MP4 or GIF) plays the K context frames, then the F
+predicted ones; each of the S samples is one row. Frames are centre-cropped to a square (as vidgan's
+training data is) and framed green while they are context and red while they are predicted (the
+SVG/SAVP convention). With `--data test.npy|folder --out-dir DIR`, every test sequence is predicted
+and written as files for metrics computed elsewhere (FVD): see `vidgan.commands.predict_data`.
 """
 
 from __future__ import annotations
@@ -25,10 +27,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="Predict future frames of a video with a vidgan checkpoint. The output plays the context "
-        "frames (green frame), then the predictions (red frame), one row per sample.",
+        "frames (green frame), then the predictions (red frame), one row per sample. With --data and "
+        "--out-dir, predict every sequence of a test set and write predictions.npy, real.npy and one mp4 "
+        "per predicted clip (for FVD computed elsewhere).",
     )
     parser.add_argument("--ckpt", required=True, help="checkpoint written by `vidgan fit` (.ckpt)")
-    parser.add_argument("--video", required=True, help="input video (anything decord or opencv reads)")
+    parser.add_argument("--video", default=None, help="input video (anything decord or opencv reads)")
+    parser.add_argument(
+        "--data",
+        default=None,
+        help="instead of --video: a Moving MNIST .npy (T, N, H, W) uint8 or a video folder, as vidgan eval",
+    )
     parser.add_argument(
         "--context-frames", type=int, default=None, help="K frames shown as context (default: the model's Tc)"
     )
@@ -41,9 +50,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="first context frame (default: the last K frames of the video)",
     )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--fps", type=int, default=None, help="output frame rate (default: the input's)")
+    parser.add_argument(
+        "--fps", type=int, default=None, help="output frame rate (default: the input's; 10 with --data)"
+    )
     parser.add_argument("--device", default="auto", help=DEVICE_HELP)
-    parser.add_argument("--out", required=True, help="output .mp4 or .gif")
+    parser.add_argument("--out", default=None, help="output .mp4 or .gif (with --video)")
+    parser.add_argument("--out-dir", default=None, help="output folder (with --data)")
+    parser.add_argument("--max-sequences", type=int, default=None, help="with --data: the first N sequences")
+    parser.add_argument("--batch-size", type=int, default=32, help="with --data: sequences per batch")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
@@ -94,7 +108,49 @@ def compose(context: np.ndarray, predictions: np.ndarray) -> np.ndarray:
     return np.concatenate(list(framed), axis=1)  # rows stacked along H
 
 
+def check_args(args: argparse.Namespace) -> None:
+    """One-line errors for flags that do not fit together or are out of range."""
+    if (args.video is None) == (args.data is None):
+        raise ValueError("give --video (one clip) or --data (a test set), one of the two")
+    if args.video is not None and (args.out is None or args.out_dir is not None):
+        raise ValueError("--video writes one file: give --out (not --out-dir)")
+    if args.data is not None:
+        if args.out_dir is None or args.out is not None:
+            raise ValueError("--data writes a folder of clips: give --out-dir (not --out)")
+        if args.context_frames is not None or args.start is not None:
+            raise ValueError("--context-frames and --start apply to --video; --data uses the model's context")
+    for name in ("context_frames", "future_frames", "samples", "fps", "max_sequences", "batch_size"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise ValueError(f"--{name.replace('_', '-')}={value} must be >= 1")
+    if args.start is not None and args.start < 0:
+        raise ValueError(f"--start={args.start} must be >= 0")
+
+
 def run(args: argparse.Namespace) -> None:
+    check_args(args)
+    if args.video is not None:
+        predict_video(args)
+    else:
+        predict_test_set(args)
+
+
+def predict_test_set(args: argparse.Namespace) -> None:
+    """--data PATH --out-dir DIR: every sequence, S samples each, as .npy and mp4 files."""
+    from rich.progress import Progress
+
+    from vidgan.commands.predict_data import write_predictions
+
+    if not Path(args.data).exists():
+        raise FileNotFoundError(f"--data '{args.data}' does not exist")
+    with Progress(disable=args.quiet) as progress:
+        meta = write_predictions(args, progress)
+    clips = meta["sequences"] * meta["samples"]
+    print(f"{PROG}: wrote {clips} predicted clips of {meta['sequences']} sequences to {args.out_dir}")
+
+
+def predict_video(args: argparse.Namespace) -> None:
+    """--video IN --out OUT: one clip, context then predictions, one row per sample."""
     from rich.progress import Progress
 
     from ganforge.media_files import write_clip
@@ -103,12 +159,6 @@ def run(args: argparse.Namespace) -> None:
     out = Path(args.out)
     if out.suffix.lower() not in FORMATS:
         raise ValueError(f"--out '{out}' must end in {' or '.join(FORMATS)}")
-    for name in ("context_frames", "future_frames", "samples", "fps"):
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            raise ValueError(f"--{name.replace('_', '-')}={value} must be >= 1")
-    if args.start is not None and args.start < 0:
-        raise ValueError(f"--start={args.start} must be >= 0")
     if not Path(args.video).is_file():
         raise FileNotFoundError(f"--video '{args.video}' does not exist")
     device = resolve_device(args.device)

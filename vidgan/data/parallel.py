@@ -1,9 +1,10 @@
-"""`parallel_map`: one function over many items in spawned worker processes, results in order."""
+"""`parallel_map`: one function over many items in worker processes, results in order."""
 
 from __future__ import annotations
 
 import multiprocessing
 import os
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any, TypeVar
@@ -26,15 +27,15 @@ def parallel_map(
     """fn(item, *args) for each item, in order, in up to `workers` processes (default: one per CPU).
 
     Runs in this process when one worker would do: `workers=1`, or fewer than
-    `2 * min_items_per_worker` items (a pool costs ~0.5 s to start: spawned workers import numpy
-    and the decoders). `fn` must be importable by name (a module-level function).
+    `2 * min_items_per_worker` items. `fn` must be importable by name (a module-level function).
     """
     workers = min(workers or default_workers(), len(items) // max(1, min_items_per_worker))
     if workers <= 1:
         yield from (fn(item, *args) for item in items)
         return
-    # spawn, not fork: the caller may hold decoder or torch threads, which fork does not copy safely.
-    context = multiprocessing.get_context("spawn")
+    # fork on Linux, as DataLoader workers are started: a spawned worker re-imports the caller's
+    # __main__ module (a training script imports torch and Lightning: ~5 s per worker under load).
+    context = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
     chunk = max(1, min(64, len(items) // (workers * 8)))
     with ProcessPoolExecutor(workers, mp_context=context) as pool:
         yield from pool.map(fn, items, *([arg] * len(items) for arg in args), chunksize=chunk)

@@ -21,7 +21,7 @@ from torch.utils.data import Dataset
 
 from vidgan.data.split_file import read_split_file
 from vidgan.data.video_index import VIDEO_EXTENSIONS, VideoIndex, load_or_build, video_files
-from vidgan.data.video_reader import VideoDecodeError, VideoInfo, read_frames, resolve_backends
+from vidgan.data.video_reader import ReaderCache, VideoDecodeError, VideoInfo, read_frames, resolve_backends
 
 log = logging.getLogger("vidgan.data")
 
@@ -75,6 +75,10 @@ class VideoFolderDataset(Dataset):
     0 probes the files it lacks or whose size or mtime changed, with `index_workers` processes
     (default: one per CPU), and writes it; ranks > 0 wait for it and never probe. `probed` is the
     number of files this process probed.
+
+    Each process (each DataLoader worker) keeps up to `open_readers` files open (`ReaderCache`,
+    least recently used closed first; 0 opens a file per clip), so clips of a recently read file
+    skip the open.
     """
 
     def __init__(
@@ -93,6 +97,7 @@ class VideoFolderDataset(Dataset):
         rank: int = 0,
         index_path: str | Path | None = None,
         index_workers: int | None = None,
+        open_readers: int = 8,
     ) -> None:
         self.root = Path(root)
         sizes = {"context_frames": context_frames, "future_frames": future_frames}
@@ -101,6 +106,8 @@ class VideoFolderDataset(Dataset):
                 raise ValueError(f"vidgan.data: {name}={value} must be >= 1")
         if channels not in (1, 3):
             raise ValueError(f"vidgan.data: channels={channels}, expected 1 or 3")
+        if open_readers < 0:
+            raise ValueError(f"vidgan.data: open_readers={open_readers} must be >= 0")
         if temporal_start not in TEMPORAL_STARTS:
             raise ValueError(
                 f"vidgan.data: temporal_start={temporal_start!r}, expected one of {TEMPORAL_STARTS}"
@@ -112,8 +119,10 @@ class VideoFolderDataset(Dataset):
         self.channels, self.frame_stride, self.temporal_start = channels, frame_stride, temporal_start
         self.return_labels, self.backend = return_labels, backend
         self.classes = sorted(p.name for p in self.root.iterdir() if p.is_dir())
+        self._class_ids = {name: number for number, name in enumerate(self.classes)}
         self.skipped: list[SkippedVideo] = []
         self.seed = seed
+        self.readers = ReaderCache(open_readers) if open_readers > 0 else None
         self._bad_paths: set[str] = set()
         self._verbose = rank == 0
         candidates = self._candidates(Path(split_file) if split_file is not None else None)
@@ -134,13 +143,14 @@ class VideoFolderDataset(Dataset):
             return read_split_file(split_file, self.root)
         return video_files(self.root)
 
-    def _label(self, path: Path) -> int:
-        parts = path.relative_to(self.root).parts if path.is_relative_to(self.root) else ()
-        if len(parts) > 1 and parts[0] in self.classes:
-            return self.classes.index(parts[0])
+    def _label(self, key: str) -> int:
+        """The class of the file with index key `key` ("class/.../file" relative to root)."""
+        folder = key.split("/", 1)[0] if "/" in key else None
+        if folder in self._class_ids:
+            return self._class_ids[folder]
         if self.return_labels:
             raise ValueError(
-                f"vidgan.data: return_labels=True but '{path}' is not inside a class folder of '{self.root}'"
+                f"vidgan.data: return_labels=True but '{key}' is not inside a class folder of '{self.root}'"
             )
         return -1
 
@@ -154,11 +164,13 @@ class VideoFolderDataset(Dataset):
             log.warning("vidgan.data: skipping '%s': %s", path, reason)
 
     def _entry(self, path: Path, index: VideoIndex) -> VideoEntry | None:
-        label = self._label(path)
-        if not path.is_file():
+        label = self._label(index.key(path))
+        try:
+            stat = path.stat()
+        except FileNotFoundError:
             self._skip(path, "missing: listed in the split file but not found")
             return None
-        found = index.fresh(path)
+        found = index.fresh(path, stat)
         if found is None:  # load_or_build covered every existing file: this one changed since
             self._skip(path, "changed on disk while the index was built")
             return None
@@ -213,11 +225,11 @@ class VideoFolderDataset(Dataset):
     def _decode(self, entry: VideoEntry, indices: np.ndarray) -> np.ndarray:
         """RGB uint8 (T, H, W, 3); falls back to opencv when decord fails on this file."""
         try:
-            return read_frames(entry.path, indices.tolist(), entry.info.backend)
+            return read_frames(entry.path, indices.tolist(), entry.info.backend, self.readers)
         except VideoDecodeError:
             if entry.info.backend == "opencv" or self.backend == "decord":
                 raise
-            return read_frames(entry.path, indices.tolist(), "opencv")
+            return read_frames(entry.path, indices.tolist(), "opencv", self.readers)
 
     def load_clip(self, index: int, draw: int = 0) -> tuple[Tensor, int]:
         """Clip (T, C, S, S) float32 in [0, 1] and label of entry `index` (start drawn from `draw`).

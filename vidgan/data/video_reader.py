@@ -3,12 +3,15 @@
 Both backends return RGB uint8 frames (T, H, W, 3) and seek accurately (to the preceding keyframe,
 then decode forward), so a clip is the same whichever backend read it, up to codec rounding.
 Decoder failures become `VideoDecodeError` with a short human-readable reason, which the datasets
-record instead of crashing.
+record instead of crashing. A `ReaderCache` keeps readers open between calls (one cache per
+process, e.g. per DataLoader worker), so clips from a file read recently do not reopen it.
 """
 
 from __future__ import annotations
 
+import os
 import re
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,6 +66,11 @@ def _check_frames(frames: np.ndarray, count: int, backend: str) -> np.ndarray:
     return frames
 
 
+# opencv: a clip starting at most this many frames after the open capture's position is reached by
+# decoding forward instead of seeking (a seek goes back to the keyframe and decodes from there).
+FORWARD_DECODE_LIMIT = 16
+
+
 # ---------------------------------------------------------------------------------------------- decord
 def _decord_reader(path: Path):  # noqa: ANN202 (decord is imported lazily)
     import decord
@@ -73,8 +81,7 @@ def _decord_reader(path: Path):  # noqa: ANN202 (decord is imported lazily)
         raise VideoDecodeError(f"cannot open ({_short(err)})") from err
 
 
-def _decord_read(path: Path, indices: Sequence[int]) -> np.ndarray:
-    reader = _decord_reader(path)
+def _decord_read(reader, indices: Sequence[int]) -> np.ndarray:  # noqa: ANN001 (decord.VideoReader)
     try:
         frames = reader.get_batch(list(indices)).asnumpy()
     except Exception as err:
@@ -105,26 +112,34 @@ def _opencv_capture(path: Path):  # noqa: ANN202 (cv2.VideoCapture)
     return capture
 
 
-def _opencv_read(path: Path, indices: Sequence[int]) -> np.ndarray:
-    """Seek to indices[0], then decode forward, keeping the requested frames (sorted, ascending)."""
+def _opencv_read(capture, indices: Sequence[int]) -> np.ndarray:  # noqa: ANN001 (cv2.VideoCapture)
+    """Seek to indices[0] (or decode forward to it when it is close ahead), then decode forward,
+    keeping the requested frames (sorted, ascending)."""
     import cv2
 
+    position = int(capture.get(cv2.CAP_PROP_POS_FRAMES))  # the next frame read() returns
+    if not 0 <= int(indices[0]) - position <= FORWARD_DECODE_LIMIT:
+        capture.set(cv2.CAP_PROP_POS_FRAMES, int(indices[0]))
+        position = int(indices[0])
+    wanted, frames = set(int(i) for i in indices), []
+    while position <= indices[-1]:
+        if position in wanted:
+            ok, frame = capture.read()
+            frames.append(frame[..., ::-1] if ok else None)  # BGR -> RGB
+        else:
+            ok = capture.grab()  # skipped frame: decode without the colour conversion
+        if not ok:
+            raise VideoDecodeError(f"frame {position} does not decode (opencv)")
+        position += 1
+    return _check_frames(np.ascontiguousarray(np.stack(frames)), len(indices), "opencv")
+
+
+def _opencv_read_once(path: Path, indices: Sequence[int]) -> np.ndarray:
     capture = _opencv_capture(path)
     try:
-        capture.set(cv2.CAP_PROP_POS_FRAMES, int(indices[0]))
-        wanted, frames, position = set(int(i) for i in indices), [], int(indices[0])
-        while position <= indices[-1]:
-            if position in wanted:
-                ok, frame = capture.read()
-                frames.append(frame[..., ::-1] if ok else None)  # BGR -> RGB
-            else:
-                ok = capture.grab()  # skipped frame: decode without the colour conversion
-            if not ok:
-                raise VideoDecodeError(f"frame {position} does not decode (opencv)")
-            position += 1
+        return _opencv_read(capture, indices)
     finally:
         capture.release()
-    return _check_frames(np.ascontiguousarray(np.stack(frames)), len(indices), "opencv")
 
 
 def _opencv_probe(path: Path) -> VideoInfo:
@@ -136,7 +151,7 @@ def _opencv_probe(path: Path) -> VideoInfo:
     if count < 1:
         raise VideoDecodeError("no video frames (opencv)")
     try:
-        ends = _opencv_read(path, [0]), _opencv_read(path, [count - 1])
+        ends = _opencv_read_once(path, [0]), _opencv_read_once(path, [count - 1])
     except VideoDecodeError as err:
         raise VideoDecodeError(f"truncated or corrupt: frame {count - 1} of {count} does not decode") from err
     return VideoInfo(count, ends[0].shape[1], ends[0].shape[2], fps, "opencv")
@@ -172,9 +187,72 @@ def probe_video(path: str | Path, backend: str = "auto") -> VideoInfo:
     raise VideoDecodeError("; ".join(reasons))
 
 
-def read_frames(path: str | Path, indices: Sequence[int], backend: str) -> np.ndarray:
-    """Frames at ascending `indices` as RGB uint8 (T, H, W, 3), decoded by "decord" or "opencv"."""
+class ReaderCache:
+    """Up to `capacity` open readers of this process, keyed by (path, backend); the least recently used
+    is closed first. After a fork (a DataLoader worker) the cache starts empty: open decoders are
+    never shared between processes, and pickling (spawned workers) keeps only the capacity.
+    """
+
+    def __init__(self, capacity: int = 8) -> None:
+        if capacity < 1:
+            raise ValueError(f"vidgan.data: ReaderCache capacity={capacity} must be >= 1")
+        self.capacity = capacity
+        self.hits = self.misses = 0
+        self._open: OrderedDict[tuple[str, str], object] = OrderedDict()
+        self._pid = os.getpid()
+
+    def __getstate__(self) -> dict:
+        return {"capacity": self.capacity}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["capacity"])
+
+    def get(self, path: Path, backend: str):  # noqa: ANN201 (a decord.VideoReader or cv2.VideoCapture)
+        """The open reader of `path`, opened now (VideoDecodeError when it cannot be) or reused."""
+        if os.getpid() != self._pid:
+            self.__init__(self.capacity)
+        key = (str(path), backend)
+        if key in self._open:
+            self.hits += 1
+            self._open.move_to_end(key)
+            return self._open[key]
+        self.misses += 1
+        reader = _decord_reader(path) if backend == "decord" else _opencv_capture(path)
+        self._open[key] = reader
+        while len(self._open) > self.capacity:
+            self._close(self._open.popitem(last=False)[1])
+        return reader
+
+    def discard(self, path: Path, backend: str) -> None:
+        """Close the reader of `path` (after a decode error it may be in a bad state)."""
+        reader = self._open.pop((str(path), backend), None)
+        if reader is not None:
+            self._close(reader)
+
+    @staticmethod
+    def _close(reader: object) -> None:
+        if hasattr(reader, "release"):  # cv2.VideoCapture; decord readers close when collected
+            reader.release()
+
+
+def read_frames(
+    path: str | Path, indices: Sequence[int], backend: str, readers: ReaderCache | None = None
+) -> np.ndarray:
+    """Frames at ascending `indices` as RGB uint8 (T, H, W, 3), decoded by "decord" or "opencv".
+
+    With `readers`, the file's reader is taken from (and left open in) that cache; without, the
+    file is opened for this call only.
+    """
     if backend not in ("decord", "opencv"):
         raise ValueError(f"vidgan.data: read_frames backend={backend!r}, expected 'decord' or 'opencv'")
-    reader = _decord_read if backend == "decord" else _opencv_read
-    return reader(Path(path), indices)
+    path = Path(path)
+    if readers is None:
+        if backend == "decord":
+            return _decord_read(_decord_reader(path), indices)
+        return _opencv_read_once(path, indices)
+    reader = readers.get(path, backend)
+    try:
+        return _decord_read(reader, indices) if backend == "decord" else _opencv_read(reader, indices)
+    except VideoDecodeError:
+        readers.discard(path, backend)
+        raise

@@ -52,6 +52,8 @@ class TrainJob:
 
 # The training job of every test. (The ring toy runs them in about half the time: command
 # "ganforge", configs/ganforge/ring.yaml, --data.batches_per_epoch 100000, steps 200/1000/100.)
+# Test nodes have one CPU each: every job asks for --cpus-per-task=1 (the scripts default to 9),
+# which fits the config's 0 DataLoader workers.
 JOB = TrainJob(
     command="vidgan",
     config="configs/vidgan/moving_mnist_tiny.yaml",
@@ -85,7 +87,7 @@ def test_two_node_job_ends_with_identical_weights_on_both_ranks(slurm_cluster, t
     res = sbatch(
         slurm_cluster,
         runs,
-        ["--wait", "--nodes=2", "--ntasks-per-node=1"],
+        ["--wait", "--nodes=2", "--ntasks-per-node=1", "--cpus-per-task=1"],
         JOB.train_args(JOB.short_steps),
         240,
     )
@@ -117,7 +119,7 @@ def test_preempted_job_is_requeued_and_resumes_from_its_hpc_checkpoint(slurm_clu
     res = sbatch(
         slurm_cluster,
         runs,
-        ["--parsable", "--nodes=2", "--ntasks-per-node=1"],
+        ["--parsable", "--nodes=2", "--ntasks-per-node=1", "--cpus-per-task=1"],
         JOB.train_args(JOB.long_steps),
     )
     assert res.returncode == 0, res.stderr
@@ -172,7 +174,8 @@ def test_sweep_array_tasks_get_their_own_run_ids_and_checkpoints(slurm_cluster, 
         f"# one line per array task\n{JOB.config} --seed_everything 1\n\n{JOB.config} --seed_everything 2\n"
     )
     args = ["slurm/sweep.sbatch", "--cpus", JOB.command, str(sweep), *JOB.fit_args(JOB.short_steps)]
-    res = sbatch(slurm_cluster, runs, ["--parsable", "--array=0-1", "--nodes=1", "--ntasks-per-node=1"], args)
+    options = ["--parsable", "--array=0-1", "--nodes=1", "--ntasks-per-node=1", "--cpus-per-task=1"]
+    res = sbatch(slurm_cluster, runs, options, args)
     assert res.returncode == 0, res.stderr
     array_id = submitted_id(res.stdout)
 
@@ -200,3 +203,21 @@ def test_sweep_array_tasks_get_their_own_run_ids_and_checkpoints(slurm_cluster, 
     assert digests[0] != digests[1], (
         "the two seeds trained identical weights: the sweep lines were not applied"
     )
+
+
+def test_too_few_cpus_per_task_stop_the_job_before_any_task_starts(slurm_cluster, tmp_path):
+    runs = tmp_path / "runs"
+    args = [*JOB.train_args(JOB.short_steps), "--data.num_workers=2"]
+    options = ["--wait", "--nodes=1", "--ntasks-per-node=1", "--cpus-per-task=1"]
+    res = sbatch(slurm_cluster, runs, options, args, 120)
+    job_id = submitted_id(res.stdout)
+    info = job_info(slurm_cluster, job_id)
+    assert (res.returncode, info["JobState"], info["ExitCode"]) == (2, "FAILED", "2:0"), describe_job(
+        slurm_cluster, runs
+    )
+    output = (runs / f"slurm-{job_id}.out").read_text()
+    assert [line for line in output.splitlines() if "error" in line.lower()] == [
+        "train.sbatch: error: 1 CPU(s) per task but the config's DataLoader has 2 workers: submit with "
+        "--cpus-per-task=3 (workers + the training process) or lower num_workers"
+    ]
+    assert not (runs / job_id / "probe").exists(), "a training task started"

@@ -124,10 +124,14 @@ def exec_task(accelerator: str, argv: list[str]) -> None:
             flush=True,
         )
     overrides = ["--trainer.accelerator", accelerator, "--trainer.devices", str(layout.devices)]
-    os.execvp(argv[0], [*argv, *overrides, "--trainer.num_nodes", str(layout.num_nodes)])
+    try:
+        os.execvp(argv[0], [*argv, *overrides, "--trainer.num_nodes", str(layout.num_nodes)])
+    except OSError as err:
+        raise SlurmLayoutError(f"cannot run '{argv[0]}': {err.strerror}") from None
 
 
 def main(argv: list[str] | None = None) -> int:
+    """`{gpu|cpu} PROGRAM [ARGS ...]` (never returns on success) or `workers`; 2 with a one-line error."""
     args = sys.argv[1:] if argv is None else argv
     usage = "usage: python -m ganforge.slurm_devices {gpu|cpu} PROGRAM [ARGS ...] | workers < CONFIG.yaml"
     try:
@@ -139,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         if len(args) < 2 or args[0] not in ACCELERATORS:
             raise SlurmLayoutError(usage)
         exec_task(args[0], args[1:])
-    except (SlurmLayoutError, OSError) as err:
+    except SlurmLayoutError as err:
         print(f"slurm_devices: error: {err}", file=sys.stderr)
     return 2
 

@@ -105,6 +105,11 @@ def test_task_launcher_appends_the_layout_and_sets_the_variables():
     assert json.loads(done.stdout) == [expected, ["0", "1", "6"]]
     failed = subprocess.run(argv, env={**env, **SHARED_PAIR}, capture_output=True, text=True, timeout=60)
     assert failed.returncode == 2 and failed.stderr.startswith("slurm_devices: error: task 6 sees 2 GPU(s)")
+    missing = subprocess.run(
+        [*argv[:4], "/nonexistent/vidgan", "fit"], env=env, capture_output=True, text=True
+    )
+    assert missing.returncode == 2
+    assert missing.stderr.strip().endswith("cannot run '/nonexistent/vidgan': No such file or directory")
 
 
 @pytest.mark.parametrize(

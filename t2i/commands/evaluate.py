@@ -64,7 +64,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--layout-ckpt", default=None, help="layout-stage checkpoint (default: the image stage's)"
     )
-    parser.add_argument("--split", default="val", help="split to evaluate (default val)")
+    parser.add_argument("--split", default="val", help="split to evaluate (default val; COCO 2014: val2014)")
+    parser.add_argument(
+        "--train-split", default="train", help="split the judges learn from (default train; COCO: train2014)"
+    )
+    parser.add_argument(
+        "--images-subdir",
+        default="images/{split}",
+        help="image folder below --data with {split} filled in (default images/{split}; COCO: {split})",
+    )
     parser.add_argument(
         "--max-captions",
         type=int,
@@ -229,7 +237,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     folder.mkdir(parents=True, exist_ok=True)
     model = TextToImage.from_checkpoint(args.ckpt, device, args.layout_ckpt)
     names = model.image.class_names
-    data = CocoLayoutDataModule(args.data, image_size=model.image_size, val_split=args.split, max_objects=10)
+    layout = {"train_split": args.train_split, "images_subdir": args.images_subdir, "max_objects": 10}
+    data = CocoLayoutDataModule(args.data, image_size=model.image_size, val_split=args.split, **layout)
     evaluation = data.dataset("val")
     if list(evaluation.category_names) != names:
         raise ValueError(
@@ -246,9 +255,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     result |= {"images": len(real["caption"]), "seed": args.seed, "judges": {}}
     with Progress(disable=args.quiet) as progress:
         needs_train = colored or inception is None
-        boxes_only = CocoLayoutDataModule(
-            args.data, image_size=model.image_size, with_masks=False, max_objects=10
-        )
+        boxes_only = CocoLayoutDataModule(args.data, image_size=model.image_size, with_masks=False, **layout)
         train = judges.real_tensors(boxes_only.dataset("train"), args.judge_images) if needs_train else None
         if colored:
             task = progress.add_task("SOA classifier", total=args.soa_steps)

@@ -1,7 +1,10 @@
 """COCO layouts: images, captions, boxes, labels and masks from COCO instances + captions JSON.
 
-Reads real COCO 2014/2017 files unchanged and the shapes-scenes files (`t2i.data.shapes`). Layout
-rules (DESIGN.md §6, LostGAN / Obj-GAN):
+Reads real COCO 2014/2017 files unchanged and the shapes-scenes files (`t2i.data.shapes`). COCO
+2014 (`COCO_SPLITS[2014]`: train2014 / val2014) is the split AttnGAN and Obj-GAN report on; train2017
+holds most of val2014, so `check_coco_splits` refuses that pair.
+
+Layout rules (DESIGN.md §6, LostGAN / Obj-GAN):
 - crowd annotations and objects whose box covers under `min_object_area` of the image are dropped;
 - at most `max_objects` objects per image are kept, sorted by box area, largest first;
 - images left with fewer than `min_objects` objects are dropped.
@@ -32,6 +35,24 @@ from torch.utils.data import Dataset
 
 PAD_LABEL_NAME = "<pad>"
 _BOX_TOLERANCE_PX = 1.0  # COCO boxes often overshoot the border by a rounding error
+# COCO 2017 re-split the 2014 images: train2017 = train2014 + val2014 minus the 5,000 of val2017.
+COCO_SPLITS = {2014: ("train2014", "val2014"), 2017: ("train2017", "val2017")}
+_LEAKS = {("train2017", "val2014"): "35,504 of val2014's 40,504 images"}
+
+
+def check_coco_splits(train_split: str, val_split: str) -> None:
+    """ValueError when COCO's train split holds images of its val split (train2017 vs val2014).
+
+    AttnGAN and Obj-GAN report on COCO 2014 (train2014 / val2014); 2017-trained numbers on val2014
+    would score training images.
+    """
+    leak = _LEAKS.get((train_split, val_split))
+    if leak is not None:
+        raise ValueError(
+            f"data: train_split={train_split} holds {leak} (val_split={val_split}); use "
+            f"train_split={COCO_SPLITS[2014][0]} with val2014 (the split AttnGAN / Obj-GAN report on), "
+            f"or val_split={COCO_SPLITS[2017][1]} with train2017"
+        )
 
 
 @dataclass

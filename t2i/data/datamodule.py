@@ -9,7 +9,7 @@ import pytorch_lightning as pl
 from torch.utils.data import DataLoader
 
 from ganforge.resumable import training_loader
-from t2i.data.coco import CocoLayoutDataset, collate_layouts
+from t2i.data.coco import CocoLayoutDataset, check_coco_splits, collate_layouts
 from t2i.data.shapes import ShapesSpec, render_shapes
 
 
@@ -18,8 +18,9 @@ class CocoLayoutDataModule(pl.LightningDataModule):
 
     Files are found as `data_dir/annotations/instances_{split}.json`,
     `data_dir/annotations/captions_{split}.json` and `data_dir/{images_subdir}` with `{split}`
-    filled in. The defaults match `t2i data shapes`; for real COCO 2017 use
-    `train_split: train2017, val_split: val2017, images_subdir: "{split}"`.
+    filled in. The defaults match `t2i data shapes`; for real COCO 2014 (the split AttnGAN and
+    Obj-GAN report on) use `train_split: train2014, val_split: val2014, images_subdir: "{split}"`,
+    for COCO 2017 `train2017` / `val2017` (train2017 with val2014 is refused: it holds most of it).
 
     Args:
         data_dir: dataset root.
@@ -59,6 +60,7 @@ class CocoLayoutDataModule(pl.LightningDataModule):
         self.data_dir = Path(data_dir)
         self.image_size, self.batch_size, self.num_workers = image_size, batch_size, num_workers
         self.max_objects, self.min_object_area = max_objects, min_object_area
+        check_coco_splits(train_split, val_split)
         self.splits = {"train": train_split, "val": val_split, "test": test_split or val_split}
         self.images_subdir, self.shapes, self.with_masks = images_subdir, shapes, with_masks
         self.seed = seed

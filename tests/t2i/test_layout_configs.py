@@ -1,8 +1,9 @@
 """Every configs/t2i/*layout*.yaml instantiates through `t2i fit` and runs a batch on CPU.
 
 The shapes config runs on a few rendered images. The COCO config keeps its paper-scale networks
-and runs one batch at batch 2 in fp32 on CPU, on shapes images relabelled as COCO 2017 files (80
-categories, `train2017` / `val2017` splits), with a tiny local CLIP in place of ViT-B/32.
+and runs one batch at batch 2 in fp32 on CPU, on shapes images relabelled as the COCO files the
+config names (80 categories, its train / val splits: COCO 2014), with a tiny local CLIP in place of
+ViT-B/32.
 """
 
 from __future__ import annotations
@@ -37,22 +38,24 @@ def shapes_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def coco_root(shapes_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The shapes files as COCO 2017: the 80 category names of the COCO config, images in `{split}/`."""
+    """The shapes files as the COCO config's splits: its 80 category names, images in `{split}/`."""
     root = tmp_path_factory.mktemp("coco")
-    names = yaml.safe_load((CONFIG_DIR / "coco_layout.yaml").read_text())["model"]["init_args"]["class_names"]
+    config = yaml.safe_load((CONFIG_DIR / "coco_layout.yaml").read_text())
+    names, data = config["model"]["init_args"]["class_names"], config["data"]["init_args"]
     (root / "annotations").mkdir()
     for split in ("train", "val"):
-        shutil.copytree(shapes_root / "images" / split, root / f"{split}2017")
+        coco_split = data[f"{split}_split"]
+        shutil.copytree(shapes_root / "images" / split, root / data["images_subdir"].format(split=coco_split))
         instances = json.loads((shapes_root / "annotations" / f"instances_{split}.json").read_text())
         instances["categories"] = [
             {"id": i + 1, "name": n, "supercategory": "x"} for i, n in enumerate(names)
         ]
         for ann in instances["annotations"]:
             ann.pop("attributes")  # real COCO has no colours
-        (root / "annotations" / f"instances_{split}2017.json").write_text(json.dumps(instances))
+        (root / "annotations" / f"instances_{coco_split}.json").write_text(json.dumps(instances))
         shutil.copy(
             shapes_root / "annotations" / f"captions_{split}.json",
-            root / "annotations" / f"captions_{split}2017.json",
+            root / "annotations" / f"captions_{coco_split}.json",
         )
     return root
 

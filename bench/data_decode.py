@@ -1,7 +1,7 @@
 """Clip loading speed: decord vs opencv vs raw `ffmpeg -benchmark -f null`, and vs a vidgan training step.
 
-Run: `python bench/data_decode.py` (3-5 minutes on 2 cores, most of it the training step; run it
-alone). Writes bench/results/data_decode.json.
+Run: `python bench/data_decode.py` (5-8 minutes on 2 cores; run it alone). Writes
+bench/results/data_decode.json.
 
 Files follow BENCH-NOTES: 300 frames of `testsrc` at 30 fps, libx264 defaults (keyframe interval
 250), yuv420p, at 64x64 and 256x256. One clip is T=20 frames at stride 1 (Moving MNIST's 10 -> 10)
@@ -18,6 +18,14 @@ max over RUNS runs after one warm-up. Decoders and torch use one thread, as in a
 (PyTorch sets one thread per worker; with two threads on a busy 2-core machine, the dataset's tiny
 float conversions alone took ~20 ms per clip).
 
+**Training order.** TRAIN_FILES copies of the same file in class folders, read in the order a
+training epoch asks for clips: `ResumableSampler(shuffle=True, fresh_each_epoch=True)` over
+`VideoFolderDataset`, TRAIN_EPOCHS epochs, so every file is visited once per epoch in a shuffled
+order and each visit draws a new start. The same (file, start) list is decoded by decord and opencv,
+each opening the file per clip and through a `ReaderCache` of 8 open readers (its hit rate is
+recorded), and by ffmpeg; the sides alternate within each of TRAIN_RUNS runs. A DataLoader with
+LOADER_WORKERS workers then serves whole dataset items (decode, crop, resize, float) in that order.
+
 The consumer rate is one vidgan training step (2 D steps + 1 G step) of `vidgan.module.VideoGAN`
 at 64x64, 10 -> 10 frames, 3 channels, measured at batch CONSUMER_BATCH and scaled to batch 16
 (conv cost grows linearly with the batch). Without vidgan.module a stand-in conv GAN is timed
@@ -27,9 +35,11 @@ instead, and the json says so.
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -45,15 +55,19 @@ import torch
 from stats import summary
 from torch import nn
 
+from ganforge.resumable import ResumableSampler
 from vidgan.data.video_folder import VideoFolderDataset
-from vidgan.data.video_reader import read_frames
+from vidgan.data.video_reader import ReaderCache, read_frames
 
 RUNS = 5
 FRAMES, FPS = 300, 30
 CLIP, CLIPS_PER_RUN = 20, 32
 SIZES = (64, 256)
 CONSUMER_BATCH, TRAIN_BATCH = 2, 16
+TRAIN_FILES, TRAIN_EPOCHS, TRAIN_RUNS, OPEN_READERS = 32, 2, 3, 8
+LOADER_WORKERS, LOADER_BATCH = 2, 8
 OUT = Path(__file__).parent / "results" / "data_decode.json"
+GPU_STEP = Path(__file__).parent / "results" / "gpu_step.json"
 
 
 def timed_runs(fn, runs: int | None = None) -> list[float]:
@@ -125,8 +139,8 @@ def bench_size(path: Path, size: int) -> dict:
         )
     result["ffmpeg_clips_per_s"] = rates(CLIPS_PER_RUN, ffmpeg_clip_s)
 
-    dataset = VideoFolderDataset(
-        path.parent, CLIP // 2, CLIP // 2, image_size=64, temporal_start="random", seed=0
+    dataset = VideoFolderDataset(  # a file opened per clip, as in training order (see below)
+        path.parent, CLIP // 2, CLIP // 2, image_size=64, temporal_start="random", seed=0, open_readers=0
     )
     result["dataset_item_clips_per_s"] = rates(
         CLIPS_PER_RUN, timed_runs(lambda run: [dataset[0] for _ in range(CLIPS_PER_RUN)])
@@ -149,6 +163,97 @@ def bench_size(path: Path, size: int) -> dict:
         result["decord_reused_reader_clips_per_s"]["median"] / ffmpeg
     )
     return result
+
+
+# ---------------------------------------------------------------------------------------- training order
+def training_clips(dataset: VideoFolderDataset) -> list[tuple[Path, int]]:
+    """(file, clip start) in the order TRAIN_EPOCHS training epochs read them."""
+    sampler = ResumableSampler(dataset, shuffle=True, seed=0, fresh_each_epoch=True)
+    clips = []
+    for epoch in range(TRAIN_EPOCHS):
+        sampler.set_epoch(epoch)
+        for index in sampler:
+            entry = dataset.entries[index % len(dataset)]
+            clips.append((entry.path, int(dataset.clip_indices(entry.info.num_frames, index)[0])))
+    return clips
+
+
+def loader_clips_per_s(root: Path, backend: str) -> dict[str, float]:
+    """Dataset items per second through a DataLoader of LOADER_WORKERS workers, in training order."""
+    dataset = VideoFolderDataset(root, CLIP // 2, CLIP // 2, image_size=64, backend=backend, seed=0)
+    sampler = ResumableSampler(dataset, shuffle=True, seed=0, fresh_each_epoch=True)
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_size=LOADER_BATCH, sampler=sampler, num_workers=LOADER_WORKERS, persistent_workers=True
+    )
+
+    def epoch(run: int) -> None:
+        sampler.set_epoch(run)
+        for _ in loader:
+            pass
+
+    return rates(len(dataset), timed_runs(epoch, runs=TRAIN_RUNS))
+
+
+def bench_training_order(source: Path, size: int) -> dict:
+    root = source.parent / "train"
+    for number in range(TRAIN_FILES):
+        folder = root / f"class {number % 4}"
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copy(source, folder / f"video {number:03d}.mp4")
+    clips = training_clips(VideoFolderDataset(root, CLIP // 2, CLIP // 2, image_size=64, seed=0))
+    variants = {
+        f"{backend}_{'open_per_clip' if capacity == 0 else f'{OPEN_READERS}_open_readers'}": (
+            backend,
+            capacity,
+        )
+        for backend in ("decord", "opencv")
+        for capacity in (0, OPEN_READERS)
+    }
+    seconds: dict[str, list[float]] = {name: [] for name in [*variants, "ffmpeg"]}
+    hit_rates = {}
+    for _ in range(TRAIN_RUNS + 1):  # the first run warms up
+        for name, (backend, capacity) in variants.items():
+            readers = ReaderCache(capacity) if capacity else None
+            start = time.perf_counter()
+            for path, first in clips:
+                read_frames(path, range(first, first + CLIP), backend, readers)
+            seconds[name].append(time.perf_counter() - start)
+            if readers is not None:
+                hit_rates[name] = readers.hits / (readers.hits + readers.misses)
+        rtimes = [
+            ffmpeg_rtime(
+                ["-threads", "1", "-ss", f"{first / FPS:.6f}", "-i", str(path), "-frames:v", str(CLIP)]
+            )
+            for path, first in clips
+        ]
+        seconds["ffmpeg"].append(sum(rtimes))
+    result: dict = {
+        "files": TRAIN_FILES,
+        "clips_per_run": len(clips),
+        "order": f"ResumableSampler shuffle, fresh_each_epoch, {TRAIN_EPOCHS} epochs",
+    }
+    for name, values in seconds.items():
+        result[f"{name}_clips_per_s"] = rates(len(clips), values[1:])
+    ffmpeg = result["ffmpeg_clips_per_s"]["median"]
+    result["vs_ffmpeg"] = {name: result[f"{name}_clips_per_s"]["median"] / ffmpeg for name in variants}
+    result["reader_cache_hit_rate"] = hit_rates
+    result[f"dataloader_{LOADER_WORKERS}_workers_items_per_s"] = {
+        backend: loader_clips_per_s(root, backend) for backend in ("decord", "opencv")
+    }
+    return result
+
+
+def workers_to_feed_one_gpu(items_per_s_per_worker: float) -> dict:
+    """DataLoader workers that keep up with bench/gpu_step.py's kinetics600_64 step rate, once it has run."""
+    if not GPU_STEP.is_file():
+        return {"status": "not computed: bench/results/gpu_step.json is missing (no GPU was lent)"}
+    configs = json.loads(GPU_STEP.read_text())["configs"]
+    vidgan = next(c for c in configs.values() if "kinetics600_64" in c["config"])
+    return {
+        "gpu_clips_per_s": vidgan["samples_per_s"],
+        "items_per_s_per_worker": items_per_s_per_worker,
+        "workers": math.ceil(vidgan["samples_per_s"] / items_per_s_per_worker),
+    }
 
 
 # ---------------------------------------------------------------------------------------- consumer
@@ -256,6 +361,9 @@ def main() -> int:
             write_testsrc(folder / "testsrc.mp4", size)
             result["sizes"][str(size)] = bench_size(folder / "testsrc.mp4", size)
             print(f"{size}x{size}: {json.dumps(result['sizes'][str(size)], indent=1)}", flush=True)
+            order = bench_training_order(folder / "testsrc.mp4", size)
+            result["sizes"][str(size)]["training_order"] = order
+            print(f"{size}x{size} training order: {json.dumps(order, indent=1)}", flush=True)
     torch.set_num_threads(threads)
     result["consumer"] = bench_consumer()
     consumer = result["consumer"]["clips_per_s"]
@@ -266,9 +374,15 @@ def main() -> int:
             "decord_vs_ffmpeg_goal_0.8_met": s["decord_vs_ffmpeg_clips"] >= 0.8,
             "dataset_item_vs_consumer": s["dataset_item_clips_per_s"]["median"] / consumer,
             "dataset_item_vs_consumer_goal_3_met": s["dataset_item_clips_per_s"]["median"] / consumer >= 3,
+            "training_order_vs_ffmpeg": s["training_order"]["vs_ffmpeg"],
+            "training_order_goal_0.8_met": {
+                name: ratio >= 0.8 for name, ratio in s["training_order"]["vs_ffmpeg"].items()
+            },
         }
         for size, s in result["sizes"].items()
     }
+    per_worker = result["sizes"]["64"]["dataset_item_clips_per_s"]["median"]
+    result["workers_to_feed_one_gpu_at_64px"] = workers_to_feed_one_gpu(per_worker)
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps({"consumer": result["consumer"], "goals": result["goals"]}, indent=1))

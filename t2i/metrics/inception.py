@@ -4,8 +4,8 @@ Published text-to-image FIDs and ISs (AttnGAN, Obj-GAN, OP-GAN, ...) use the TF-
 (`inception-2015-12-05`), which torch-fidelity and torchmetrics load as torch-fidelity's
 `FeatureExtractorInceptionV3` state dict (`pt_inception-2015-12-05`). An `--inception` file is
 recognised by its content, never by its name:
-- that state dict (torchvision's Inception-v3 layer names without the auxiliary head, and a
-  1008-class classifier: the TF graph's 1001 classes padded) gives `fid` and `is`, computed by
+- that state dict (torchvision's Inception-v3 layer names without the auxiliary head, and the TF
+  graph's 1008-output classifier) gives `fid` and `is`, computed by
   torch-fidelity with the file's weights; when its SHA-256 is not the published one (the hash
   prefix in torch-fidelity's download name) a warning says the numbers are not comparable;
 - a torchvision `inception_v3` state dict (aux head, 1000 classes) gives `fd_inception_v3`, and a
@@ -31,7 +31,7 @@ from torch.hub import HASH_REGEX
 
 INCEPTION_SIZE = 299
 TF_KIND = "tf_inception"
-TF_CLASSES = 1008  # the TF graph's 1001 ImageNet classes, padded to 1008 in its softmax layer
+TF_CLASSES = 1008  # outputs of the 2015-12-05 TF graph's softmax layer (torchvision's net has 1000)
 TORCHVISION_CLASSES = 1000
 DESCRIPTIONS = {"inception_v3": "torchvision inception_v3 state dict", "torchscript": "TorchScript network"}
 IS_SPLITS = 10  # Salimans et al. 2016: mean and std of the score over 10 splits
@@ -158,6 +158,8 @@ class InceptionFeatures(nn.Module):
         if source.is_tf_inception:
             from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 
+            # torch-fidelity unpickles the file in full; `inspect_inception` has already read it with
+            # weights_only=True and found only tensors.
             self.net = FeatureExtractorInceptionV3(
                 "inception-v3-compat",
                 ["2048", "logits_unbiased"],
@@ -175,11 +177,11 @@ class InceptionFeatures(nn.Module):
 
     def forward(self, images: Tensor) -> tuple[Tensor, Tensor | None]:
         """(pool (B, F), logits (B, 1008) for TF-Inception else None)."""
-        pixels = (images.clamp(0, 1) * 255).round().to(torch.uint8)
-        if self.source.is_tf_inception:
-            pool, logits = self.net(pixels)
-            return pool, logits
-        if self.source.kind == "torchscript":
+        if self.source.kind in (TF_KIND, "torchscript"):
+            pixels = (images.clamp(0, 1) * 255).round().to(torch.uint8)
+            if self.source.is_tf_inception:
+                pool, logits = self.net(pixels)
+                return pool, logits
             return self.net(pixels, return_features=True), None
         images = F.interpolate(images, size=(INCEPTION_SIZE, INCEPTION_SIZE), mode="bilinear", antialias=True)
         mean = images.new_tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)  # torchvision's ImageNet stats

@@ -24,7 +24,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -32,6 +32,9 @@ from torch import Tensor
 
 from ganforge.devices import DEVICE_HELP, resolve_device
 from ganforge.errors import run_guarded
+
+if TYPE_CHECKING:  # imported where used, so `t2i eval --help` stays fast
+    from t2i.metrics.inception import InceptionFile
 
 PROG = "t2i eval"
 FD_LOCAL_NOTE = (
@@ -46,8 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="Score a t2i model on a COCO-format split: SOA, colour binding, relation accuracy, FID "
-        "(or fd_local without --inception), CLIP score and R-precision, for predicted and ground-truth "
-        "layouts.",
+        "and IS (with the TF-Inception weights; fd_* with another --inception, fd_local without), CLIP score "
+        "and R-precision, for predicted and ground-truth layouts.",
     )
     parser.add_argument("--ckpt", required=True, help="t2i bundle or image-stage checkpoint (.ckpt)")
     parser.add_argument(
@@ -156,7 +159,7 @@ def layout_metrics(layouts: list[list[Any]], real: dict[str, Any], names: list[s
     return {k: values[k] for k in ("relation_accuracy", "object_set_accuracy", "size_accuracy")}
 
 
-def inception_record(source: Any) -> dict[str, Any]:
+def inception_record(source: InceptionFile) -> dict[str, Any]:
     """metrics.json's record of an `InceptionFile`: path, kind, hash, and why it is not comparable."""
     record = {"inception": str(source.path), "kind": source.kind, "sha256": source.sha256}
     record["published_weights"] = source.published

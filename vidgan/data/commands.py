@@ -49,9 +49,10 @@ def _index(args: argparse.Namespace) -> None:
     stale = index.stale(files)
     with progress_bar("probing", len(stale), args.quiet) as advance:
         index.probe(stale, args.workers, on_progress=advance)
-    if not stale and not index.path.is_file():
+    if not index.path.is_file():  # nothing was stale, but the index is written elsewhere (--out)
         index.save()
-    skipped = Counter(index.fresh(file).skip for file in files if index.fresh(file).skip is not None)
+    entries = [index.fresh(file) for file in files]
+    skipped = Counter(entry.skip for entry in entries if entry is not None and entry.skip is not None)
     print(
         f"index: {len(files)} videos, {len(stale)} probed, {len(files) - len(stale)} already indexed; "
         f"{len(files) - sum(skipped.values())} decodable, {sum(skipped.values())} skipped -> {index.path}"

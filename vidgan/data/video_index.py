@@ -190,15 +190,27 @@ def load_or_build(
 
 
 def wait_for(index: VideoIndex, files: list[Path], timeout_s: float = WAIT_TIMEOUT_S) -> VideoIndex:
-    """Reload `index` until it has a fresh entry for every existing file of `files` (or TimeoutError)."""
-    deadline = time.monotonic() + timeout_s
-    while index.stale(files):
+    """Reload `index` until it has a fresh entry for every existing file of `files` (or TimeoutError).
+
+    The files are stat-ed again only when the index file changed, so waiting ranks do not load a
+    shared filesystem with a stat of every video each second.
+    """
+    deadline, seen, missing = time.monotonic() + timeout_s, None, len(files)
+    while True:
+        try:
+            stat = index.path.stat()
+            stamp = (stat.st_mtime_ns, stat.st_size)
+        except FileNotFoundError:
+            stamp = None
+        if stamp != seen:
+            seen = stamp
+            missing = len(index.load().stale(files))
+            if not missing:
+                return index
         if time.monotonic() > deadline:
             raise TimeoutError(
                 f"vidgan.data: waited {timeout_s:.0f} s for rank 0 to write the video index '{index.path}' "
-                f"({len(index.stale(files))} of {len(files)} files still missing); is it on a filesystem all "
-                "ranks share? (`vidgan data index ROOT` builds it ahead of training)"
+                f"({missing} of {len(files)} files still missing); is it on a filesystem all ranks share? "
+                "(`vidgan data index ROOT` builds it ahead of training)"
             )
         time.sleep(WAIT_POLL_S)
-        index.load()
-    return index

@@ -18,8 +18,12 @@ from pytorch_lightning.cli import LightningCLI
 from pytorch_lightning.plugins.io import CheckpointIO
 
 from ganforge.checkpoint import AtomicCheckpointIO
+from ganforge.console import ParameterSummary, quiet_lightning
 from ganforge.errors import one_line, run_guarded, union_cause  # noqa: F401 - run_guarded is re-exported
+from ganforge.fit_end import FitEnd
 from ganforge.logging import WandbOptions, build_loggers
+from ganforge.resume import AUTO, newest_checkpoint
+from ganforge.run_checkpoint import RunCheckpoint
 from ganforge.sample_logging import SampleMediaCallback
 from ganforge.slurm_requeue import REQUEST_ENV, SlurmRequeue
 from ganforge.trainer import default_strategy, progress_callbacks
@@ -28,8 +32,10 @@ from ganforge.trainer import default_strategy, progress_callbacks
 class GANForgeCLI(LightningCLI):
     """LightningCLI with ganforge's trainer defaults.
 
-    - atomic checkpoint writes and a `last.ckpt` beside periodic ones;
-    - a rich progress bar;
+    - atomic checkpoint writes, the newest periodic checkpoints and a `last.ckpt` that holds the
+      final state of every fit (`RunCheckpoint`, `FitEnd`);
+    - `--ckpt_path auto`: resume from the newest checkpoint of the run directory, or start fresh;
+    - a rich progress bar in generator steps;
     - the GAN-safe DDP strategy whenever more than one process trains;
     - Slurm preemption (`SlurmRequeue`) whenever `GANFORGE_REQUEUE_FILE` is set (slurm/train.sbatch).
     """
@@ -42,6 +48,9 @@ class GANForgeCLI(LightningCLI):
             config = {**config, "plugins": [*plugins, AtomicCheckpointIO()]}
         if config.get("enable_progress_bar", True) is not False:
             callbacks = [*callbacks, *progress_callbacks(True)]
+        callbacks = [*callbacks, FitEnd()]
+        if config.get("enable_model_summary", True) is not False:
+            callbacks = [*callbacks, ParameterSummary()]
         if config.get("logger") is True:
             config, callbacks = self._default_logging(config, callbacks)
         if os.environ.get(REQUEST_ENV) and not any(
@@ -110,10 +119,34 @@ class GANForgeCLI(LightningCLI):
     def before_instantiate_classes(self) -> None:
         cfg = self.config[self.subcommand] if self.subcommand else self.config
         trainer = cfg["trainer"]
+        if cfg.get("ckpt_path") == AUTO:
+            root = trainer.get("default_root_dir") or os.getcwd()
+            found = newest_checkpoint(root, self._checkpoint_dirs(cfg, root))
+            what = f"resuming from {found}" if found else "no checkpoint, starting fresh"
+            print(f"--ckpt_path auto: {what}")
+            cfg["ckpt_path"] = None if found is None else str(found)
         if trainer.get("strategy", "auto") == "auto":
             trainer["strategy"] = default_strategy(
                 trainer.get("devices", "auto"), trainer.get("num_nodes", 1)
             )
+
+    def _checkpoint_dirs(self, cfg: Any, root: str) -> list[str]:
+        """`<root>/checkpoints` (where a callback without `dirpath` writes) and every callback's `dirpath`."""
+        callbacks = [
+            *_as_list(cfg["trainer"].get("callbacks")),
+            *_as_list(self.trainer_defaults.get("callbacks")),
+        ]
+        dirs = [
+            getattr(c, "dirpath", None) or getattr(getattr(c, "init_args", None), "dirpath", None)
+            for c in callbacks
+        ]
+        return [os.path.join(root, "checkpoints"), *(d for d in dirs if d)]
+
+    def stop_signal(self) -> int | None:
+        """The signal (SIGTERM, SIGINT) that stopped this fit early, if any (see ganforge.fit_end)."""
+        trainer = getattr(self, "trainer", None)
+        ends = [c for c in getattr(trainer, "callbacks", []) if isinstance(c, FitEnd)]
+        return ends[0].stopped_by if ends else None
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -124,12 +157,7 @@ def trainer_defaults(family: str) -> dict[str, Any]:
     """Trainer defaults shared by `vidgan fit` and `t2i fit`; YAML and flags override them."""
     return {
         "default_root_dir": f"runs/{family}",
-        # No version counter: a resumed run overwrites last.ckpt instead of writing last-v1.ckpt.
-        "callbacks": [
-            ModelCheckpoint(
-                save_last=True, every_n_train_steps=500, save_top_k=-1, enable_version_counter=False
-            )
-        ],
+        "callbacks": [RunCheckpoint(every_n_train_steps=500, keep_last=3)],
         # True = ganforge's loggers (W&B, configured by the `wandb:` section, plus CSV); false = none.
         "logger": True,
     }
@@ -151,23 +179,25 @@ def run_lightning_cli(
     of `model_class` / `datamodule_class` (vidgan: VideoGAN or the baseline; t2i: every stage).
     """
 
+    stopped: list[int] = []
+
     def run() -> None:
         try:
-            instantiate()
+            cli = instantiate()
         except ValueError as err:
             cause = union_cause(err, {"model": model_class, "data": datamodule_class})
             if cause is None:
                 raise
             raise ValueError(cause) from err
+        signum = cli.stop_signal()
+        if signum is not None:
+            stopped.append(signum)
 
-    def instantiate() -> None:
-        with warnings.catch_warnings():
+    def instantiate() -> GANForgeCLI:
+        with quiet_lightning(), warnings.catch_warnings():
             # We pass argv explicitly (tests call main(argv)); Lightning warns when sys.argv also has it.
             warnings.filterwarnings("ignore", message=".*LightningCLI's args parameter.*")
-            # GANModule's checkpoints are taken after a batch's last optimiser step and resume exactly
-            # (tests/fault/test_kill_resume.py); Lightning's advice to save pre-step states is noise here.
-            warnings.filterwarnings("ignore", message=".*ModelCheckpoint with manual optimization.*")
-            GANForgeCLI(
+            return GANForgeCLI(
                 model_class,
                 datamodule_class,
                 subclass_mode_model=subclass_mode_model,
@@ -180,9 +210,10 @@ def run_lightning_cli(
             )
 
     try:
-        return run_guarded(prog, run)
+        code = run_guarded(prog, run)
     finally:
         teardown_distributed()
+    return 128 + stopped[0] if code == 0 and stopped else code  # the shell's code for a signal stop
 
 
 def teardown_distributed() -> None:

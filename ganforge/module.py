@@ -11,8 +11,12 @@ pieces:
 
 Schedule, with k = accumulate_grad_batches and n = d_steps_per_g_step: every batch feeds D;
 D steps its optimiser every k batches; the last k batches of each n*k-batch cycle also feed G,
-which then steps and updates its EMA. Lightning's `global_step` counts optimiser steps of both
-networks; `g_step` counts generator updates.
+which then steps and updates its EMA.
+
+Step unit: D's optimiser steps bypass Lightning's step counter (`_step_uncounted`), so Lightning's
+`global_step` counts generator updates, as GAN papers do, and equals `g_step`. Everything keyed to it
+is in generator steps: `trainer.max_steps`, checkpoint intervals, `lr_decay`, `ema_start_step`, and
+(scaled in `on_train_start`) an integer `val_check_interval`. See docs/training_steps.md.
 """
 
 from __future__ import annotations
@@ -189,7 +193,7 @@ class GANModule(pl.LightningModule):
             self._backward_if_finite(loss, "d_loss")
             if update:
                 self._clip(self.discriminator, logs, "d_grad_norm", log_now)
-                opt.step()
+                self._step_uncounted(opt)
                 opt.zero_grad(set_to_none=True)
         return {"d_loss": loss.detach(), **logs}
 
@@ -205,6 +209,19 @@ class GANModule(pl.LightningModule):
                 self.ema.update(self.generator, self.g_step)
                 self._decay_learning_rates()
         return {"g_loss": loss.detach(), **logs}
+
+    def _step_uncounted(self, opt: Any) -> None:
+        """Step a LightningOptimizer through the strategy (precision plugin included) without counting it.
+
+        `LightningOptimizer.step` is `strategy.optimizer_step` between two progress-counter updates;
+        leaving the counter out for D keeps `global_step` in generator steps (module docstring).
+        """
+        self.trainer.strategy.optimizer_step(opt.optimizer, closure=lambda: None)
+
+    @property
+    def batches_per_g_step(self) -> int:
+        """Training batches per generator update: `d_steps_per_g_step * accumulate_grad_batches`."""
+        return self.d_steps_per_g_step * self.accumulate_grad_batches
 
     def _backward_if_finite(self, loss: Tensor, name: str) -> None:
         """Backward `loss / k`, or skip and count it when it is not finite on any rank."""
@@ -242,7 +259,7 @@ class GANModule(pl.LightningModule):
             logs[key] = norm.detach()
 
     def _decay_learning_rates(self) -> None:
-        """lr = initial_lr * (1 - global_step / max_steps) for every param group of both optimisers.
+        """lr = initial_lr * (1 - g_step / max_steps) for every param group of both optimisers.
 
         Each group decays from its own first learning rate (LayoutGAN's box, shape and text groups
         differ), kept as `group["initial_lr"]`, torch's scheduler key: the optimiser state dict
@@ -250,7 +267,7 @@ class GANModule(pl.LightningModule):
         """
         if self.lr_decay == "none" or self.trainer.max_steps is None or self.trainer.max_steps <= 0:
             return
-        scale = max(0.0, 1.0 - self.global_step / self.trainer.max_steps)
+        scale = max(0.0, 1.0 - self.g_step / self.trainer.max_steps)
         for opt in self.optimizers():
             for group in opt.param_groups:
                 group["lr"] = group.setdefault("initial_lr", group["lr"]) * scale
@@ -310,7 +327,14 @@ class GANModule(pl.LightningModule):
             self._resume_rng = {"global": header["rng_states"], "generators": header.get("generators", {})}
 
     def on_train_start(self) -> None:
-        """Restore a resumed fit's global RNGs and the module's own generators (see on_load_checkpoint)."""
+        """Put an integer `val_check_interval` into generator steps; restore a resumed fit's RNGs.
+
+        Lightning counts `val_check_interval` in training batches; a generator step takes
+        `batches_per_g_step` of them. The RNGs are the global ones and the module's own generators
+        (see on_load_checkpoint).
+        """
+        if isinstance(self.trainer.val_check_interval, int):
+            self.trainer.val_check_batch = self.trainer.val_check_interval * self.batches_per_g_step
         if self._resume_rng is None:
             return
         restore_rng_states(self._resume_rng["global"])

@@ -1,15 +1,15 @@
-"""Kill -9 and resume: a tiny `vidgan fit` / `t2i fit` killed mid-run and resumed with `--ckpt_path last`
-ends bitwise equal to the same run left alone.
+"""Kill -9 and resume: a tiny `vidgan fit` / `t2i fit` killed mid-run and started again with the same
+command (`--ckpt_path auto`) ends bitwise equal to the same run left alone.
 
-Each case runs the CLI three times as subprocesses: N optimiser steps straight; the same command
+Each case runs the CLI three times as subprocesses: N generator steps straight; the same command
 SIGKILLed at a random step after the first checkpoint (checkpoints every K steps); the same command
-again with `--ckpt_path last`. On CPU with one thread every operation is deterministic, and the
-checkpoint holds everything the rest of the run depends on: weights, EMA, optimiser moments, the
-torch/numpy/python RNG states and the data loader's position inside the epoch
-(`ganforge.resumable`). So the final G, D and EMA weights and the optimiser states must be equal
-bit for bit (`torch.equal`, no tolerance). The resumed run repeats the steps done after the last
-checkpoint; the test counts them (in optimiser steps) and checks that they are at most one
-checkpoint interval. Set GANFORGE_FAULT_SEED to replay a kill step.
+again, which finds the killed run's last.ckpt and resumes from it. On CPU with one thread every
+operation is deterministic, and the checkpoint holds everything the rest of the run depends on:
+weights, EMA, optimiser moments, the torch/numpy/python RNG states and the data loader's position
+inside the epoch (`ganforge.resumable`). So the final G, D and EMA weights and the optimiser states
+must be equal bit for bit (`torch.equal`, no tolerance). The resumed run repeats the steps done
+after the last checkpoint; the test counts them (in generator steps) and checks that they are at
+most one checkpoint interval. Set GANFORGE_FAULT_SEED to replay a kill step.
 
 Epochs are 5 (vidgan) and 3 (t2i) batches long, so the resumed run starts mid-epoch and crosses
 epoch boundaries. ~25-40 s per case with OMP_NUM_THREADS=1 (three CLI start-ups dominate).
@@ -46,16 +46,16 @@ CASES = {
     "vidgan": (
         "vidgan",
         "configs/vidgan/moving_mnist_tiny.yaml",
-        # 20 sequences / batch 4 = 5 batches per epoch; 2 D + 1 G optimiser steps per 2 batches
+        # 20 sequences / batch 4 = 5 batches per epoch; one generator step per 2 batches
         ["--data.train_sequences=20", "--data.batch_size=4", "--trainer.val_check_interval=5"],
-        24,
-        6,
+        10,
+        3,
         "vidgan",
     ),
     "t2i": (
         "t2i",
         "configs/t2i/shapes_image_tiny.yaml",
-        # 12 images / batch 4 = 3 batches per epoch; 1 D + 1 G optimiser step per batch
+        # 12 images / batch 4 = 3 batches per epoch; one generator step per batch
         [
             "--model.init_args.clip_path=null",
             "--model.init_args.text_width=64",
@@ -64,8 +64,8 @@ CASES = {
             "--data.init_args.shapes.train=12",
             "--data.init_args.shapes.val=4",
         ],
-        16,
-        4,
+        8,
+        2,
         "t2i-image",
     ),
 }
@@ -84,12 +84,12 @@ def fit_command(family: str, root: Path, data: Path) -> list[str]:
         *QUIET,
         f"--trainer.max_steps={max_steps}",
         f"--trainer.default_root_dir={root}",
-        "--trainer.callbacks+=ModelCheckpoint",
+        "--trainer.callbacks+=ganforge.run_checkpoint.RunCheckpoint",
         f"--trainer.callbacks.dirpath={root / 'ckpt'}",
         f"--trainer.callbacks.every_n_train_steps={every}",
-        "--trainer.callbacks.save_last=true",
-        "--trainer.callbacks.save_top_k=-1",
+        "--trainer.callbacks.keep_last=-1",
         "--trainer.callbacks+=step_announcer.StepAnnouncer",
+        "--ckpt_path=auto",  # fresh when the run folder has no checkpoint, else resume
     ]
 
 
@@ -154,10 +154,10 @@ def test_sigkill_and_resume_ends_bitwise_equal_to_the_straight_run(family: str, 
     resumed_from = saved["global_step"]
     assert every <= resumed_from <= done[-1], f"seed {seed}"
 
-    rc, rerun, err = run_fit([*fit_command(family, killed, data), "--ckpt_path=last"])
+    rc, rerun, err = run_fit(fit_command(family, killed, data))  # the same command again
     assert rc == 0, err[-2000:]
     assert rerun[0] > resumed_from and rerun[-1] == max_steps
-    redone = done[-1] - resumed_from  # optimiser steps finished before the kill and done again
+    redone = done[-1] - resumed_from  # generator steps finished before the kill and done again
     assert [s for s in rerun if s <= done[-1]] == [s for s in done if s > resumed_from]
     assert 0 <= redone <= every, f"seed {seed}: redid {redone} steps after the kill at step {done[-1]}"
 

@@ -1,0 +1,95 @@
+"""FitEnd: every fit ends at a batch boundary, with its final weights validated and saved.
+
+- `max_steps` or `max_epochs` reached: the last batch asks for a validation pass of the final
+  weights (when validation is configured), so the run's last logged metrics are those of
+  `last.ckpt` (ganforge.run_checkpoint.RunCheckpoint writes it at train end).
+- SIGTERM (`scancel`, a node shutdown, `kill`) or a first Ctrl-C (SIGINT): the handler only sets a
+  flag. At the next batch end all ranks agree on it, training stops there without a validation
+  pass (the signal's grace time may not cover one), `last.ckpt` is written and the command exits
+  with 128 + the signal number. There is no requeue: SIGUSR1 keeps that meaning
+  (ganforge.slurm_requeue). A second Ctrl-C interrupts at once, as Python does by default.
+
+Lightning's own SIGTERM handler broadcasts from inside the signal handler under DDP, which can pair
+with another rank's collective and hang (Lightning issue #21406); ours replaces it for the fit.
+"""
+
+from __future__ import annotations
+
+import signal
+from types import FrameType
+from typing import Any
+
+import pytorch_lightning as pl
+from pytorch_lightning.utilities import rank_zero_warn
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+class FitEnd(pl.Callback):
+    """Final validation at `max_steps`/`max_epochs`; SIGTERM and a first SIGINT stop at the next batch end."""
+
+    def __init__(self) -> None:
+        self.received: int | None = None  # signal number of a stop request not yet acted on
+        self.stopped_by: int | None = None  # signal number that ended this fit
+        self._previous: dict[int, Any] = {}
+
+    # ------------------------------------------------------------------ signals
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self.received = signum
+        if signum == signal.SIGINT:  # the next Ctrl-C interrupts at once
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # After Lightning registered its handlers (Trainer._run), so ours replace them for the fit.
+        for signum in STOP_SIGNALS:
+            self._previous[signum] = signal.signal(signum, self._on_signal)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._restore()
+
+    def on_exception(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
+    ) -> None:
+        self._restore()
+
+    def _restore(self) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
+        self._previous = {}
+
+    # ------------------------------------------------------------------ batch end
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        if self._stop_requested(trainer):
+            self.stopped_by = self.received or signal.SIGTERM
+            self.received = None
+            rank_zero_warn(
+                f"stopping on {signal.Signals(self.stopped_by).name} at step {trainer.global_step}; "
+                "saving last.ckpt (resume with --ckpt_path auto)"
+            )
+            # End as if max_steps were reached here: `should_stop` would first run a validation pass.
+            trainer.fit_loop.epoch_loop.max_steps = trainer.global_step
+            return
+        if _last_batch(trainer):
+            trainer.should_stop = True  # Lightning validates before a requested stop
+
+    def _stop_requested(self, trainer: pl.Trainer) -> bool:
+        requested = self.received is not None
+        if trainer.world_size > 1:  # collective: every rank reaches it once per batch
+            requested = trainer.strategy.reduce_boolean_decision(requested, all=False)
+        return requested
+
+
+def _last_batch(trainer: pl.Trainer) -> bool:
+    """Whether the batch that just ended is the fit's last by `max_steps` or `max_epochs`."""
+    loop = trainer.fit_loop
+    if trainer.max_steps is not None and trainer.max_steps > 0 and trainer.global_step >= trainer.max_steps:
+        return True
+    max_epochs = trainer.max_epochs
+    return (
+        max_epochs is not None
+        and max_epochs > 0
+        and loop.epoch_loop.batch_progress.is_last_batch
+        and trainer.current_epoch + 1 >= max_epochs
+    )

@@ -47,9 +47,10 @@ class WandbOptions:
         name: display name; default W&B's generated name.
         tags: run tags.
         mode: "offline" (default), "online" or "disabled"; the environment's `WANDB_MODE` wins.
-        log_model: upload checkpoints as W&B artifacts (online mode only).
+        log_model: upload checkpoints as W&B artifacts (online mode only; off by default: a paper-scale
+            checkpoint is ~1 GB, and `true` would upload every periodic one).
         init_timeout: seconds `wandb.init` may take online before falling back to offline.
-        media_every_n_steps: log `model.sample(batch)` media every this many training batches.
+        media_every_n_steps: log `model.sample(batch)` media every this many steps (generator steps).
         media_max_items: items of the fixed validation batch that `sample` sees.
         video_format: "mp4" or "gif", for W&B videos and the local files.
         local_media: also write the sample media as files under `<run dir>/samples/`.
@@ -61,7 +62,7 @@ class WandbOptions:
     name: str | None = None
     tags: list[str] = field(default_factory=list)
     mode: str = "offline"
-    log_model: bool = True
+    log_model: bool = False
     init_timeout: float = 60.0
     media_every_n_steps: int = 500
     media_max_items: int = 8

@@ -117,6 +117,7 @@ class GANModule(pl.LightningModule):
         self._nonfinite_in_a_row = {"d_loss": 0, "g_loss": 0}  # per network: one may break alone
         self._last_log_time: tuple[float, int] | None = None
         self._resume_rng: dict[str, Any] | None = None  # set by on_load_checkpoint, used by on_train_start
+        self._penalties_ran = False  # set by d_penalties, checked after each discriminator_loss
 
     # ------------------------------------------------------------------ subclass interface
     def discriminator_loss(self, batch: Any) -> tuple[Tensor, dict[str, Tensor]]:
@@ -138,24 +139,37 @@ class GANModule(pl.LightningModule):
         real: Tensor,
         fake: Tensor,
     ) -> tuple[Tensor, dict[str, Tensor]]:
-        """D loss of `critic` on real and (detached) fake inputs of shape (B, ...), with penalties.
+        """D loss of `critic` on real and (detached) fake inputs of shape (B, ...), with `d_penalties`.
 
-        Adds R1 (on `real`) and the WGAN gradient penalty (at random interpolates) when their
-        weights are positive. Returns the loss and `d_real`/`d_fake` logit means.
+        Returns the loss and `d_real`/`d_fake` logit means (plus the penalties' logs).
         """
         fake = fake.detach()
-        if self.r1_weight > 0:
-            real = real.detach().requires_grad_(True)
         real_logits, fake_logits = critic(real), critic(fake)
         loss = self.d_adversarial(real_logits, fake_logits)
         logs = {"d_real": real_logits.detach().mean(), "d_fake": fake_logits.detach().mean()}
+        penalty, penalty_logs = self.d_penalties(critic, real, fake)
+        return loss + penalty, logs | penalty_logs
+
+    def d_penalties(
+        self, critic: Callable[[Tensor], Tensor], real: Tensor, fake: Tensor
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        """The weighted R1 (on `real`) and WGAN gradient penalty (at random interpolates) of `critic`.
+
+        Every D loss passes here, directly or through `adversarial_d_loss`: a stage whose D loss is
+        written by hand (t2i's image stage shares features between terms) calls it per critic. A
+        positive `gp_weight` or `r1_weight` whose penalty never ran in a D step is an error
+        (`_d_step`), never a silent no-op. `critic` maps inputs (B, ...) to logits (B, ...).
+        """
+        self._penalties_ran = True
+        loss, logs = torch.zeros((), device=real.device), {}
         if self.r1_weight > 0:
-            r1 = r1_penalty(real_logits, real)
+            real_in = real.detach().requires_grad_(True)
+            r1 = r1_penalty(critic(real_in), real_in)
             loss = loss + 0.5 * self.r1_weight * r1
             logs["r1"] = r1.detach()
         if self.gp_weight > 0:
             alpha = torch.rand(real.shape[0], device=real.device)
-            x_hat = interpolate(real.detach(), fake, alpha)
+            x_hat = interpolate(real.detach(), fake.detach(), alpha)
             gp = gradient_penalty(critic(x_hat), x_hat)
             loss = loss + self.gp_weight * gp
             logs["gp"] = gp.detach()
@@ -189,7 +203,13 @@ class GANModule(pl.LightningModule):
 
     def _d_step(self, batch: Any, opt: Any, update: bool, log_now: bool) -> dict[str, Tensor]:
         with self.toggled_optimizer(opt):
+            self._penalties_ran = False
             loss, logs = self.discriminator_loss(batch)
+            if (self.gp_weight > 0 or self.r1_weight > 0) and not self._penalties_ran:
+                raise ValueError(
+                    f"{type(self).__name__}: gp_weight={self.gp_weight}, r1_weight={self.r1_weight}, but its "
+                    "discriminator_loss never calls the core's penalty path (adversarial_d_loss, d_penalties)"
+                )
             self._backward_if_finite(loss, "d_loss")
             if update:
                 self._clip(self.discriminator, logs, "d_grad_norm", log_now)

@@ -46,10 +46,13 @@ def logging_step(trainer: pl.Trainer) -> int:
 
 
 class SampleMediaCallback(pl.Callback):
-    """Log `pl_module.sample(batch)` media every `every_n_steps` training batches and at the end of fit.
+    """Log `pl_module.sample(batch)` media every `every_n_steps` steps and at the end of fit.
+
+    Media are logged at W&B's step axis (training batches, `logging_step`), so they line up with the
+    scalars logged in the same batch.
 
     Args:
-        every_n_steps: training batches between two samples.
+        every_n_steps: steps (`trainer.global_step`: generator steps for GANs) between two samples.
         max_items: items of the fixed batch passed to `sample`.
         video_format: "mp4" or "gif".
         local_dir: also write the media as files here (None: only W&B); see `ganforge.media_files`.
@@ -74,8 +77,10 @@ class SampleMediaCallback(pl.Callback):
         self.enabled = True
         self._last_step: int | None = None  # the step media were last logged at
         self._last_batch_step: int | None = None  # the logging step of this fit's latest batch
+        self._global_step: int | None = None  # trainer.global_step after the latest batch
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._global_step = trainer.global_step  # a resumed run logged media at this step already
         if not callable(getattr(pl_module, "sample", None)):
             self.enabled = False  # not a sampling model (e.g. t2i's CLIP stage): nothing to show
         if not trainer.is_global_zero or self.fixed_batch is not None or not self.enabled:
@@ -100,7 +105,8 @@ class SampleMediaCallback(pl.Callback):
         if self.fixed_batch is None:
             self.fixed_batch = take_first(batch, self.max_items)
         step = self._last_batch_step = logging_step(trainer)
-        if (step + 1) % self.every_n_steps == 0:
+        advanced, self._global_step = trainer.global_step != self._global_step, trainer.global_step
+        if advanced and trainer.global_step % self.every_n_steps == 0:  # D-only batches keep the step
             self.log_samples(trainer, pl_module, step)
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

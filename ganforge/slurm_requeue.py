@@ -71,6 +71,7 @@ class SlurmRequeue(pl.Callback):
         _claim_last_checkpoints(trainer)
         trainer.save_checkpoint(path)  # every rank takes part; rank 0 writes
         if trainer.is_global_zero:
+            prune_older_hpc_checkpoints(Path(path))
             Path(self.request_file).write_text(f"{path}\n")
         self.requested = False
         # End training as if max_steps were reached here; `trainer.should_stop` would first run a
@@ -89,3 +90,18 @@ def _claim_last_checkpoints(trainer: pl.Trainer) -> None:
     for callback in trainer.checkpoint_callbacks:
         if isinstance(callback, ModelCheckpoint) and callback.save_last and callback.dirpath:
             callback.last_model_path = callback.format_checkpoint_name(metrics, callback.CHECKPOINT_NAME_LAST)
+
+
+def prune_older_hpc_checkpoints(newest: Path) -> list[Path]:
+    """Delete the `hpc_ckpt_*.ckpt` beside `newest` that precede it: each is ~1 GB at paper scale.
+
+    Only the newest is ever resumed from (Lightning's rule and `--ckpt_path auto` alike).
+    """
+    older = [p for p in newest.parent.glob("hpc_ckpt_*.ckpt") if _hpc_number(p) < _hpc_number(newest)]
+    for path in older:
+        path.unlink(missing_ok=True)
+    return older
+
+
+def _hpc_number(path: Path) -> int:
+    return int(path.stem.rsplit("_", 1)[1])

@@ -16,11 +16,12 @@ object labels. `sample` uses the EMA generator.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 from ganforge.media import ImageMedia, LabeledBox
 from ganforge.module import GANModule
@@ -48,6 +49,13 @@ def conditional_d_loss(
     Logits of any shape; `d_loss(real, fake)` is a pair loss such as `ganforge.losses.hinge_d`.
     """
     return d_loss(real.flatten(), torch.cat([fake.flatten(), mismatched.flatten()]))
+
+
+def patch_logits(critic: nn.Module, images: Tensor, sentence: Tensor) -> Tensor:
+    """Unconditional plus text-conditional logits of one patch D on images (B, 3, H, W): the critic
+    whose gradient the core's penalties (R1, WGAN-GP) constrain."""
+    features = critic.features(images)[1]
+    return critic.logits(features) + critic.logits(features, sentence)
 
 
 def mismatched_captions(captions: list[str]) -> tuple[Tensor, Tensor]:
@@ -263,8 +271,12 @@ class ImageGAN(GANModule):
             wrong_c = critic.logits(f_real, wrong.sentence)[valid]
             uncond = self.d_adversarial(critic.logits(f_real), critic.logits(f_fake))
             cond = conditional_d_loss(self.d_adversarial, real_c, fake_c, wrong_c)
-            loss = loss + uncond + cond
+            penalty, penalty_logs = self.d_penalties(
+                partial(patch_logits, critic, sentence=text.sentence), real, fake
+            )
+            loss = loss + uncond + cond + penalty
             logs |= {f"d{stage}_uncond": uncond.detach(), f"d{stage}_cond": cond.detach()}
+            logs |= {f"d{stage}_{key}": value for key, value in penalty_logs.items()}
             logs |= {f"d{stage}_real": real_c.detach().mean(), f"d{stage}_fake": fake_c.detach().mean()}
         if self.lambda_object > 0 and bool(batch["object_mask"].any()):
             obj = self._object_d_loss(batch, text, stem_real, stem_fake, wrong, valid)

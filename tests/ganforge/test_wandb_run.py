@@ -127,7 +127,7 @@ def test_video_and_image_media_decode_with_boxes_and_table(offline_run):
 
 def test_config_identity_and_local_fallback_are_recorded(offline_run):
     root, _, run = offline_run
-    assert run.config["model"]["hidden"] == 16 and run.config["trainer"]["max_steps"] == 24
+    assert run.config["model"]["hidden"] == 16 and run.config["trainer"]["max_steps"] == 12
     assert run.config["wandb"]["media_every_n_steps"] == 6
     assert (run.project, run.group, run.job_type, run.tags) == (
         "ganforge-tests",

@@ -38,7 +38,7 @@ def test_fit_writes_a_checkpoint_textoimage_loads(tmp_path: Path) -> None:
     assert main(["fit", "--config", str(CONFIG), *tiny_overrides(tmp_path)]) == 0
     ckpt_path = tmp_path / "run" / "checkpoints" / "last.ckpt"
     ckpt = load_checkpoint(ckpt_path, family="t2i-image")
-    assert ckpt["ganforge"]["g_step"] == 2  # 4 optimiser steps = 2 D + 2 G
+    assert ckpt["ganforge"]["g_step"] == ckpt["global_step"] == 4  # max_steps counts generator steps
     assert ckpt["hyper_parameters"]["clip_path"] is None  # rebuilt from the recorded tower sizes
     assert any(k.startswith("text_encoder.") for k in ckpt["state_dict"])
     model = TextToImage.from_checkpoint(ckpt_path)

@@ -1,6 +1,6 @@
 """t2i: text -> layout -> image GANs (Obj-GAN lineage, Li et al. 2019) on the ganforge core.
 
-`from t2i import TextToImage, Box` is the Python API (DESIGN §4.1). Names load lazily, so importing
+`from t2i import TextToImage, Box` is the Python API (docs/python_api.md). Names load lazily, so importing
 the package (e.g. for `t2i data ...`) does not import torch or Lightning.
 """
 

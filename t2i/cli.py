@@ -75,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     data = sub.add_parser("data", help="write datasets").add_subparsers(dest="dataset", required=True)
     shapes = data.add_parser(
-        "shapes", help="render the shapes-scenes dataset in COCO format (DESIGN.md §6.2)"
+        "shapes", help="render the shapes-scenes dataset in COCO format (docs/t2i_model.md)"
     )
     shapes.add_argument("--out", required=True, help="output directory (created)")
     defaults = ShapesSpec()

@@ -1,6 +1,6 @@
 """Semantic object accuracy (SOA, Hinz et al. 2020) on shapes-scenes, with an object classifier as detector.
 
-DESIGN.md §6.1. Hinz et al. ask a pretrained detector whether each object a caption names is in the
+docs/t2i_model.md. Hinz et al. ask a pretrained detector whether each object a caption names is in the
 generated image. Shapes-scenes has no pretrained detector, so `ObjectClassifier` (shape + colour
 heads) is trained on crops of REAL train images at their ground-truth boxes; an image then
 "contains" an object when the crop at one of its layout boxes (the predicted boxes for generated

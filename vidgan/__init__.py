@@ -1,6 +1,6 @@
 """vidgan: DVD-GAN-FP video frame prediction (Clark et al. 2019) on the ganforge core.
 
-`from vidgan import FramePredictor` is the Python API (DESIGN §4.1). Names load lazily, so importing
+`from vidgan import FramePredictor` is the Python API (docs/python_api.md). Names load lazily, so importing
 the package (e.g. for `vidgan data ...`) does not import torch or Lightning.
 """
 

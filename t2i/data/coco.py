@@ -4,7 +4,7 @@ Reads real COCO 2014/2017 files unchanged and the shapes-scenes files (`t2i.data
 2014 (`COCO_SPLITS[2014]`: train2014 / val2014) is the split AttnGAN and Obj-GAN report on; train2017
 holds most of val2014, so `check_coco_splits` refuses that pair.
 
-Layout rules (DESIGN.md §6, LostGAN / Obj-GAN):
+Layout rules (docs/t2i_model.md, LostGAN / Obj-GAN):
 - crowd annotations and objects whose box covers under `min_object_area` of the image are dropped;
 - at most `max_objects` objects per image are kept, sorted by box area, largest first;
 - images left with fewer than `min_objects` objects are dropped.

@@ -1,6 +1,6 @@
 """Shapes-scenes: a COCO-format text-to-image dataset of 1-3 coloured shapes with spatial captions.
 
-DESIGN.md §6.2. Each image holds 1-3 (mostly 2-3) non-overlapping shapes (circle, square, triangle,
+docs/t2i_model.md. Each image holds 1-3 (mostly 2-3) non-overlapping shapes (circle, square, triangle,
 diamond) in one of 6 colours and 2 sizes on a lightly textured dark background; no two objects of
 an image share both shape and colour, so "the red circle" always names exactly one object. Each image gets
 5 template captions that name every object and, for 2-3 objects, state spatial relations.
@@ -256,7 +256,7 @@ def _render_split(root: Path, split: str, count: int, size: int, rng: np.random.
             captions.append(
                 {"id": len(captions) + 1, "image_id": image_id, "caption": text, "relations": relations}
             )
-    info = {"description": "ganforge shapes-scenes (DESIGN.md §6.2)", "version": "1.0"}
+    info = {"description": "ganforge shapes-scenes (docs/t2i_model.md)", "version": "1.0"}
     categories = [{"id": i + 1, "name": s, "supercategory": "shape"} for i, s in enumerate(SHAPES)]
     ann_dir = root / "annotations"
     ann_dir.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,4 @@
-"""`Box`: one object of a layout, the public layout type of `t2i` (DESIGN.md §4.1)."""
+"""`Box`: one object of a layout, the public layout type of `t2i` (docs/python_api.md)."""
 
 from __future__ import annotations
 

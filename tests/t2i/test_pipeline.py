@@ -1,4 +1,4 @@
-"""TextToImage (DESIGN.md §4.1): loading, generate with and without layouts, determinism, bad input."""
+"""TextToImage (docs/python_api.md): loading, generate with and without layouts, determinism, bad input."""
 
 from __future__ import annotations
 

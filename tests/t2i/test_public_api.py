@@ -1,4 +1,4 @@
-"""The DESIGN §4.1 import path of the t2i API."""
+"""The docs/python_api.md import path of the t2i API."""
 
 
 def test_public_names_import_from_the_package():

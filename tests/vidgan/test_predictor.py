@@ -1,4 +1,4 @@
-"""FramePredictor (DESIGN §4.1): numpy and torch round trips, EMA weights, seeds, roll-out, errors."""
+"""FramePredictor (docs/python_api.md): numpy and torch round trips, EMA weights, seeds, roll-out, errors."""
 
 import numpy as np
 import pytest

@@ -124,6 +124,17 @@ def test_video_folder_train_and_val_folders_with_labels(split_root):
     val = dm.datasets["val"]
     assert isinstance(val, VideoFolderDataset) and val.temporal_start == "centre"
     assert [e.path.relative_to(split_root).as_posix() for e in val.entries] == ["val/red/v.mp4"]
+    assert val.readers is None  # open_readers: 0 by default
+    assert (split_root / "train" / ".vidgan_index.json").is_file() and (
+        split_root / "val" / ".vidgan_index.json"
+    ).is_file()
+    dm = VideoDataModule(
+        source="video_folder", data_dir=str(split_root), channels=3, image_size=16, open_readers=2
+    )
+    dm.setup("fit")
+    assert (
+        dm.datasets["train"].readers.capacity == 2 and dm.datasets["train"].probed == 0
+    )  # the index is reused
 
 
 def test_video_folder_split_files_and_missing_val_split(split_root, tmp_path, caplog):
@@ -153,6 +164,7 @@ def test_video_folder_split_files_and_missing_val_split(split_root, tmp_path, ca
         (dict(frame_stride=0), ValueError, "frame_stride=0"),
         (dict(image_size=28), ValueError, "image_size=28"),
         (dict(backend="ffmpeg"), ValueError, "backend='ffmpeg'"),
+        (dict(open_readers=-1), ValueError, "open_readers=-1 must be >= 0"),
         (dict(return_labels=True), ValueError, "return_labels=True"),
         (
             dict(source="video_folder", split_file="nolist.txt", data_dir="."),

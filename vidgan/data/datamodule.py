@@ -39,7 +39,8 @@ class VideoDataModule(pl.LightningDataModule):
     come from `split_file`, else `data_dir/train/` when it exists, else the whole root; they start at
     random frames. Validation clips come from `val_split_file`, else `data_dir/val/`; testing from
     `test_split_file`, else `data_dir/test/`. Without either, the training videos are reused with
-    centred clips (logged).
+    centred clips (logged). Each split root keeps a video index built by rank 0 only, and
+    `open_readers` files stay open per worker (see VideoFolderDataset).
 
     The training loader is a `ResumableDataLoader`: its `ResumableSampler` shards by DDP rank,
     shuffles by `(seed, epoch)` (the on-the-fly Moving MNIST stream reads fresh indices each epoch
@@ -68,6 +69,7 @@ class VideoDataModule(pl.LightningDataModule):
         test_split_file: str | None = None,
         return_labels: bool = False,
         backend: str = "auto",
+        open_readers: int = 0,
         persistent_workers: bool = True,
         pin_memory: bool = False,
     ) -> None:
@@ -83,8 +85,9 @@ class VideoDataModule(pl.LightningDataModule):
         for name in POSITIVE_FIELDS:
             if hp[name] < 1:
                 raise ValueError(f"VideoDataModule: {name}={hp[name]} must be >= 1")
-        if hp.num_workers < 0:
-            raise ValueError(f"VideoDataModule: num_workers={hp.num_workers} must be >= 0")
+        for name in ("num_workers", "open_readers"):
+            if hp[name] < 0:
+                raise ValueError(f"VideoDataModule: {name}={hp[name]} must be >= 0")
         resolve_backends(hp.backend)
         if hp.data_dir is not None and not Path(hp.data_dir).is_dir():
             raise FileNotFoundError(f"VideoDataModule: data_dir='{hp.data_dir}' is not a directory")
@@ -173,7 +176,7 @@ class VideoDataModule(pl.LightningDataModule):
         return VideoFolderDataset(
             root, hp.context_frames, hp.future_frames, hp.image_size, hp.channels, hp.frame_stride,
             split_file=split_file, temporal_start=start, return_labels=hp.return_labels, backend=hp.backend,
-            seed=hp.seed, rank=rank_and_world_size(self.trainer)[0],
+            seed=hp.seed, rank=rank_and_world_size(self.trainer)[0], open_readers=hp.open_readers,
         )  # fmt: skip
 
     # ------------------------------------------------------------------ loaders

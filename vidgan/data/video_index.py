@@ -69,7 +69,10 @@ def video_files(root: Path) -> list[Path]:
 
 def probe_entry(path: Path, backend: str = "auto") -> IndexEntry:
     """Stat and probe one file; an undecodable file gives an entry with its skip reason."""
-    stat = path.stat()
+    try:
+        stat = path.stat()
+    except FileNotFoundError:  # deleted since it was listed: an entry that never matches a file
+        return IndexEntry(-1, -1, None, "missing: deleted while the index was built")
     try:
         return IndexEntry(stat.st_size, stat.st_mtime_ns, probe_video(path, backend), None)
     except VideoDecodeError as err:

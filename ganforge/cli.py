@@ -36,7 +36,8 @@ class GANForgeCLI(LightningCLI):
       final state of every fit (`RunCheckpoint`, `FitEnd`);
     - `--ckpt_path auto`: resume from the newest checkpoint of the run directory, or start fresh;
     - a rich progress bar in generator steps;
-    - the GAN-safe DDP strategy whenever more than one process trains;
+    - whenever more than one process trains, the `gan_ddp` strategy (G and D synchronised separately;
+      plain DDP for other modules; `ganforge.gan_ddp`);
     - Slurm preemption (`SlurmRequeue`) whenever `GANFORGE_REQUEUE_FILE` is set (slurm/train.sbatch).
     """
 

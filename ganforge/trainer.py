@@ -8,9 +8,7 @@ from typing import Any
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import RichProgressBar
 
-# Manual-optimisation GANs backpropagate through G and D separately, so each backward leaves one
-# network without gradients; plain "ddp" then fails on unused parameters.
-GAN_DDP_STRATEGY = "ddp_find_unused_parameters_true"
+from ganforge.gan_ddp import GAN_DDP_STRATEGY
 
 
 class StepProgressBar(RichProgressBar):
@@ -50,7 +48,10 @@ def progress_callbacks(enabled: bool = True) -> list[pl.Callback]:
 
 
 def default_strategy(devices: Any, num_nodes: int = 1) -> str:
-    """`GAN_DDP_STRATEGY` when more than one process trains, else "auto".
+    """`GAN_DDP_STRATEGY` ("gan_ddp", `ganforge.gan_ddp`) when more than one process trains, else "auto".
+
+    That strategy synchronises a GAN's G and D with separate DDP wrappers and gives any other
+    LightningModule Lightning's plain DDP, so it suits every module a command may train.
 
     `devices` may be an int, a digit string ("2", as it arrives from the command line), a list of
     device ids, or "auto"/-1.

@@ -17,16 +17,24 @@ Step unit: D's optimiser steps bypass Lightning's step counter (`_step_uncounted
 `global_step` counts generator updates, as GAN papers do, and equals `g_step`. Everything keyed to it
 is in generator steps: `trainer.max_steps`, checkpoint intervals, `lr_decay`, `ema_start_step`, and
 (scaled in `on_train_start`) an integer `val_check_interval`. See docs/training_steps.md.
+
+DDP: gradients are all-reduced once per update, on its last micro-batch (the others run under the
+strategy's `block_backward_sync`); with `ganforge.gan_ddp` only the network being stepped is
+all-reduced. Each rank seeds its noise with seed + rank (`on_fit_start`), and checkpoints hold
+every rank's RNG states, which a resume on as many ranks restores rank by rank (`on_train_start`).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from typing import Any
 
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.strategies import ParallelStrategy
+from pytorch_lightning.utilities import rank_zero_warn
 from torch import Tensor, nn
 
 from ganforge import __version__
@@ -34,8 +42,9 @@ from ganforge.acceleration import compile_calls, use_channels_last
 from ganforge.checkpoint import FORMAT_VERSION, HEADER_KEY
 from ganforge.ema import EMA
 from ganforge.errors import NonFiniteLossError
+from ganforge.gan_ddp import average_gradients
 from ganforge.losses import gradient_penalty, interpolate, loss_pair, r1_penalty
-from ganforge.rng import restore_rng_states, rng_states
+from ganforge.rng import all_ranks, restore_rng_states, rng_states, seed_rank
 
 
 class GANModule(pl.LightningModule):
@@ -210,7 +219,7 @@ class GANModule(pl.LightningModule):
                     f"{type(self).__name__}: gp_weight={self.gp_weight}, r1_weight={self.r1_weight}, but its "
                     "discriminator_loss never calls the core's penalty path (adversarial_d_loss, d_penalties)"
                 )
-            self._backward_if_finite(loss, "d_loss")
+            self._backward_if_finite(loss, "d_loss", self.discriminator, sync=update)
             if update:
                 self._clip(self.discriminator, logs, "d_grad_norm", log_now)
                 self._step_uncounted(opt)
@@ -220,7 +229,7 @@ class GANModule(pl.LightningModule):
     def _g_step(self, batch: Any, opt: Any, update: bool, log_now: bool) -> dict[str, Tensor]:
         with self.toggled_optimizer(opt):
             loss, logs = self.generator_loss(batch)
-            self._backward_if_finite(loss, "g_loss")
+            self._backward_if_finite(loss, "g_loss", self.generator, sync=update)
             if update:
                 self._clip(self.generator, logs, "g_grad_norm", log_now)
                 opt.step()
@@ -243,15 +252,26 @@ class GANModule(pl.LightningModule):
         """Training batches per generator update: `d_steps_per_g_step * accumulate_grad_batches`."""
         return self.d_steps_per_g_step * self.accumulate_grad_batches
 
-    def _backward_if_finite(self, loss: Tensor, name: str) -> None:
-        """Backward `loss / k`, or skip and count it when it is not finite on any rank."""
+    def _backward_if_finite(self, loss: Tensor, name: str, net: nn.Module, sync: bool) -> None:
+        """Backward `loss / k`, or skip and count it when it is not finite on any rank.
+
+        Under DDP, gradients are all-reduced only when `sync` (the last micro-batch of an
+        accumulation): the others run in the strategy's `block_backward_sync` (DDP's `no_sync`), so
+        their gradients add up locally and go out once. When the last micro-batch is skipped, the
+        gradients `net` accumulated locally are averaged across ranks here instead.
+        """
         finite = bool(torch.isfinite(loss.detach()).all())
-        if self.trainer.world_size > 1:
+        distributed = self.trainer.world_size > 1
+        if distributed:
             finite = self.trainer.strategy.reduce_boolean_decision(finite, all=True)
         if finite:
             self._nonfinite_in_a_row[name] = 0
-            self.manual_backward(loss / self.accumulate_grad_batches)
+            blocked = distributed and not sync and isinstance(self.trainer.strategy, ParallelStrategy)
+            with self.trainer.strategy.block_backward_sync() if blocked else nullcontext():
+                self.manual_backward(loss / self.accumulate_grad_batches)
             return
+        if distributed and sync and self.accumulate_grad_batches > 1:
+            average_gradients(net)
         self.nonfinite_steps += 1
         self._nonfinite_in_a_row[name] += 1
         if self._nonfinite_in_a_row[name] >= self.max_consecutive_nonfinite:
@@ -320,6 +340,12 @@ class GANModule(pl.LightningModule):
 
     # ------------------------------------------------------------------ checkpoint state
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # A collective under DDP: Lightning builds the checkpoint on every rank (rank 0 writes it).
+        own = {
+            "global": rng_states(),
+            "generators": {name: gen.get_state() for name, gen in self._own_generators()},
+        }
+        ranks = all_ranks(own)
         checkpoint[HEADER_KEY] = {
             "format_version": FORMAT_VERSION,
             "family": self.family,
@@ -327,8 +353,9 @@ class GANModule(pl.LightningModule):
             "batches_seen": self.batches_seen,
             "g_step": self.g_step,
             "nonfinite_steps": self.nonfinite_steps,
-            "rng_states": rng_states(),
-            "generators": {name: gen.get_state() for name, gen in self._own_generators()},
+            # Each rank's own RNG states, as lists indexed by rank (see on_train_start).
+            "rng_states": [states["global"] for states in ranks],
+            "generators": [states["generators"] for states in ranks],
         }
 
     def _own_generators(self) -> list[tuple[str, torch.Generator]]:
@@ -344,22 +371,44 @@ class GANModule(pl.LightningModule):
             # Only when resuming a fit: loading weights for inference must not reseed the caller.
             # Applied in on_train_start, after on_fit_start (which may reseed the module's own
             # generators) and the sanity check (which may draw), right before the first batch.
-            self._resume_rng = {"global": header["rng_states"], "generators": header.get("generators", {})}
+            states, generators = header["rng_states"], header.get("generators", {})
+            if isinstance(states, dict):  # one process's states, from before they were saved per rank
+                states, generators = [states], [generators]
+            self._resume_rng = {"global": states, "generators": generators}
+
+    def on_fit_start(self) -> None:
+        """Under DDP, seed this rank's global RNGs with seed + rank (`ganforge.rng.seed_rank`).
+
+        Ranks seeded alike would draw the same latents, penalty interpolates and dropout masks. The
+        weights are built before the fit and every rank starts from rank 0's, so only the fit's noise
+        differs per rank. A subclass seeds its own generators here too (vidgan's `frame_rng`).
+        """
+        if self.trainer.world_size > 1:
+            seed_rank(self.global_rank)
 
     def on_train_start(self) -> None:
         """Put an integer `val_check_interval` into generator steps; restore a resumed fit's RNGs.
 
         Lightning counts `val_check_interval` in training batches; a generator step takes
         `batches_per_g_step` of them. The RNGs are the global ones and the module's own generators
-        (see on_load_checkpoint).
+        (see on_load_checkpoint); each rank restores the states it saved. A checkpoint from another
+        number of ranks has no states for this rank layout: then every rank reseeds with seed + rank.
         """
         if isinstance(self.trainer.val_check_interval, int):
             self.trainer.val_check_batch = self.trainer.val_check_interval * self.batches_per_g_step
         if self._resume_rng is None:
             return
-        restore_rng_states(self._resume_rng["global"])
+        states, generators = self._resume_rng["global"], self._resume_rng["generators"]
+        self._resume_rng = None
+        if len(states) != self.trainer.world_size:
+            rank_zero_warn(
+                f"the checkpoint holds the RNG states of {len(states)} process(es) but this fit runs "
+                f"{self.trainer.world_size}: each rank reseeds with seed + rank instead of resuming its noise"
+            )
+            seed_rank(self.global_rank)
+            return
+        restore_rng_states(states[self.global_rank])
         own = dict(self._own_generators())
-        for name, state in self._resume_rng["generators"].items():
+        for name, state in generators[self.global_rank].items():
             if name in own:
                 own[name].set_state(state)
-        self._resume_rng = None

@@ -233,6 +233,7 @@ class VideoGAN(VideoPredictionModule, GANModule):
         )  # fmt: skip
 
     def on_fit_start(self) -> None:
+        super().on_fit_start()  # GANModule: the global RNGs get seed + rank under DDP
         # Each DDP rank draws its own frame subsets.
         self.frame_rng.manual_seed(self.frame_seed * 1009 + self.global_rank)
 

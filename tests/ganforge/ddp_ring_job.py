@@ -52,7 +52,7 @@ def main() -> None:
     shard = TensorDataset(block(x), block(z))
     loader = DataLoader(shard, batch_size=global_batch // devices, shuffle=False)
     torch.manual_seed(1)
-    model = NoiseInBatchRing(hidden=64, lr=1e-3, ema_decay=0.9, lr_decay="none")
+    model = NoiseInBatchRing(hidden=64, gan=NoiseInBatchRing.gan_options(ema_decay=0.9, lr_decay="none"))
     trainer = pl.Trainer(
         accelerator="cpu",
         devices=devices,

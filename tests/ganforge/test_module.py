@@ -136,10 +136,10 @@ def test_rng_states_round_trip_through_a_safe_checkpoint(tmp_path):
     [
         (1, 1, "auto"),
         ("1", 1, "auto"),
-        (2, 1, "ddp_find_unused_parameters_true"),
-        ("2", 1, "ddp_find_unused_parameters_true"),
-        ([0, 1], 1, "ddp_find_unused_parameters_true"),
-        (1, 2, "ddp_find_unused_parameters_true"),
+        (2, 1, "gan_ddp"),
+        ("2", 1, "gan_ddp"),
+        ([0, 1], 1, "gan_ddp"),
+        (1, 2, "gan_ddp"),
         ("auto", 1, "auto"),
     ],
 )

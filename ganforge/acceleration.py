@@ -1,6 +1,6 @@
 """Opt-in training speed paths for GANModule: channels_last 2-D convolutions and torch.compile.
 
-Both are chosen from config (`model.init_args.channels_last: true`, `model.init_args.compile: true`)
+Both are chosen from config (`model.init_args.gan.channels_last: true`, `model.init_args.gan.compile: true`)
 and applied by `GANModule.configure_model` before the first step. Neither renames a parameter, so
 checkpoints load with or without them. Both give the eager fp32 outputs up to float summation order.
 """

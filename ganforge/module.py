@@ -26,9 +26,12 @@ every rank's RNG states, which a resume on as many ranks restores rank by rank (
 
 from __future__ import annotations
 
+import inspect
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import nullcontext
+from dataclasses import replace
+from types import FrameType
 from typing import Any
 
 import pytorch_lightning as pl
@@ -44,6 +47,7 @@ from ganforge.ema import EMA
 from ganforge.errors import NonFiniteLossError
 from ganforge.gan_ddp import average_gradients
 from ganforge.losses import gradient_penalty, interpolate, loss_pair, r1_penalty
+from ganforge.options import GANOptions
 from ganforge.rng import all_ranks, restore_rng_states, rng_states, seed_rank
 
 
@@ -53,21 +57,15 @@ class GANModule(pl.LightningModule):
     Args:
         generator: the network G; its EMA copy lives in `self.ema.model`.
         discriminator: the network D (may hold several discriminators).
-        family: name written in checkpoints ("ring", "vidgan", "t2i-image", ...).
-        loss: "hinge" (default), "ns", "wgan" or "wgan-gp".
-        g_lr, d_lr, g_betas, d_betas: Adam settings per network (TTUR, Heusel et al. 2017).
-        d_steps_per_g_step: D updates per G update (2 in DVD-GAN).
-        accumulate_grad_batches: batches whose gradients are summed into one update.
-        grad_clip_norm: clip each network's gradient norm to this value (None = no clipping).
-        gp_weight: WGAN-GP weight (10 is standard; only used when > 0).
-        r1_weight: R1 penalty weight on real data (only used when > 0).
-        ema_decay: weight on the old EMA average; 0 disables averaging (EMA = copy of G).
-        ema_start_step: generator step before which the EMA is a plain copy.
-        max_consecutive_nonfinite: non-finite losses in a row tolerated before training stops.
-        channels_last: store 2-D conv weights (so activations) channels_last (ganforge.acceleration).
-        compile: torch.compile G and D in place at fit start (opt-in; see ganforge.acceleration).
-        lr_decay: "none" or "linear" (decay every param group's learning rate linearly from its
-            initial value to 0 at trainer.max_steps).
+        gan: the core options (`ganforge.options.GANOptions`: loss, TTUR Adam, D:G schedule,
+            penalties, EMA, ...), kept as `self.gan` and read into the attributes the steps use
+            (`self.g_lr`, `self.d_steps_per_g_step`, ...). A mapping (the plain dict a checkpoint
+            stores, e.g. through `load_from_checkpoint`, or a YAML block) is read over the family's
+            defaults, `self.gan_options(**gan)`.
+
+    The class attribute `family` is the name written in checkpoints ("ring", "vidgan", "t2i-image", ...).
+    Subclasses take `gan: GANOptions = <their defaults>` and call `save_hyperparameters()`, which
+    stores `gan` as a plain dict.
     """
 
     family = "ganforge"
@@ -76,49 +74,27 @@ class GANModule(pl.LightningModule):
         self,
         generator: nn.Module,
         discriminator: nn.Module,
-        *,
-        loss: str = "hinge",
-        g_lr: float = 1e-4,
-        d_lr: float = 4e-4,
-        g_betas: tuple[float, float] = (0.0, 0.999),
-        d_betas: tuple[float, float] = (0.0, 0.999),
-        d_steps_per_g_step: int = 1,
-        accumulate_grad_batches: int = 1,
-        grad_clip_norm: float | None = None,
-        gp_weight: float = 0.0,
-        r1_weight: float = 0.0,
-        ema_decay: float = 0.999,
-        ema_start_step: int = 0,
-        max_consecutive_nonfinite: int = 10,
-        lr_decay: str = "none",
-        channels_last: bool = False,
-        compile: bool = False,
+        gan: GANOptions | Mapping[str, Any],
     ) -> None:
         super().__init__()
-        if d_steps_per_g_step < 1:
-            raise ValueError(f"d_steps_per_g_step={d_steps_per_g_step} must be >= 1")
-        if accumulate_grad_batches < 1:
-            raise ValueError(f"accumulate_grad_batches={accumulate_grad_batches} must be >= 1")
-        if lr_decay not in ("none", "linear"):
-            raise ValueError(f"lr_decay={lr_decay!r} must be 'none' or 'linear'")
-        if loss == "wgan-gp" and gp_weight <= 0:
-            gp_weight = 10.0  # the WGAN-GP paper's lambda
+        gan = gan if isinstance(gan, GANOptions) else self.gan_options(**gan)
+        self.gan = gan
         self.automatic_optimization = False
         self.generator = generator
         self.discriminator = discriminator
-        self.ema = EMA(generator, decay=ema_decay, start_step=ema_start_step)
-        self.d_adversarial, self.g_adversarial = loss_pair(loss)
-        self.loss_name = loss
-        self.g_lr, self.d_lr = g_lr, d_lr
-        self.g_betas, self.d_betas = tuple(g_betas), tuple(d_betas)
-        self.d_steps_per_g_step = d_steps_per_g_step
-        self.accumulate_grad_batches = accumulate_grad_batches
-        self.grad_clip_norm = grad_clip_norm
-        self.gp_weight, self.r1_weight = gp_weight, r1_weight
-        self.max_consecutive_nonfinite = max_consecutive_nonfinite
-        self.lr_decay = lr_decay
+        self.ema = EMA(generator, decay=gan.ema_decay, start_step=gan.ema_start_step)
+        self.d_adversarial, self.g_adversarial = loss_pair(gan.loss)
+        self.loss_name = gan.loss
+        self.g_lr, self.d_lr = gan.g_lr, gan.d_lr
+        self.g_betas, self.d_betas = gan.g_betas, gan.d_betas
+        self.d_steps_per_g_step = gan.d_steps_per_g_step
+        self.accumulate_grad_batches = gan.accumulate_grad_batches
+        self.grad_clip_norm = gan.grad_clip_norm
+        self.gp_weight, self.r1_weight = gan.gp_weight, gan.r1_weight
+        self.max_consecutive_nonfinite = gan.max_consecutive_nonfinite
+        self.lr_decay = gan.lr_decay
         # Not `self.compile`: that would hide nn.Module.compile.
-        self.channels_last, self.compile_networks = channels_last, compile
+        self.channels_last, self.compile_networks = gan.channels_last, gan.compile
         # Progress counters; saved in the checkpoint header so a resume continues the schedule.
         self.batches_seen = 0
         self.g_step = 0
@@ -127,6 +103,31 @@ class GANModule(pl.LightningModule):
         self._last_log_time: tuple[float, int] | None = None
         self._resume_rng: dict[str, Any] | None = None  # set by on_load_checkpoint, used by on_train_start
         self._penalties_ran = False  # set by d_penalties, checked after each discriminator_loss
+
+    # ------------------------------------------------------------------ options
+    @classmethod
+    def gan_options(cls, **changes: Any) -> GANOptions:
+        """The family's default `GANOptions` (its `gan` argument's default) with `changes` applied."""
+        default = inspect.signature(cls).parameters["gan"].default
+        return replace(GANOptions() if default is inspect.Parameter.empty else default, **changes)
+
+    def save_hyperparameters(
+        self,
+        *args: Any,
+        ignore: Sequence[str] | str | None = None,
+        frame: FrameType | None = None,
+        logger: bool = True,
+    ) -> None:
+        """Lightning's `save_hyperparameters` (the caller's init arguments), `gan` as `self.gan`'s plain dict.
+
+        The resolved options are stored whether `gan` came as GANOptions (Python), a dict (LightningCLI)
+        or its default, so a checkpoint rebuilds the same module and `weights_only=True` loads it.
+        """
+        frame = frame or inspect.currentframe().f_back  # the subclass's __init__, whose arguments are saved
+        super().save_hyperparameters(*args, ignore=ignore, frame=frame, logger=logger)
+        for hparams in (self._hparams, self._hparams_initial):  # hparams_initial: what loggers record
+            if "gan" in hparams:
+                hparams["gan"] = self.gan.as_dict()
 
     # ------------------------------------------------------------------ subclass interface
     def discriminator_loss(self, batch: Any) -> tuple[Tensor, dict[str, Tensor]]:

@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from ganforge.media import ImageMedia
 from ganforge.module import GANModule
+from ganforge.options import GANOptions
 
 RADIUS, STD, NUM_MODES = 2.0, 0.02, 8
 
@@ -86,14 +87,20 @@ def mlp(in_dim: int, hidden: int, out_dim: int, depth: int = 2) -> nn.Sequential
     return nn.Sequential(*layers, nn.Linear(hidden, out_dim))
 
 
+# Defaults chosen for short CPU runs: Adam 1e-3 with betas (0.5, 0.999) for both networks, a
+# linear learning-rate decay to 0 that sharpens the modes at the end, and a fast EMA (train_ring
+# starts it in the last fifth of the run: averaging an oscillating early G hurts).
+RING_GAN = GANOptions(
+    g_lr=1e-3, d_lr=1e-3, g_betas=(0.5, 0.999), d_betas=(0.5, 0.999), ema_decay=0.99, lr_decay="linear"
+)
+
+
 class RingGAN(GANModule):
     """MLP G: z (B, latent_dim) -> x (B, 2); MLP D: x (B, 2) -> logit (B,).
 
-    Defaults were chosen for short CPU runs: Adam 1e-3 with betas (0.5, 0.999), a linear
-    learning-rate decay to 0 that sharpens the modes at the end, and an EMA that only starts
-    averaging in the last fifth of the run (averaging an oscillating early G hurts). D sees
-    `pack` samples at once (PacGAN, Lin et al. 2018): with pack=1 this recipe dropped to 2-6 of 8
-    modes on some seeds; packing lets D notice a batch that lacks diversity.
+    D sees `pack` samples at once (PacGAN, Lin et al. 2018): with pack=1 this recipe dropped to 2-6
+    of 8 modes on some seeds; packing lets D notice a batch that lacks diversity. `gan` holds the
+    core options (`GANOptions`); its default is `RING_GAN`.
     """
 
     family = "ring"
@@ -102,30 +109,12 @@ class RingGAN(GANModule):
         self,
         latent_dim: int = 16,
         hidden: int = 256,
-        loss: str = "hinge",
-        lr: float = 1e-3,
-        betas: tuple[float, float] = (0.5, 0.999),
-        d_steps_per_g_step: int = 1,
-        ema_decay: float = 0.99,
-        ema_start_step: int = 0,
-        lr_decay: str = "linear",
         pack: int = 2,
+        gan: GANOptions = RING_GAN,
     ) -> None:
         if pack < 1:
             raise ValueError(f"pack={pack} must be >= 1")
-        super().__init__(
-            generator=mlp(latent_dim, hidden, 2),
-            discriminator=mlp(2 * pack, hidden, 1),
-            loss=loss,
-            g_lr=lr,
-            d_lr=lr,
-            g_betas=betas,
-            d_betas=betas,
-            d_steps_per_g_step=d_steps_per_g_step,
-            ema_decay=ema_decay,
-            ema_start_step=ema_start_step,
-            lr_decay=lr_decay,
-        )
+        super().__init__(mlp(latent_dim, hidden, 2), mlp(2 * pack, hidden, 1), gan)
         self.save_hyperparameters()
         self.latent_dim, self.pack = latent_dim, pack
 
@@ -178,7 +167,7 @@ def train_ring(
     pl.seed_everything(seed, workers=True, verbose=False)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    model = RingGAN(loss=loss, ema_start_step=int(0.8 * steps))
+    model = RingGAN(gan=RingGAN.gan_options(loss=loss, ema_start_step=int(0.8 * steps)))
     data = DataLoader(RingBatches(steps, batch_size, seed), batch_size=None)
     trainer = pl.Trainer(
         accelerator="cpu",

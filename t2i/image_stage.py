@@ -25,6 +25,7 @@ from torch import Tensor, nn
 
 from ganforge.media import ImageMedia, LabeledBox
 from ganforge.module import GANModule
+from ganforge.options import GANOptions
 from t2i.data.coco import PAD_LABEL_NAME
 from t2i.data.shapes import SHAPES
 from t2i.image import (
@@ -107,7 +108,7 @@ class ImageGAN(GANModule):
         lambda_object: weight of the object-wise D terms.
         layout_checkpoint: the layout stage checkpoint `TextToImage.from_checkpoint` pairs with this
             image stage (not used in training); None: pass one to `from_checkpoint` or give layouts.
-        The remaining arguments are `GANModule`'s.
+        gan: the core options (`GANOptions`); `gp_weight` and `r1_weight` constrain each patch D.
     """
 
     family = "t2i-image"
@@ -134,19 +135,7 @@ class ImageGAN(GANModule):
         roi_size: int = 8,
         lambda_object: float = 1.0,
         layout_checkpoint: str | None = None,
-        loss: str = "hinge",
-        g_lr: float = 1e-4,
-        d_lr: float = 4e-4,
-        g_betas: tuple[float, float] = (0.0, 0.999),
-        d_betas: tuple[float, float] = (0.0, 0.999),
-        d_steps_per_g_step: int = 1,
-        accumulate_grad_batches: int = 1,
-        grad_clip_norm: float | None = None,
-        ema_decay: float = 0.999,
-        ema_start_step: int = 0,
-        lr_decay: str = "none",
-        channels_last: bool = False,
-        compile: bool = False,
+        gan: GANOptions = GANOptions(),
     ) -> None:
         if not class_names:
             raise ValueError("image stage: class_names is empty; expected the dataset's category names")
@@ -176,23 +165,7 @@ class ImageGAN(GANModule):
         objects = ObjectDiscriminator(
             d_widths[0], object_widths, num_classes, text.width, roi_size, phrases=phrase_context
         )
-        super().__init__(
-            generator=generator,
-            discriminator=ImageGANDiscriminator(patch, objects),
-            loss=loss,
-            g_lr=g_lr,
-            d_lr=d_lr,
-            g_betas=g_betas,
-            d_betas=d_betas,
-            d_steps_per_g_step=d_steps_per_g_step,
-            accumulate_grad_batches=accumulate_grad_batches,
-            grad_clip_norm=grad_clip_norm,
-            ema_decay=ema_decay,
-            ema_start_step=ema_start_step,
-            lr_decay=lr_decay,
-            channels_last=channels_last,
-            compile=compile,
-        )
+        super().__init__(generator, ImageGANDiscriminator(patch, objects), gan)
         self.save_hyperparameters()
         # The checkpoint must rebuild the tower without the CLIP file: record its sizes instead.
         shape = text_tower_shape(text)

@@ -22,6 +22,7 @@ from torch import Tensor
 
 from ganforge.media import ImageMedia
 from ganforge.module import GANModule
+from ganforge.options import GANOptions
 from t2i.data.coco import PAD_LABEL_NAME
 from t2i.layout.box import Box, boxes_from_tensors
 from t2i.layout.boxes import BoxGenerator, BoxLosses, SampledBoxes
@@ -74,9 +75,8 @@ class LayoutGAN(GANModule):
         d_channels: base width of both mask discriminators.
         mask_recon_weight: weight of the BCE between generated and true box-frame masks.
         instance_d_weight, layout_d_weight: weights of the two adversarial generator terms.
-        loss, g_lr, d_lr, g_betas, d_betas, d_steps_per_g_step, grad_clip_norm, r1_weight,
-        ema_decay, ema_start_step: the GAN core (g_* is the shape generator).
         val_seed: seed of the validation samples, so epochs compare.
+        gan: the core options (`GANOptions`); its g_lr and g_betas are the shape generator's.
     """
 
     family = "t2i-layout"
@@ -114,17 +114,8 @@ class LayoutGAN(GANModule):
         mask_recon_weight: float = 10.0,
         instance_d_weight: float = 1.0,
         layout_d_weight: float = 1.0,
-        loss: str = "hinge",
-        g_lr: float = 1e-4,
-        d_lr: float = 4e-4,
-        g_betas: tuple[float, float] = (0.0, 0.999),
-        d_betas: tuple[float, float] = (0.0, 0.999),
-        d_steps_per_g_step: int = 1,
-        grad_clip_norm: float | None = None,
-        r1_weight: float = 0.0,
-        ema_decay: float = 0.999,
-        ema_start_step: int = 0,
         val_seed: int = 0,
+        gan: GANOptions = GANOptions(),
     ) -> None:
         if not class_names:
             raise ValueError("LayoutGAN: class_names is empty; expected the dataset's category names")
@@ -164,20 +155,7 @@ class LayoutGAN(GANModule):
                 channels=shape_channels,
             ),
         )
-        super().__init__(
-            generator=generator,
-            discriminator=MaskDiscriminators(num_classes, mask_size, layout_size, d_channels),
-            loss=loss,
-            g_lr=g_lr,
-            d_lr=d_lr,
-            g_betas=g_betas,
-            d_betas=d_betas,
-            d_steps_per_g_step=d_steps_per_g_step,
-            grad_clip_norm=grad_clip_norm,
-            r1_weight=r1_weight,
-            ema_decay=ema_decay,
-            ema_start_step=ema_start_step,
-        )
+        super().__init__(generator, MaskDiscriminators(num_classes, mask_size, layout_size, d_channels), gan)
         self.save_hyperparameters()
         # The checkpoint must rebuild the tower without the CLIP file: record its sizes instead.
         shape = text_tower_shape(text)
@@ -288,7 +266,7 @@ class LayoutGAN(GANModule):
         hp = self.hparams
         # fused: one kernel for all tensors; the loop version dominates small-model steps on CPU.
         d_opt = torch.optim.Adam(
-            self.discriminator.parameters(), lr=hp.d_lr, betas=tuple(hp.d_betas), fused=True
+            self.discriminator.parameters(), lr=self.d_lr, betas=self.d_betas, fused=True
         )
         text_params = [p for p in self.generator.text.parameters() if p.requires_grad]
         groups = [
@@ -297,7 +275,7 @@ class LayoutGAN(GANModule):
                 "lr": hp.box_lr,
                 "betas": tuple(hp.box_betas),
             },
-            {"params": list(self.generator.shapes.parameters()), "lr": hp.g_lr, "betas": tuple(hp.g_betas)},
+            {"params": list(self.generator.shapes.parameters()), "lr": self.g_lr, "betas": self.g_betas},
         ]
         if text_params:
             groups.append({"params": text_params, "lr": hp.text_lr, "betas": tuple(hp.box_betas)})

@@ -1,4 +1,4 @@
-"""`TextToImage`: caption -> layout (layout stage) -> image (image stage); the t2i API of DESIGN.md §4.1.
+"""`TextToImage`: caption -> layout (layout stage) -> image (image stage); the t2i API of docs/python_api.md.
 
     from t2i import TextToImage, Box
     m = TextToImage.from_checkpoint("t2i.ckpt", device="cpu")
@@ -33,6 +33,7 @@ from ganforge.checkpoint import (
     atomic_torch_save,
     load_checkpoint,
 )
+from ganforge.options import gan_init_args
 from t2i.image_stage import ImageGAN
 from t2i.layout import Box, SampledBoxes
 from t2i.layout.shapes import box_indicator, paste_masks
@@ -318,14 +319,17 @@ def _stage_state(module: torch.nn.Module) -> dict[str, Any]:
 
 
 def _restore(cls: type, ckpt: dict[str, Any], path: str | os.PathLike) -> Any:
-    """`cls(**hyper_parameters)` with the checkpoint's state dict loaded; CheckpointError naming `path`."""
+    """`cls(**hyper_parameters)` with the checkpoint's state dict loaded; CheckpointError naming `path`.
+
+    `gan_init_args` reads the stored `gan` block, or the flat options of checkpoints written before it.
+    """
     hparams, state = ckpt.get("hyper_parameters"), ckpt.get("state_dict")
     if not isinstance(hparams, dict) or not isinstance(state, dict):
         raise CheckpointError(f"checkpoint '{path}' lacks the {cls.family} hyper_parameters or state_dict")
     # LightningCLI records `_class_path` / `_instantiator` beside the init arguments.
     hparams = {k: v for k, v in hparams.items() if not k.startswith("_")}
     try:
-        model = cls(**hparams)
+        model = cls(**gan_init_args(hparams, cls.gan_options()))
         model.load_state_dict(state)
     except (TypeError, RuntimeError, ValueError) as err:
         first = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__

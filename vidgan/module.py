@@ -21,6 +21,7 @@ from torch import Tensor
 from ganforge.errors import CheckpointError
 from ganforge.media import VideoMedia
 from ganforge.module import GANModule
+from ganforge.options import GANOptions
 from vidgan.metrics import frame_metrics
 from vidgan.models import VideoDiscriminator, VideoGenerator, sample_frame_indices
 from vidgan.models.generator import GENERATOR_FORMAT
@@ -152,7 +153,8 @@ class VideoGAN(VideoPredictionModule, GANModule):
             (0 in the paper configs; SAVP/SimVP-style mixing when > 0).
         rec_loss: "l1" or "mse".
         frame_seed: seed of the generator that draws D_S's frame indices (offset by the rank).
-        The remaining arguments are `GANModule`'s (loss, learning rates, EMA, clipping, ...).
+        gan: the core options (`GANOptions`: loss, learning rates, EMA, clipping, ...); by default
+            the core's with DVD-GAN's 2 D steps per G step.
     """
 
     def __init__(
@@ -171,21 +173,8 @@ class VideoGAN(VideoPredictionModule, GANModule):
         output_margin: float = 0.0,
         lambda_rec: float = 0.0,
         rec_loss: str = "l1",
-        loss: str = "hinge",
-        g_lr: float = 1e-4,
-        d_lr: float = 4e-4,
-        g_betas: tuple[float, float] = (0.0, 0.999),
-        d_betas: tuple[float, float] = (0.0, 0.999),
-        d_steps_per_g_step: int = 2,
-        accumulate_grad_batches: int = 1,
-        grad_clip_norm: float | None = None,
-        r1_weight: float = 0.0,
-        ema_decay: float = 0.999,
-        ema_start_step: int = 0,
-        lr_decay: str = "none",
         frame_seed: int = 0,
-        channels_last: bool = False,
-        compile: bool = False,
+        gan: GANOptions = GANOptions(d_steps_per_g_step=2),
     ) -> None:
         if rec_loss not in REC_LOSSES:
             raise ValueError(f"rec_loss={rec_loss!r} must be one of {sorted(REC_LOSSES)}")
@@ -200,24 +189,7 @@ class VideoGAN(VideoPredictionModule, GANModule):
             channels, d_widths, spatial_frames, temporal_pool, num_classes, patch_size=patch_size
         )
         discriminator.check_resolution(resolution)
-        super().__init__(
-            generator=generator,
-            discriminator=discriminator,
-            loss=loss,
-            g_lr=g_lr,
-            d_lr=d_lr,
-            g_betas=g_betas,
-            d_betas=d_betas,
-            d_steps_per_g_step=d_steps_per_g_step,
-            accumulate_grad_batches=accumulate_grad_batches,
-            grad_clip_norm=grad_clip_norm,
-            r1_weight=r1_weight,
-            ema_decay=ema_decay,
-            ema_start_step=ema_start_step,
-            lr_decay=lr_decay,
-            channels_last=channels_last,
-            compile=compile,
-        )
+        super().__init__(generator, discriminator, gan)
         self.save_hyperparameters()
         self.lambda_rec, self.rec_loss = lambda_rec, REC_LOSSES[rec_loss]
         self.frame_seed = frame_seed

@@ -1,4 +1,4 @@
-"""FramePredictor: a trained vidgan checkpoint as a video frame predictor (the public API, DESIGN §4.1).
+"""FramePredictor: a trained vidgan checkpoint as a video frame predictor (docs/python_api.md).
 
     p = FramePredictor.from_checkpoint("last.ckpt", device="cpu")   # weights_only load, EMA weights
     p.predict(context, future_frames=10, num_samples=4, seed=0)
@@ -27,6 +27,8 @@ from torch import Tensor, nn
 
 from ganforge.checkpoint import load_checkpoint, submodule_state
 from ganforge.errors import CheckpointError, NotGANForgeCheckpointError
+from ganforge.module import GANModule
+from ganforge.options import gan_init_args
 from vidgan.data.video_folder import LUMA
 from vidgan.module import check_generator_format
 
@@ -109,6 +111,8 @@ class FramePredictor:
         check_generator_format(ckpt, path)
         module_class, prefix = _module_class(ckpt, path)
         hparams = {k: v for k, v in ckpt.get("hyper_parameters", {}).items() if not k.startswith("_")}
+        if issubclass(module_class, GANModule):  # the `gan` block, or older checkpoints' flat options
+            hparams = gan_init_args(hparams, module_class.gan_options())
         try:
             network = module_class.inference_network(**hparams)
             network.load_state_dict(submodule_state(ckpt["state_dict"], prefix))

@@ -111,7 +111,7 @@ def test_vidgan_fit_in_bf16_mixed_with_channels_last(tmp_path: Path) -> None:
     argv = ["fit", "--config", str(CONFIGS / "vidgan" / "moving_mnist_tiny.yaml"), *QUIET,
             "--data.train_sequences", "4", "--data.val_sequences", "2", "--data.batch_size", "2",
             "--trainer.fast_dev_run", "2", "--trainer.precision", "bf16-mixed",
-            "--model.init_args.channels_last", "true",
+            "--model.init_args.gan.channels_last", "true",
             "--trainer.default_root_dir", str(tmp_path)]  # fmt: skip
     assert vidgan_main(argv) == 0
 
@@ -119,7 +119,7 @@ def test_vidgan_fit_in_bf16_mixed_with_channels_last(tmp_path: Path) -> None:
 def test_t2i_image_fit_in_bf16_mixed_with_channels_last(tmp_path: Path) -> None:
     argv = ["fit", "--config", str(CONFIGS / "t2i" / "shapes_image_tiny.yaml"), *QUIET,
             f"--trainer.default_root_dir={tmp_path / 'run'}", "--trainer.max_steps=4",
-            "--trainer.precision=bf16-mixed", "--model.init_args.channels_last=true",
+            "--trainer.precision=bf16-mixed", "--model.init_args.gan.channels_last=true",
             "--model.init_args.clip_path=null", "--model.init_args.text_width=64",
             "--model.init_args.text_layers=1", f"--data.init_args.data_dir={tmp_path / 'shapes'}",
             "--data.init_args.batch_size=4", "--data.init_args.shapes.train=12",

@@ -34,8 +34,9 @@ def adam_steps(opt: torch.optim.Optimizer) -> int:
 @pytest.mark.parametrize(("n_d", "accumulate"), [(1, 1), (2, 1), (2, 3)])
 def test_schedule_counts_updates(n_d, accumulate):
     pl.seed_everything(0, verbose=False)
-    model = RingGAN(hidden=16, d_steps_per_g_step=n_d)
-    model.accumulate_grad_batches = accumulate
+    model = RingGAN(
+        hidden=16, gan=RingGAN.gan_options(d_steps_per_g_step=n_d, accumulate_grad_batches=accumulate)
+    )
     batches = 12
     trainer = fit(model, batches)
     d_opt, g_opt = (o.optimizer for o in model.optimizers())
@@ -68,8 +69,7 @@ def test_nonfinite_loss_is_skipped_and_counted():
 
 def test_nonfinite_in_a_row_stops_with_message_and_keeps_the_last_good_checkpoint(tmp_path):
     pl.seed_everything(0, verbose=False)
-    model = NaNAt(bad=set(range(2, 100)))
-    model.max_consecutive_nonfinite = 4
+    model = NaNAt(bad=set(range(2, 100)), gan=RingGAN.gan_options(max_consecutive_nonfinite=4))
     saver = ModelCheckpoint(dirpath=tmp_path, every_n_train_steps=2, save_last=True, save_top_k=0)
     with pytest.raises(NonFiniteLossError, match=r"4 non-finite losses in a row \(last: train/d_loss=nan\)"):
         fit(model, 20, enable_checkpointing=True, callbacks=[saver], plugins=[AtomicCheckpointIO()])
@@ -86,8 +86,7 @@ def test_nonfinite_in_a_row_stops_with_message_and_keeps_the_last_good_checkpoin
 
 def test_gradient_clipping_bounds_update_norm():
     pl.seed_everything(0, verbose=False)
-    model = RingGAN(hidden=16)
-    model.grad_clip_norm = 1e-3
+    model = RingGAN(hidden=16, gan=RingGAN.gan_options(grad_clip_norm=1e-3))
     x = torch.randn(32, 2)
     loss, _ = model.discriminator_loss(x)
     loss.backward()
@@ -101,7 +100,7 @@ def test_gradient_clipping_bounds_update_norm():
 
 def test_checkpoint_header_and_counters_round_trip(tmp_path):
     pl.seed_everything(0, verbose=False)
-    model = RingGAN(hidden=16, d_steps_per_g_step=2)
+    model = RingGAN(hidden=16, gan=RingGAN.gan_options(d_steps_per_g_step=2))
     trainer = fit(model, 6)
     path = tmp_path / "ring.ckpt"
     trainer.save_checkpoint(path)
@@ -160,6 +159,9 @@ class GroupedRing(RingGAN):
         return [d_opt, torch.optim.Adam(groups, betas=self.g_betas)]
 
 
+LINEAR_2E3 = RingGAN.gan_options(g_lr=2e-3, d_lr=2e-3, lr_decay="linear")
+
+
 def group_lrs(model: RingGAN) -> list[float]:
     return [group["lr"] for opt in model.optimizers() for group in opt.param_groups]
 
@@ -182,16 +184,16 @@ def fit_epochs(model: RingGAN, epochs: int, root, ckpt_path=None) -> pl.Trainer:
 
 def test_linear_lr_decay_scales_each_param_group_from_its_own_lr_and_resumes(tmp_path):
     pl.seed_everything(0, verbose=False)
-    straight = GroupedRing(hidden=16, lr=2e-3, lr_decay="linear")
+    straight = GroupedRing(hidden=16, gan=LINEAR_2E3)
     assert fit_epochs(straight, 4, tmp_path / "straight").global_step == 24
     expected = [lr * (1 - 24 / 40) for lr in (2e-3, 1e-3, 4e-3)]  # D, then the two G groups
     assert group_lrs(straight) == pytest.approx(expected)
 
     pl.seed_everything(0, verbose=False)
-    first = GroupedRing(hidden=16, lr=2e-3, lr_decay="linear")
+    first = GroupedRing(hidden=16, gan=LINEAR_2E3)
     fit_epochs(first, 2, tmp_path / "first")
     assert group_lrs(first) == pytest.approx([lr * (1 - 12 / 40) for lr in (2e-3, 1e-3, 4e-3)])
-    resumed = GroupedRing(hidden=16, lr=2e-3, lr_decay="linear")
+    resumed = GroupedRing(hidden=16, gan=LINEAR_2E3)
     trainer = fit_epochs(resumed, 4, tmp_path / "resumed", ckpt_path=tmp_path / "first" / "last.ckpt")
     # Lightning replays a shorter first epoch after resuming an iterable loader, so compare with
     # the schedule at the step the resumed run reached.

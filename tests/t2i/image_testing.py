@@ -26,9 +26,11 @@ TINY_IMAGE = {  # ImageGAN sizes of the pipeline tests: 32 px, a few channels
 }
 
 
-def save_stage(module: torch.nn.Module, path: Path) -> Path:
-    """A GANModule checkpoint as Lightning writes it: state dict, hyper-parameters, ganforge header."""
-    ckpt = {"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams)}
+def save_stage(module: torch.nn.Module, path: Path, hparams: dict | None = None) -> Path:
+    """A GANModule checkpoint as Lightning writes it: state dict, hyper-parameters (the module's unless
+    given), ganforge header."""
+    hparams = dict(module.hparams) if hparams is None else hparams
+    ckpt = {"state_dict": module.state_dict(), "hyper_parameters": hparams}
     module.on_save_checkpoint(ckpt)
     torch.save(ckpt, path)
     return path

@@ -52,11 +52,7 @@ def test_image_stage_paints_the_captioned_colour_inside_the_box(tmp_path: Path) 
         g_spectral_norm=False,
         d_widths=[16, 32, 64],
         object_widths=[32, 64, 64],
-        g_lr=3e-3,
-        d_lr=3e-3,
-        g_betas=(0.0, 0.9),
-        d_betas=(0.0, 0.9),
-        ema_decay=0.9,
+        gan=ImageGAN.gan_options(g_lr=3e-3, d_lr=3e-3, g_betas=(0.0, 0.9), d_betas=(0.0, 0.9), ema_decay=0.9),
     )
     loader = DataLoader(
         train, batch_size=32, shuffle=True, drop_last=True, collate_fn=partial(collate_layouts, max_objects=1)

@@ -79,7 +79,7 @@ def test_layouts_follow_captions_on_held_out_captions(tmp_path: Path) -> None:
         shape_hidden=32,
         shape_channels=16,
         d_channels=8,
-        ema_decay=0.9,
+        gan=LayoutGAN.gan_options(ema_decay=0.9),
     )
     trainer = pl.Trainer(
         accelerator="cpu",

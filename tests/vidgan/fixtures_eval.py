@@ -18,7 +18,7 @@ from vidgan.module import VideoGAN
 
 TINY = dict(
     context_frames=2, future_frames=3, channels=1, resolution=16, g_widths=[8, 8], latent_dim=4,
-    d_widths=[8, 8, 8], spatial_frames=3, ema_decay=0.5,
+    d_widths=[8, 8, 8], spatial_frames=3, gan=VideoGAN.gan_options(ema_decay=0.5),
 )  # fmt: skip
 CLIP_FRAMES = TINY["context_frames"] + TINY["future_frames"]
 

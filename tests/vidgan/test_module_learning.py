@@ -54,7 +54,7 @@ def test_videogan_with_reconstruction_beats_copy_last_and_black_frames():
     model = VideoGAN(
         context_frames=2, future_frames=3, channels=1, resolution=16, g_widths=[32, 16], latent_dim=8,
         d_widths=[8, 16, 16], spatial_frames=3, temporal_pool=1, lambda_rec=100.0, rec_loss="mse",
-        g_lr=3e-3, d_lr=1e-3, ema_decay=0.9, ema_start_step=100,
+        gan=VideoGAN.gan_options(g_lr=3e-3, d_lr=1e-3, ema_decay=0.9, ema_start_step=100),
     )  # fmt: skip
     trainer = pl.Trainer(
         accelerator="cpu", max_epochs=250, logger=False, enable_checkpointing=False,

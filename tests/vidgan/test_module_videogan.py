@@ -104,7 +104,7 @@ def test_validation_logs_metrics_of_ema_predictions(tmp_path):
 
 
 def test_checkpoint_round_trip_restores_ema_generator(tmp_path):
-    module = VideoGAN(**TINY, ema_decay=0.5)
+    module = VideoGAN(**TINY, gan=VideoGAN.gan_options(ema_decay=0.5))
     fit = trainer(tmp_path, max_steps=8, enable_checkpointing=False)
     fit.fit(module, loader(8, 4))
     path = tmp_path / "last.ckpt"

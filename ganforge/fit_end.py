@@ -32,6 +32,7 @@ class FitEnd(pl.Callback):
         self.received: int | None = None  # signal number of a stop request not yet acted on
         self.stopped_by: int | None = None  # signal number that ended this fit
         self._previous: dict[int, Any] = {}
+        self._max_steps: int | None = None  # as configured: a stop request lowers the loop's own
 
     # ------------------------------------------------------------------ signals
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
@@ -40,6 +41,7 @@ class FitEnd(pl.Callback):
             signal.signal(signal.SIGINT, signal.default_int_handler)
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._max_steps = trainer.max_steps
         # After Lightning registered its handlers (Trainer._run), so ours replace them for the fit.
         for signum in STOP_SIGNALS:
             self._previous[signum] = signal.signal(signum, self._on_signal)
@@ -71,7 +73,7 @@ class FitEnd(pl.Callback):
             # End as if max_steps were reached here: `should_stop` would first run a validation pass.
             trainer.fit_loop.epoch_loop.max_steps = trainer.global_step
             return
-        if _last_batch(trainer):
+        if _last_batch(trainer, self._max_steps):
             trainer.should_stop = True  # Lightning validates before a requested stop
 
     def _stop_requested(self, trainer: pl.Trainer) -> bool:
@@ -81,10 +83,10 @@ class FitEnd(pl.Callback):
         return requested
 
 
-def _last_batch(trainer: pl.Trainer) -> bool:
-    """Whether the batch that just ended is the fit's last by `max_steps` or `max_epochs`."""
+def _last_batch(trainer: pl.Trainer, max_steps: int | None) -> bool:
+    """Whether the batch that just ended is the fit's last by the configured `max_steps` or `max_epochs`."""
     loop = trainer.fit_loop
-    if trainer.max_steps is not None and trainer.max_steps > 0 and trainer.global_step >= trainer.max_steps:
+    if max_steps is not None and max_steps > 0 and trainer.global_step >= max_steps:
         return True
     max_epochs = trainer.max_epochs
     return (

@@ -87,6 +87,12 @@ class RunCheckpoint(ModelCheckpoint):
         super()._save_checkpoint(trainer, filepath)
         self._saved_batches = batches_done(trainer)
 
+    def saved_elsewhere(self, trainer: pl.Trainer) -> None:
+        """The current state was just saved by another writer (a Slurm requeue's `hpc_ckpt_N.ckpt`):
+        no `last.ckpt` for it at train end, where the preemption's grace time may not cover one.
+        `--ckpt_path auto` resumes from that newer file."""
+        self._saved_batches = batches_done(trainer)
+
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Write `last.ckpt` with the final state unless this exact state was just saved."""
         if not self.save_last or trainer.fast_dev_run or self._saved_batches == batches_done(trainer):

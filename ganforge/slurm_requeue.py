@@ -27,6 +27,8 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import ModelCheckpoint
 
+from ganforge.run_checkpoint import RunCheckpoint
+
 REQUEST_ENV = "GANFORGE_REQUEUE_FILE"
 
 
@@ -70,6 +72,9 @@ class SlurmRequeue(pl.Callback):
         path = trainer._checkpoint_connector.hpc_save_path(trainer.default_root_dir)
         _claim_last_checkpoints(trainer)
         trainer.save_checkpoint(path)  # every rank takes part; rank 0 writes
+        for callback in trainer.checkpoint_callbacks:
+            if isinstance(callback, RunCheckpoint):
+                callback.saved_elsewhere(trainer)
         if trainer.is_global_zero:
             prune_older_hpc_checkpoints(Path(path))
             Path(self.request_file).write_text(f"{path}\n")

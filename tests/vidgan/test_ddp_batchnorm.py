@@ -60,3 +60,17 @@ def test_without_the_switch_each_rank_keeps_its_own_statistics(tmp_path):
             )
     gap = max((a["mean"] - b["mean"]).abs().max().item() for a, b in zip(rank0["calls"], rank1["calls"]))
     assert gap > 1e-2, gap
+
+
+def test_the_plugin_switches_every_frame_batch_norm_on_and_back_off():
+    from ganforge.layer_sync import BatchStatisticsSync
+    from vidgan.models import VideoGenerator
+    from vidgan.models.blocks import FrameBatchNorm
+
+    g = VideoGenerator(1, 16, 2, 3, [8, 8], latent_dim=4)
+    norms = [m for m in g.modules() if isinstance(m, FrameBatchNorm)]
+    assert len(norms) == 9 and not any(m.sync_statistics for m in norms)  # 2 per block, 2 groups, + output
+    plugin = BatchStatisticsSync()
+    assert plugin.apply(g) is g and all(m.sync_statistics for m in norms)
+    plugin.revert(g)
+    assert not any(m.sync_statistics for m in norms)

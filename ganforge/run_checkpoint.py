@@ -21,8 +21,12 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 
 
 def batches_done(trainer: pl.Trainer) -> int:
-    """Training batches completed in this fit, counted across resumes."""
-    return int(trainer.fit_loop.epoch_loop.batch_progress.total.completed)
+    """Training batches whose step has run, counted across resumes.
+
+    `processed`, not `completed`: Lightning counts a batch completed only after its
+    `on_train_batch_end` hooks, where the periodic and preemption saves happen.
+    """
+    return int(trainer.fit_loop.epoch_loop.batch_progress.total.processed)
 
 
 class RunCheckpoint(ModelCheckpoint):

@@ -23,8 +23,8 @@ def test_tiny_vidgan_fit_reads_back_with_val_metrics_and_comparison_videos(tmp_p
     argv = [
         "fit",
         f"--config={CONFIG}",
-        "--trainer.max_steps=12",  # 8 batches: 2 D steps + 1 G step per 2 batches
-        "--trainer.val_check_interval=4",
+        "--trainer.max_steps=4",  # generator steps: 8 batches (2 D updates per G update)
+        "--trainer.val_check_interval=2",  # generator steps: every 4 batches
         "--trainer.limit_val_batches=1",
         "--trainer.log_every_n_steps=2",
         f"--trainer.default_root_dir={tmp_path}",
@@ -41,7 +41,7 @@ def test_tiny_vidgan_fit_reads_back_with_val_metrics_and_comparison_videos(tmp_p
         "--data.batch_size=4",
         "--data.train_sequences=16",
         "--data.val_sequences=4",
-        "--wandb.media_every_n_steps=4",
+        "--wandb.media_every_n_steps=2",  # generator steps: after batches 4 and 8
     ]
     assert vidgan_train.lightning_main(argv) == 0
     (run,) = finished_runs(tmp_path)

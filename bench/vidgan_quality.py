@@ -164,7 +164,11 @@ def main() -> None:
     parser.add_argument("--l1-weight", type=float, default=DEFAULT_L1, help="lambda_rec of the +L1 row")
     parser.add_argument("--batch-size", type=int, default=None, help="override the configs' batch size")
     parser.add_argument("--seed", type=int, default=0, help="training seed (the test set is fixed)")
-    parser.add_argument("--precision", default="32-true", help="Lightning precision: 32-true or bf16-mixed")
+    parser.add_argument(
+        "--precision",
+        default=None,
+        help="Lightning precision of the learned rows (default: the GAN config's)",
+    )
     parser.add_argument("--rows", default="convgru,gan,gan_l1", help="learned rows: convgru, gan, gan_l1")
     parser.add_argument("--out", type=Path, default=ROOT / "bench/results/vidgan_quality.json")
     args = parser.parse_args()
@@ -173,6 +177,7 @@ def main() -> None:
     logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore")
     gan_config, baseline_config = load_config(GAN_CONFIG), load_config(BASELINE_CONFIG)
+    args.precision = args.precision or gan_config["trainer"].get("precision", "32-true")
     l1_weight = args.l1_weight
     batches = test_set(gan_config, args.test_sequences)
     future = gan_config["data"]["future_frames"]

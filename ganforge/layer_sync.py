@@ -7,9 +7,10 @@ would silently keep per-rank statistics. `BatchStatisticsSync` does torch's conv
 switches on every module that declares a boolean `sync_statistics` attribute; such a module
 all-reduces its batch statistics itself, on any backend (gloo on CPU included).
 
-The CLI passes it as a plugin exactly when `trainer.sync_batchnorm` is true, so that one switch
-controls both kinds of layer. Lightning accepts it beside `sync_batchnorm=True` because it is a
-`TorchSyncBatchNorm`.
+It is meant to be passed as a Trainer plugin exactly when `trainer.sync_batchnorm` is true, so that
+one switch controls both kinds of layer (Lightning lets a LayerSync plugin replace its own even when
+`sync_batchnorm` is false, hence "exactly when"). Lightning accepts it beside `sync_batchnorm=True`
+because it is a `TorchSyncBatchNorm`.
 """
 
 from __future__ import annotations

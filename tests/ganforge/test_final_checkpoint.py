@@ -6,7 +6,8 @@ and the ConvGRU baseline) with periodic checkpoints every `EVERY` steps and vali
 stale (it wrote last.ckpt at the last multiple of the interval and never again). The checks:
 - `last.ckpt` is at step `MAX_STEPS` and its weights equal the module's in-memory weights at the end of
   training, bit for bit;
-- the periodic checkpoints are the newest `keep_last` multiples of the interval;
+- the periodic checkpoints are the newest `keep_last` (2) multiples of the interval: steps 4 and 6,
+  the save at step 2 pruned;
 - where the stage validates, `validate --ckpt_path last.ckpt` reproduces the fit's last logged
   validation metrics, which were computed on those final weights.
 """
@@ -22,7 +23,7 @@ import torch
 from ganforge.checkpoint import load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[2]
-MAX_STEPS, EVERY, VAL_EVERY = 7, 3, 2
+MAX_STEPS, EVERY, VAL_EVERY = 7, 2, 3
 QUIET = [
     "--trainer.logger=false",
     "--trainer.enable_progress_bar=false",
@@ -126,7 +127,7 @@ def test_last_checkpoint_holds_the_final_state(name: str, tmp_path: Path) -> Non
     for key, value in final.items():
         assert torch.equal(last["state_dict"][key], value), f"{name}: last.ckpt differs from the final {key}"
     periodic = sorted(p.name for p in ckpt_dir.glob("*step=*.ckpt"))
-    assert [int(p.split("step=")[1].split(".")[0]) for p in periodic] == [3, 6], periodic
+    assert [int(p.split("step=")[1].split(".")[0]) for p in periodic] == [4, 6], periodic
 
     if not validates:
         return

@@ -13,7 +13,7 @@ import torch
 from ganforge.checkpoint import load_checkpoint
 from ganforge.cli import run_lightning_cli
 from ganforge.ring import RingDataModule, RingGAN
-from ganforge.slurm_requeue import REQUEST_ENV, SlurmRequeue
+from ganforge.slurm_requeue import REQUEST_ENV, SlurmRequeue, prune_older_hpc_checkpoints
 
 
 class SignalledRing(RingGAN):
@@ -85,3 +85,12 @@ def test_without_the_variable_the_callback_stays_out(tmp_path, monkeypatch):
     assert SignalledRing.requeue_callbacks == 0
     assert not list(tmp_path.glob("hpc_ckpt_*.ckpt"))
     assert load_checkpoint(tmp_path / "checkpoints" / "last.ckpt", family="ring")["global_step"] == 40
+
+
+def test_older_hpc_checkpoints_are_pruned_after_a_new_one(tmp_path):
+    for n in (1, 2, 3):
+        (tmp_path / f"hpc_ckpt_{n}.ckpt").write_bytes(b"x")
+    (tmp_path / "last.ckpt").write_bytes(b"x")
+    removed = prune_older_hpc_checkpoints(tmp_path / "hpc_ckpt_3.ckpt")
+    assert sorted(p.name for p in removed) == ["hpc_ckpt_1.ckpt", "hpc_ckpt_2.ckpt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["hpc_ckpt_3.ckpt", "last.ckpt"]

@@ -161,6 +161,7 @@ def train_ring(
     import json
     from pathlib import Path
 
+    from ganforge.console import quiet_lightning
     from ganforge.plots import scatter_real_fake
     from ganforge.trainer import progress_callbacks
 
@@ -172,7 +173,7 @@ def train_ring(
     trainer = pl.Trainer(
         accelerator="cpu",
         max_epochs=1,
-        max_steps=2 * steps,  # one D and one G optimiser step per batch
+        max_steps=steps,  # generator steps: one per batch
         logger=False,
         enable_checkpointing=False,
         enable_model_summary=False,
@@ -180,7 +181,8 @@ def train_ring(
         callbacks=progress_callbacks(progress),
         log_every_n_steps=100,
     )
-    trainer.fit(model, data)
+    with quiet_lightning():
+        trainer.fit(model, data)
     fake = model.sample_points(2500, torch.Generator().manual_seed(seed)).cpu()
     metrics = {**ring_metrics(fake), "steps": steps, "seed": seed, "loss": loss}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")

@@ -26,14 +26,15 @@ def run(cmd: list[str], tmp: Path) -> None:
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
 
 
+def torchrun(script: Path, tmp: Path, *args: str) -> None:
+    """`script ARGS` in 2 gloo processes under torchrun."""
+    launcher = Path(sys.executable).with_name("torchrun")
+    run([str(launcher), "--nproc_per_node=2", f"--master_port={free_port()}", str(script), *args], tmp)
+
+
 def test_two_process_ddp_matches_single_process(tmp_path):
-    torchrun = Path(sys.executable).with_name("torchrun")
     ddp_dir, single_dir = tmp_path / "ddp", tmp_path / "single"
-    run(
-        [str(torchrun), "--nproc_per_node=2", f"--master_port={free_port()}", str(JOB), str(ddp_dir), "2"]
-        + [str(GLOBAL_BATCH), str(STEPS)],
-        tmp_path,
-    )
+    torchrun(JOB, tmp_path, str(ddp_dir), "2", str(GLOBAL_BATCH), str(STEPS))
     run([sys.executable, str(JOB), str(single_dir), "1", str(GLOBAL_BATCH), str(STEPS)], tmp_path)
     rank0, rank1 = (torch.load(ddp_dir / f"rank{r}.pt") for r in (0, 1))
     single = torch.load(single_dir / "rank0.pt")
@@ -54,18 +55,7 @@ def test_two_process_ddp_matches_single_process(tmp_path):
 
 
 def test_gan_ddp_all_reduces_only_the_stepped_network_once_per_update(tmp_path):
-    torchrun = Path(sys.executable).with_name("torchrun")
-    job = JOB.with_name("ddp_sync_job.py")
-    run(
-        [
-            str(torchrun),
-            "--nproc_per_node=2",
-            f"--master_port={free_port()}",
-            str(job),
-            str(tmp_path / "out"),
-        ],
-        tmp_path,
-    )
+    torchrun(JOB.with_name("ddp_sync_job.py"), tmp_path, str(tmp_path / "out"))
     rank0, rank1 = (torch.load(tmp_path / "out" / f"rank{r}.pt") for r in (0, 1))
     ratios = {}
     for key, counts in rank0.items():
@@ -96,18 +86,7 @@ def test_gan_ddp_all_reduces_only_the_stepped_network_once_per_update(tmp_path):
 
 
 def test_ranks_draw_their_own_noise_and_resume_their_own_rng_states(tmp_path):
-    torchrun = Path(sys.executable).with_name("torchrun")
-    job = JOB.with_name("ddp_rng_job.py")
-    run(
-        [
-            str(torchrun),
-            "--nproc_per_node=2",
-            f"--master_port={free_port()}",
-            str(job),
-            str(tmp_path / "out"),
-        ],
-        tmp_path,
-    )
+    torchrun(JOB.with_name("ddp_rng_job.py"), tmp_path, str(tmp_path / "out"))
     rank0, rank1 = (torch.load(tmp_path / "out" / f"rank{r}.pt") for r in (0, 1))
     draws0, draws1 = rank0["straight"], rank1["straight"]
     assert [(kind, b) for kind, b, _ in draws0] == [(kind, b) for kind, b, _ in draws1]

@@ -16,11 +16,13 @@ from typing import Any
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.cli import LightningCLI
 from pytorch_lightning.plugins.io import CheckpointIO
+from pytorch_lightning.plugins.layer_sync import LayerSync
 
 from ganforge.checkpoint import AtomicCheckpointIO
 from ganforge.console import ParameterSummary, quiet_lightning
 from ganforge.errors import one_line, run_guarded, union_cause  # noqa: F401 - run_guarded is re-exported
 from ganforge.fit_end import FitEnd
+from ganforge.layer_sync import BatchStatisticsSync
 from ganforge.logging import WandbOptions, build_loggers
 from ganforge.resume import AUTO, newest_checkpoint
 from ganforge.run_checkpoint import RunCheckpoint
@@ -47,6 +49,11 @@ class GANForgeCLI(LightningCLI):
         plugins = _as_list(config.get("plugins"))
         if not any(isinstance(p, CheckpointIO) for p in plugins):
             config = {**config, "plugins": [*plugins, AtomicCheckpointIO()]}
+        # `sync_batchnorm: true` is the one switch for torch's batch norms and ganforge's own
+        # (vidgan's FrameBatchNorm); Lightning would apply a LayerSync plugin even with it off.
+        plugins = _as_list(config.get("plugins"))
+        if config.get("sync_batchnorm") and not any(isinstance(p, LayerSync) for p in plugins):
+            config = {**config, "plugins": [*plugins, BatchStatisticsSync()]}
         if config.get("enable_progress_bar", True) is not False:
             callbacks = [*callbacks, *progress_callbacks(True)]
         callbacks = [*callbacks, FitEnd()]

@@ -26,6 +26,8 @@ NOISE_WARNINGS = (
     r".*Your `IterableDataset` has `__len__` defined.*",
     # The EMA copy of G is kept in eval mode on purpose (ganforge.ema); so are frozen text towers.
     r".*module\(s\) in eval mode at the start of training.*",
+    # ParameterSummary prints no size estimate that bf16 would make inaccurate.
+    r".*Precision bf16-mixed is not supported by the model summary.*",
     # GANModule checkpoints after a batch's last optimiser step and resumes exactly
     # (tests/fault/test_kill_resume.py); Lightning's advice to save pre-step states is noise here.
     r".*ModelCheckpoint with manual optimization.*",

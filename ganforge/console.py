@@ -26,7 +26,7 @@ NOISE_WARNINGS = (
     r".*Your `IterableDataset` has `__len__` defined.*",
     # The EMA copy of G is kept in eval mode on purpose (ganforge.ema); so are frozen text towers.
     r".*module\(s\) in eval mode at the start of training.*",
-    # ParameterSummary prints no size estimate that bf16 would make inaccurate.
+    # ParameterSummary prints no size estimate, which bf16 would make inaccurate.
     r".*Precision bf16-mixed is not supported by the model summary.*",
     # GANModule checkpoints after a batch's last optimiser step and resumes exactly
     # (tests/fault/test_kill_resume.py); Lightning's advice to save pre-step states is noise here.
@@ -60,7 +60,8 @@ def quiet_lightning() -> Iterator[None]:
 
 
 class ParameterSummary(RichModelSummary):
-    """Lightning's model summary without its FLOPs column, which reads 0 without an `example_input_array`."""
+    """Lightning's model summary without its FLOPs column (0 without an `example_input_array`), mode
+    column and size estimate (inaccurate under bf16): names, types and parameter counts."""
 
     @staticmethod
     def summarize(
@@ -85,5 +86,5 @@ class ParameterSummary(RichModelSummary):
         console.print(
             f"params: {get_human_readable_count(trainable_parameters)} trainable, "
             f"{get_human_readable_count(total_parameters - trainable_parameters)} not trainable "
-            f"(EMA copies, frozen towers), {model_size:.1f} MB"
+            "(EMA copies, frozen towers)"
         )

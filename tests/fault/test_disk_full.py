@@ -19,11 +19,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from test_kill_resume import ROOT, STEP_LINE, child_env, fit_command
+from test_kill_resume import CASES, ROOT, STEP_LINE, child_env, fit_command
 
 from ganforge.checkpoint import load_checkpoint
 
-EVERY = 6  # vidgan: optimiser steps between checkpoints (fit_command's interval for "vidgan")
+EVERY = CASES["vidgan"][4]  # vidgan: generator steps between checkpoints (fit_command's interval)
 
 
 def make_read_only(folder: Path) -> None:
@@ -89,7 +89,5 @@ def test_a_failing_checkpoint_write_stops_training_and_keeps_the_earlier_ones(
     assert hashlib.sha256(last.read_bytes()).hexdigest() == digest  # last.ckpt is untouched
     saved = load_checkpoint(last, family="vidgan")
     assert saved["global_step"] == EVERY
-    assert sorted(p.name for p in ckpt_dir.iterdir()) == [
-        f"epoch=0-step={EVERY}.ckpt",
-        "last.ckpt",
-    ]  # no .tmp left
+    names = sorted(p.name for p in ckpt_dir.iterdir())  # epoch 1: 5-batch epochs, 2 batches a step
+    assert names == [f"epoch=1-step={EVERY}.ckpt", "last.ckpt"], names  # no .tmp left

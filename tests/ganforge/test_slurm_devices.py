@@ -12,6 +12,8 @@ import pytest
 import pytorch_lightning as pl
 import torch
 from lightning_fabric.utilities.exceptions import MisconfigurationException
+from lightning_utilities.core.rank_zero import rank_zero_only as utils_rank_zero_only
+from pytorch_lightning.utilities.rank_zero import rank_zero_only as pl_rank_zero_only
 
 from ganforge.slurm_devices import SlurmLayoutError, TaskLayout, main, task_layout, visible_gpus
 
@@ -67,6 +69,10 @@ def simulated_trainer(monkeypatch, env: dict[str, str], devices: int, num_nodes:
         monkeypatch.setenv(key, value)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: visible_gpus(env))
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    # The DDP strategy sets the process-wide rank_zero_only.rank to the simulated rank (6): put it back
+    # after the test, or every later rank-zero-only call in this worker (W&B, warnings) does nothing.
+    for holder in (pl_rank_zero_only, utils_rank_zero_only):
+        monkeypatch.setattr(holder, "rank", getattr(holder, "rank", 0))
     return pl.Trainer(
         accelerator="gpu",
         devices=devices,

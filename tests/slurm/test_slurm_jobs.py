@@ -23,7 +23,7 @@ pytestmark = [pytest.mark.slurm, pytest.mark.xdist_group("slurm")]
 class TrainJob:
     """A `fit` run for train.sbatch: command, config and the overrides that keep it small.
 
-    Steps are Lightning's global steps: optimiser steps of D and G together.
+    Steps are Lightning's global steps: generator steps (2 batches each for vidgan).
     """
 
     command: str
@@ -60,14 +60,14 @@ JOB = TrainJob(
     overrides=(
         "--data.batch_size=4",
         # Two ranks split an epoch's 500 batches: validation must come within each rank's 250.
-        "--trainer.val_check_interval=40",
+        "--trainer.val_check_interval=20",
         # Log often enough that the preempted half of a run has W&B history too.
         "--trainer.log_every_n_steps=5",
         "--trainer.enable_progress_bar=false",
     ),
-    short_steps=30,
-    long_steps=60,
-    checkpoint_every=15,
+    short_steps=10,
+    long_steps=20,
+    checkpoint_every=5,
 )
 
 
@@ -142,7 +142,7 @@ def test_preempted_job_is_requeued_and_resumes_from_its_hpc_checkpoint(slurm_clu
     hpc_ckpt = run_dir / "hpc_ckpt_1.ckpt"
     resumed_step = load_checkpoint(hpc_ckpt)["global_step"]
     assert JOB.checkpoint_every <= resumed_step < JOB.long_steps
-    # Training stops at the first batch end at or past max_steps; a batch may make two optimiser steps.
+    # Training stops at the batch end where the generator step reaches max_steps.
     final_step = load_checkpoint(run_dir / "checkpoints" / "last.ckpt")["global_step"]
     assert final_step - JOB.long_steps in (0, 1)
     assert not list((run_dir / "checkpoints").glob("last-v*.ckpt")), "the resumed run versioned last.ckpt"

@@ -58,7 +58,7 @@ def test_image_stage_paints_the_captioned_colour_inside_the_box(tmp_path: Path) 
         train, batch_size=32, shuffle=True, drop_last=True, collate_fn=partial(collate_layouts, max_objects=1)
     )
     trainer = pl.Trainer(
-        max_steps=2 * STEPS,  # one D and one G optimiser step per batch
+        max_steps=STEPS,  # generator steps
         max_epochs=-1,
         logger=False,
         enable_checkpointing=False,

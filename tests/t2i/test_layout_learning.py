@@ -83,7 +83,7 @@ def test_layouts_follow_captions_on_held_out_captions(tmp_path: Path) -> None:
     )
     trainer = pl.Trainer(
         accelerator="cpu",
-        max_steps=2 * G_STEPS,  # one D and one G optimiser step per batch
+        max_steps=G_STEPS,  # generator steps
         logger=False,
         enable_checkpointing=False,
         enable_progress_bar=False,

@@ -24,7 +24,7 @@ CLIP_FRAMES = TINY["context_frames"] + TINY["future_frames"]
 
 
 def tiny_checkpoint(path: Path, steps: int = 6, **overrides: object) -> Path:
-    """Train VideoGAN(**TINY, **overrides) for `steps` optimiser steps on squares; save it at `path`."""
+    """Train VideoGAN(**TINY, **overrides) for `steps` generator steps on squares; save it at `path`."""
     torch.manual_seed(0)
     module = VideoGAN(**{**TINY, **overrides})
     clips = moving_square_clips(8, CLIP_FRAMES, size=16, seed=1)

@@ -154,14 +154,20 @@ class GANModule(pl.LightningModule):
         Returns the loss and `d_real`/`d_fake` logit means (plus the penalties' logs).
         """
         fake = fake.detach()
+        if self.r1_weight > 0:  # R1 differentiates these same real logits: no second forward
+            real = real.detach().requires_grad_(True)
         real_logits, fake_logits = critic(real), critic(fake)
         loss = self.d_adversarial(real_logits, fake_logits)
         logs = {"d_real": real_logits.detach().mean(), "d_fake": fake_logits.detach().mean()}
-        penalty, penalty_logs = self.d_penalties(critic, real, fake)
+        penalty, penalty_logs = self.d_penalties(critic, real, fake, real_logits)
         return loss + penalty, logs | penalty_logs
 
     def d_penalties(
-        self, critic: Callable[[Tensor], Tensor], real: Tensor, fake: Tensor
+        self,
+        critic: Callable[[Tensor], Tensor],
+        real: Tensor,
+        fake: Tensor,
+        real_logits: Tensor | None = None,
     ) -> tuple[Tensor, dict[str, Tensor]]:
         """The weighted R1 (on `real`) and WGAN gradient penalty (at random interpolates) of `critic`.
 
@@ -169,12 +175,16 @@ class GANModule(pl.LightningModule):
         written by hand (t2i's image stage shares features between terms) calls it per critic. A
         positive `gp_weight` or `r1_weight` whose penalty never ran in a D step is an error
         (`_d_step`), never a silent no-op. `critic` maps inputs (B, ...) to logits (B, ...).
+        `real_logits`, when given, are `critic(real)` computed on a `real` that requires grad: R1 then
+        reuses them instead of running the critic on the real inputs again.
         """
         self._penalties_ran = True
         loss, logs = torch.zeros((), device=real.device), {}
         if self.r1_weight > 0:
-            real_in = real.detach().requires_grad_(True)
-            r1 = r1_penalty(critic(real_in), real_in)
+            if real_logits is None or not real.requires_grad:
+                real = real.detach().requires_grad_(True)
+                real_logits = critic(real)
+            r1 = r1_penalty(real_logits, real)
             loss = loss + 0.5 * self.r1_weight * r1
             logs["r1"] = r1.detach()
         if self.gp_weight > 0:

@@ -6,10 +6,12 @@ import pytest
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import ModelCheckpoint
+from torch.testing import assert_close
 from torch.utils.data import DataLoader
 
 from ganforge import NonFiniteLossError
 from ganforge.checkpoint import AtomicCheckpointIO, load_checkpoint
+from ganforge.losses import hinge_d, r1_penalty
 from ganforge.ring import RingBatches, RingGAN
 
 
@@ -200,3 +202,21 @@ def test_linear_lr_decay_scales_each_param_group_from_its_own_lr_and_resumes(tmp
     steps = trainer.global_step
     assert steps > 6
     assert group_lrs(resumed) == pytest.approx([lr * (1 - steps / 40) for lr in (2e-3, 1e-3, 4e-3)])
+
+
+def test_r1_in_adversarial_d_loss_reuses_the_real_logits():
+    """R1 differentiates the adversarial pass's own real logits: one critic call on real, one on fake."""
+    model = RingGAN(hidden=16, gan=RingGAN.gan_options(r1_weight=2.0))
+    real, fake = torch.randn(8, 2), torch.randn(8, 2)
+    calls = []
+
+    def critic(x):
+        calls.append(x)
+        return model.critic(x)
+
+    loss, logs = model.adversarial_d_loss(critic, real, fake)
+    assert len(calls) == 2
+    real_in = real.clone().requires_grad_(True)
+    expected_r1 = r1_penalty(model.critic(real_in), real_in)
+    assert_close(logs["r1"], expected_r1.detach())
+    assert_close(loss, hinge_d(model.critic(real), model.critic(fake)) + 0.5 * 2.0 * expected_r1)

@@ -20,7 +20,13 @@ is in generator steps: `trainer.max_steps`, checkpoint intervals, `lr_decay`, `e
 
 DDP: gradients are all-reduced once per update, on its last micro-batch (the others run under the
 strategy's `block_backward_sync`); with `ganforge.gan_ddp` only the network being stepped is
-all-reduced. Each rank seeds its noise with seed + rank (`on_fit_start`), and checkpoints hold
+all-reduced.
+
+Host syncs: none per step. The non-finite guard keeps its flags and counters on the device and
+skips a bad update inside the fused Adam kernel (`found_inf`, as AMP's GradScaler does); it reads
+them on the host only on log steps (every `trainer.log_every_n_steps` batches) and when training
+ends, so a run of non-finite losses raises at the first check after it reaches
+`max_consecutive_nonfinite`. Each rank seeds its noise with seed + rank (`on_fit_start`), and checkpoints hold
 every rank's RNG states, which a resume on as many ranks restores rank by rank (`on_train_start`).
 """
 
@@ -28,14 +34,15 @@ from __future__ import annotations
 
 import inspect
 import time
-from collections.abc import Callable, Mapping, Sequence
-from contextlib import nullcontext
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, nullcontext
 from dataclasses import replace
 from types import FrameType
 from typing import Any
 
 import pytorch_lightning as pl
 import torch
+import torch.distributed as dist
 from pytorch_lightning.strategies import ParallelStrategy
 from pytorch_lightning.utilities import rank_zero_warn
 from torch import Tensor, nn
@@ -45,7 +52,6 @@ from ganforge.acceleration import compile_calls, use_channels_last
 from ganforge.checkpoint import FORMAT_VERSION, HEADER_KEY
 from ganforge.ema import EMA
 from ganforge.errors import NonFiniteLossError
-from ganforge.gan_ddp import average_gradients
 from ganforge.losses import gradient_penalty, interpolate, loss_pair, r1_penalty
 from ganforge.options import GANOptions
 from ganforge.rng import all_ranks, restore_rng_states, rng_states, seed_rank
@@ -98,8 +104,7 @@ class GANModule(pl.LightningModule):
         # Progress counters; saved in the checkpoint header so a resume continues the schedule.
         self.batches_seen = 0
         self.g_step = 0
-        self.nonfinite_steps = 0
-        self._nonfinite_in_a_row = {"d_loss": 0, "g_loss": 0}  # per network: one may break alone
+        self.nonfinite_steps = 0  # the property's setter: the device counters start with the fit
         self._last_log_time: tuple[float, int] | None = None
         self._resume_rng: dict[str, Any] | None = None  # set by on_load_checkpoint, used by on_train_start
         self._penalties_ran = False  # set by d_penalties, checked after each discriminator_loss
@@ -204,8 +209,11 @@ class GANModule(pl.LightningModule):
             compile_calls(self.generator, self.discriminator, device=self.trainer.strategy.root_device)
 
     def configure_optimizers(self) -> list[torch.optim.Optimizer]:
-        d_opt = torch.optim.Adam(self.discriminator.parameters(), lr=self.d_lr, betas=self.d_betas)
-        g_opt = torch.optim.Adam(self.generator.parameters(), lr=self.g_lr, betas=self.g_betas)
+        """Adam for D and G, fused: its kernel skips a non-finite update on the device (`_step_or_skip`)."""
+        d_opt = torch.optim.Adam(
+            self.discriminator.parameters(), lr=self.d_lr, betas=self.d_betas, fused=True
+        )
+        g_opt = torch.optim.Adam(self.generator.parameters(), lr=self.g_lr, betas=self.g_betas, fused=True)
         return [d_opt, g_opt]
 
     def training_step(self, batch: Any, batch_idx: int) -> None:
@@ -217,6 +225,8 @@ class GANModule(pl.LightningModule):
         logs = self._d_step(batch, d_opt, update=updates, log_now=log_now)
         if (self.batches_seen // k) % n == n - 1:
             logs |= self._g_step(batch, g_opt, update=updates, log_now=log_now)
+        if log_now:
+            self._check_nonfinite()
         self.batches_seen += 1
         if log_now:
             self._log_train(logs, batch)
@@ -230,20 +240,24 @@ class GANModule(pl.LightningModule):
                     f"{type(self).__name__}: gp_weight={self.gp_weight}, r1_weight={self.r1_weight}, but its "
                     "discriminator_loss never calls the core's penalty path (adversarial_d_loss, d_penalties)"
                 )
-            self._backward_if_finite(loss, "d_loss", self.discriminator, sync=update)
+            self._backward_guarded(loss, "d_loss", sync=update)
             if update:
                 self._clip(self.discriminator, logs, "d_grad_norm", log_now)
-                self._step_uncounted(opt)
+                with self._step_or_skip(opt, "d_loss") as step:
+                    if step:
+                        self._step_uncounted(opt)
                 opt.zero_grad(set_to_none=True)
         return {"d_loss": loss.detach(), **logs}
 
     def _g_step(self, batch: Any, opt: Any, update: bool, log_now: bool) -> dict[str, Tensor]:
         with self.toggled_optimizer(opt):
             loss, logs = self.generator_loss(batch)
-            self._backward_if_finite(loss, "g_loss", self.generator, sync=update)
+            self._backward_guarded(loss, "g_loss", sync=update)
             if update:
                 self._clip(self.generator, logs, "g_grad_norm", log_now)
-                opt.step()
+                with self._step_or_skip(opt, "g_loss") as step:
+                    if step:
+                        opt.step()
                 opt.zero_grad(set_to_none=True)
                 self.g_step += 1
                 self.ema.update(self.generator, self.g_step)
@@ -263,35 +277,90 @@ class GANModule(pl.LightningModule):
         """Training batches per generator update: `d_steps_per_g_step * accumulate_grad_batches`."""
         return self.d_steps_per_g_step * self.accumulate_grad_batches
 
-    def _backward_if_finite(self, loss: Tensor, name: str, net: nn.Module, sync: bool) -> None:
-        """Backward `loss / k`, or skip and count it when it is not finite on any rank.
+    # ------------------------------------------------------------------ non-finite guard
+    @property
+    def nonfinite_steps(self) -> int:
+        """Updates skipped for a non-finite loss, resumed runs included (host read of a device counter)."""
+        counted = 0 if self._nonfinite_count is None else int(self._nonfinite_count)
+        return self._nonfinite_base + counted
+
+    @nonfinite_steps.setter
+    def nonfinite_steps(self, value: int) -> None:
+        self._nonfinite_base = value
+        self._nonfinite_count: Tensor | None = None  # () int64, on the losses' device once training
+        self._update_bad: dict[str, Tensor] = {}  # () bool per loss: a non-finite micro-batch in this update
+        self._bad_run: dict[str, Tensor] = {}  # () int64 per loss: skipped updates in a row, now
+        self._worst_run: dict[str, Tensor] = {}  # () int64 per loss: longest run since the last check
+        self._last_bad: dict[str, Tensor] = {}  # () float32 per loss: the last non-finite value
+
+    def _backward_guarded(self, loss: Tensor, name: str, sync: bool) -> None:
+        """Backward `loss / k` and flag it on the device when it is not finite; no host read.
 
         Under DDP, gradients are all-reduced only when `sync` (the last micro-batch of an
         accumulation): the others run in the strategy's `block_backward_sync` (DDP's `no_sync`), so
-        their gradients add up locally and go out once. When the last micro-batch is skipped, the
-        gradients `net` accumulated locally are averaged across ranks here instead.
+        their gradients add up locally and go out once. A non-finite loss still runs its backward,
+        so every rank makes the same all-reduces; the update it belongs to is skipped on every rank
+        (`_step_or_skip`).
         """
-        finite = bool(torch.isfinite(loss.detach()).all())
-        distributed = self.trainer.world_size > 1
-        if distributed:
-            finite = self.trainer.strategy.reduce_boolean_decision(finite, all=True)
-        if finite:
-            self._nonfinite_in_a_row[name] = 0
-            blocked = distributed and not sync and isinstance(self.trainer.strategy, ParallelStrategy)
-            with self.trainer.strategy.block_backward_sync() if blocked else nullcontext():
-                self.manual_backward(loss / self.accumulate_grad_batches)
-            return
-        if distributed and sync and self.accumulate_grad_batches > 1:
-            average_gradients(net)
-        self.nonfinite_steps += 1
-        self._nonfinite_in_a_row[name] += 1
-        if self._nonfinite_in_a_row[name] >= self.max_consecutive_nonfinite:
-            count = self._nonfinite_in_a_row[name]
-            raise NonFiniteLossError(
-                f"{count} non-finite losses in a row (last: train/{name}={loss.item()}) at global step "
-                f"{self.global_step}; the last saved checkpoint is untouched. Lower the learning rates, "
-                "enable grad_clip_norm, or check the data for NaN/Inf"
-            )
+        value = loss.detach().float().reshape(())
+        bad = ~torch.isfinite(value)
+        self._update_bad[name] = self._update_bad[name] | bad if name in self._update_bad else bad
+        self._last_bad[name] = torch.where(bad, value, self._last_bad.get(name, value))
+        distributed = self.trainer.world_size > 1 and isinstance(self.trainer.strategy, ParallelStrategy)
+        with self.trainer.strategy.block_backward_sync() if distributed and not sync else nullcontext():
+            self.manual_backward(loss / self.accumulate_grad_batches)
+
+    @contextmanager
+    def _step_or_skip(self, opt: Any, name: str) -> Iterator[bool]:
+        """Around one optimiser step of the update `name` ("d_loss"/"g_loss") ends: skip it when any
+        micro-batch of the update had a non-finite loss on any rank, and count it.
+
+        The flag is all-reduced (max) across ranks on the device. A fused torch optimiser (the core's
+        Adam) takes it as `found_inf` and leaves weights, moments and its step count untouched; for
+        another optimiser, or under a GradScaler that sets `found_inf` itself, the flag is read on
+        the host (one sync per update). Yields whether the caller should call the step.
+        """
+        skip = self._update_bad.pop(name).to(torch.float32)  # () 1.0: skip this update
+        if self.trainer.world_size > 1:
+            dist.all_reduce(skip, op=dist.ReduceOp.MAX)
+        self._count_nonfinite(name, skip)
+        inner = opt.optimizer if hasattr(opt, "optimizer") else opt
+        scaler = getattr(self.trainer.precision_plugin, "scaler", None)
+        if getattr(inner, "_step_supports_amp_scaling", False) and scaler is None:
+            inner.grad_scale, inner.found_inf = None, skip
+            try:
+                yield True
+            finally:
+                del inner.grad_scale, inner.found_inf
+        else:
+            yield not bool(skip)
+
+    def _count_nonfinite(self, name: str, skip: Tensor) -> None:
+        """Device-side bookkeeping of one update of `name` whose skip flag is `skip` (() float32, 0 or 1)."""
+        skipped = skip.to(torch.int64)
+        if self._nonfinite_count is None:
+            self._nonfinite_count = torch.zeros((), dtype=torch.int64, device=skip.device)
+        self._nonfinite_count += skipped
+        run = (self._bad_run.get(name, torch.zeros_like(skipped)) + 1) * skipped  # 0 after a good update
+        self._bad_run[name] = run
+        self._worst_run[name] = torch.maximum(self._worst_run.get(name, run), run)
+
+    def _check_nonfinite(self) -> None:
+        """Raise `NonFiniteLossError` when a loss was non-finite `max_consecutive_nonfinite` updates in a
+        row since the last check. A host read: called on log steps and when training ends.
+
+        The counters come from all-reduced flags, so every rank reads the same and raises alike.
+        """
+        for name, worst in sorted(self._worst_run.items()):
+            count = int(worst)
+            self._worst_run[name] = self._bad_run[name].clone()
+            if count >= self.max_consecutive_nonfinite:
+                raise NonFiniteLossError(
+                    f"{count} non-finite losses in a row (last: train/{name}={self._last_bad[name].item()}), "
+                    f"found at global step {self.global_step} (checked every log_every_n_steps batches); "
+                    "their updates were skipped, so the weights and the last saved checkpoint are finite. "
+                    "Lower the learning rates, enable grad_clip_norm, or check the data for NaN/Inf"
+                )
 
     def _clip(self, net: nn.Module, logs: dict[str, Tensor], key: str, log_now: bool) -> None:
         """Clip `net`'s gradients to `grad_clip_norm` when set; on log steps put the pre-clip norm in logs.
@@ -396,6 +465,10 @@ class GANModule(pl.LightningModule):
         """
         if self.trainer.world_size > 1:
             seed_rank(self.global_rank)
+
+    def on_train_end(self) -> None:
+        """The non-finite guard's last check: a run of non-finite losses since the last log step raises."""
+        self._check_nonfinite()
 
     def on_train_start(self) -> None:
         """Put an integer `val_check_interval` into generator steps; restore a resumed fit's RNGs.

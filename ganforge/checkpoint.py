@@ -1,7 +1,16 @@
-"""Checkpoint I/O: atomic writes for training, `weights_only=True` reads for inference.
+"""Checkpoint I/O, the only place that writes a `ganforge` header or calls `torch.load`.
 
-Training checkpoints are Lightning checkpoints plus a `ganforge` header
-`{"format_version", "family", "ganforge_version"}` added by `GANModule.on_save_checkpoint`.
+- Writing: `atomic_torch_save` (and `AtomicCheckpointIO` for Lightning) never leaves a partial file;
+  `stamp_header` adds the `ganforge` header `{"format_version", "family", "ganforge_version", ...}`
+  that every family's checkpoints and bundles carry.
+- Reading, always with `weights_only=True`: `load_state_file` for any torch file (third-party state
+  dicts too), `load_checkpoint` for a ganforge file of a given family, `read_header` for its header.
+- Rebuilding: `restore` makes a module from a checkpoint's hyper-parameters and loads its weights
+  (optionally those under a prefix, e.g. the EMA generator's) strictly.
+- Auxiliary networks (evaluation judges, feature nets): `save_artifact` / `load_artifact` write and
+  read `{"ganforge": header, "config": ..., "state_dict": ...}`.
+
+Every failure is a one-line `CheckpointError` naming the file.
 """
 
 from __future__ import annotations
@@ -10,13 +19,17 @@ import os
 import pickle
 import re
 import tempfile
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 from pytorch_lightning.plugins.io import TorchCheckpointIO
+from torch import Tensor, nn
 
+from ganforge import __version__
 from ganforge.errors import CheckpointError, NotGANForgeCheckpointError, WrongFamilyError
+from ganforge.options import gan_init_args
 
 FORMAT_VERSION = 1
 HEADER_KEY = "ganforge"
@@ -95,43 +108,81 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             ) from err
 
 
-def load_checkpoint(path: str | os.PathLike, family: str | None = None) -> dict[str, Any]:
-    """Read a ganforge checkpoint safely (`weights_only=True`) and check its header.
+def stamp_header(checkpoint: dict[str, Any], family: str, **extra: Any) -> None:
+    """Set `checkpoint`'s `ganforge` header: format version, `family`, ganforge version, then `extra`.
 
-    Raises `CheckpointError` naming the file for: a missing path, a directory, a file that is not a
-    torch checkpoint or is truncated, a pickle that needs arbitrary code, a checkpoint of another
-    family, or a newer format version than this ganforge reads.
+    Args:
+        checkpoint: the dict about to be saved (a Lightning checkpoint, a bundle, an artefact).
+        family: what the file holds, e.g. "vidgan", "t2i-image", "t2i-judge-soa".
+        extra: more header entries (plain data: `load_checkpoint` reads with weights_only=True).
+    """
+    checkpoint[HEADER_KEY] = {
+        "format_version": FORMAT_VERSION,
+        "family": family,
+        "ganforge_version": __version__,
+        **extra,
+    }
+
+
+def read_header(checkpoint: Mapping[str, Any]) -> dict[str, Any]:
+    """The `ganforge` header of a loaded checkpoint; {} when it has none."""
+    header = checkpoint.get(HEADER_KEY) if isinstance(checkpoint, Mapping) else None
+    return dict(header) if isinstance(header, Mapping) else {}
+
+
+def load_state_file(path: str | os.PathLike, what: str = "checkpoint", mmap: bool = False) -> Any:
+    """Read any `torch.save` file safely (`weights_only=True`), on CPU: a checkpoint or a state dict.
+
+    Args:
+        path: the file.
+        what: how error messages name the file ("checkpoint", "--inception", ...).
+        mmap: memory-map the tensors instead of reading them (zip-format files only).
+
+    Raises:
+        CheckpointError: "<what> '<path>' ..." for a missing path, a directory, a file that is not a
+            torch file or is truncated, or a pickle that needs arbitrary code.
     """
     path = Path(path)
     if not path.exists():
-        raise CheckpointError(f"checkpoint '{path}' does not exist")
+        raise CheckpointError(f"{what} '{path}' does not exist")
     if path.is_dir():
-        raise CheckpointError(f"checkpoint '{path}' is a directory; pass the .ckpt file inside it")
+        raise CheckpointError(f"{what} '{path}' is a directory; pass the file inside it")
     with path.open("rb") as f:
         magic = f.read(4)
     if not (magic.startswith(b"PK") or magic.startswith(b"\x80")):  # torch.save: a zip, or a legacy pickle
         raise CheckpointError(
-            f"checkpoint '{path}' is not a readable torch checkpoint (neither a zip archive nor a pickle: "
+            f"{what} '{path}' is not a readable torch checkpoint (neither a zip archive nor a pickle: "
             f"it starts with {magic!r})"
         )
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as err:
         culprit = re.search(r"(?:unsupported|Unsupported global:) GLOBAL ([\w.]+)", str(err))
-        what = f"it references {culprit.group(1)}" if culprit else "it holds objects other than tensors"
+        reason = f"it references {culprit.group(1)}" if culprit else "it holds objects other than tensors"
         raise CheckpointError(
-            f"checkpoint '{path}' was refused by the safe loader (weights_only=True): {what}; "
+            f"{what} '{path}' was refused by the safe loader (weights_only=True): {reason}; "
             "ganforge never unpickles arbitrary objects from a checkpoint"
         ) from None
     except Exception as err:  # truncated zips surface as RuntimeError, KeyError, EOFError, ...
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         first = first.split(". ")[0]  # torch appends paragraphs of advice to the cause
-        raise CheckpointError(f"checkpoint '{path}' is not a readable torch checkpoint ({first})") from None
+        raise CheckpointError(f"{what} '{path}' is not a readable torch checkpoint ({first})") from None
+
+
+def load_checkpoint(path: str | os.PathLike, family: str | None = None) -> dict[str, Any]:
+    """Read a ganforge checkpoint safely (`weights_only=True`) and check its header.
+
+    Raises `CheckpointError` naming the file for: a missing path, a directory, a file that is not a
+    torch checkpoint or is truncated, a pickle that needs arbitrary code (see `load_state_file`), a
+    file without the header (`NotGANForgeCheckpointError`), a checkpoint of another family
+    (`WrongFamilyError`), or a newer format version than this ganforge reads.
+    """
+    ckpt = load_state_file(path)
     if not isinstance(ckpt, dict) or HEADER_KEY not in ckpt:
         raise NotGANForgeCheckpointError(
             f"checkpoint '{path}' is not a ganforge checkpoint (no '{HEADER_KEY}' header)"
         )
-    header = ckpt[HEADER_KEY]
+    header = read_header(ckpt)
     version = header.get("format_version", 0)
     if version > FORMAT_VERSION:
         raise CheckpointError(
@@ -143,6 +194,80 @@ def load_checkpoint(path: str | os.PathLike, family: str | None = None) -> dict[
             f"checkpoint '{path}' is not a {family} checkpoint (its family is {header.get('family')!r})"
         )
     return ckpt
+
+
+def restore(
+    cls: type,
+    checkpoint: Mapping[str, Any],
+    path: str | os.PathLike,
+    prefix: str | None = None,
+    build: Callable[..., nn.Module] | None = None,
+) -> nn.Module:
+    """A module rebuilt from a checkpoint's hyper-parameters, with its weights loaded strictly.
+
+    Args:
+        cls: the LightningModule class that wrote `checkpoint`; its `gan_options` (a `GANModule`)
+            gather the stored `gan` block, or the flat options of checkpoints written before it.
+        checkpoint: a loaded checkpoint (or bundle entry) with "hyper_parameters" and "state_dict".
+        path: the file it came from, for error messages.
+        prefix: load only the weights under `prefix.` (e.g. "ema.model"), with the prefix removed.
+        build: makes the module from the hyper-parameters (default: `cls` itself), e.g. a class's
+            `inference_network` when only the network under `prefix` is wanted.
+
+    Raises:
+        CheckpointError: "checkpoint '<path>' ..." when the hyper-parameters or weights are missing,
+            do not fit `cls`, or do not match the rebuilt module.
+    """
+    hparams, state = checkpoint.get("hyper_parameters"), checkpoint.get("state_dict")
+    if not isinstance(hparams, dict) or not isinstance(state, dict):
+        raise CheckpointError(f"checkpoint '{path}' lacks the {cls.__name__} hyper_parameters or state_dict")
+    # LightningCLI records `_class_path` / `_instantiator` beside the init arguments.
+    hparams = {k: v for k, v in hparams.items() if not k.startswith("_")}
+    gan_options = getattr(cls, "gan_options", None)
+    if gan_options is not None:
+        hparams = gan_init_args(hparams, gan_options())
+    try:
+        module = (build or cls)(**hparams)
+        module.load_state_dict(state if prefix is None else submodule_state(state, prefix))
+    except (TypeError, ValueError, RuntimeError) as err:
+        # One line: load_state_dict lists the missing and unexpected keys on lines of their own.
+        reason = " ".join(str(err).split())[:200] or type(err).__name__
+        raise CheckpointError(f"checkpoint '{path}' does not rebuild a {cls.__name__}: {reason}") from None
+    return module
+
+
+def save_artifact(
+    path: str | os.PathLike,
+    family: str,
+    config: dict[str, Any],
+    state_dict: Mapping[str, Tensor],
+    **header_extra: Any,
+) -> Path:
+    """Write an auxiliary network (a judge, a feature net) atomically, with the ganforge header.
+
+    Args:
+        path: the file to write.
+        family: what it holds, checked by `load_artifact` (e.g. "t2i-judge-soa", "vidgan-fd-local").
+        config: plain data that rebuilds the network (and notes about its training).
+        state_dict: the network's weights.
+        header_extra: more header entries (see `stamp_header`).
+    """
+    artifact: dict[str, Any] = {"config": config, "state_dict": state_dict}
+    stamp_header(artifact, family, **header_extra)
+    atomic_torch_save(artifact, path)
+    return Path(path)
+
+
+def load_artifact(path: str | os.PathLike, family: str) -> tuple[dict[str, Any], dict[str, Tensor]]:
+    """(config, state_dict) of a file written by `save_artifact` for `family`, read with weights_only=True.
+
+    Raises:
+        CheckpointError: naming the file when it is unreadable, of another family, or lacks either part.
+    """
+    ckpt = load_checkpoint(path, family=family)
+    if not isinstance(ckpt.get("config"), dict) or not isinstance(ckpt.get("state_dict"), dict):
+        raise CheckpointError(f"{family} file '{path}' lacks its config or state_dict")
+    return ckpt["config"], ckpt["state_dict"]
 
 
 def submodule_state(state_dict: dict[str, Any], prefix: str) -> dict[str, Any]:

@@ -14,8 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ganforge import __version__
-from ganforge.checkpoint import FORMAT_VERSION, HEADER_KEY
+from ganforge.checkpoint import stamp_header
 from vidgan.models import ConvGRUPredictor
 from vidgan.module import VideoPredictionModule, unpack
 
@@ -73,9 +72,5 @@ class ConvGRUBaseline(VideoPredictionModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         super().on_save_checkpoint(checkpoint)  # the generator format
-        # The same header GANModule writes, so `ganforge.checkpoint.load_checkpoint` accepts it.
-        checkpoint[HEADER_KEY] = {
-            "format_version": FORMAT_VERSION,
-            "family": self.family,
-            "ganforge_version": __version__,
-        }
+        # The header GANModule writes, so `ganforge.checkpoint.load_checkpoint` accepts it.
+        stamp_header(checkpoint, self.family)

@@ -9,7 +9,6 @@ saved net (`vidgan eval --fd-net`), and never with published FVD numbers.
 
 from __future__ import annotations
 
-import pickle
 from pathlib import Path
 
 import torch
@@ -17,10 +16,12 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
-from ganforge.checkpoint import atomic_torch_save
+from ganforge.checkpoint import load_artifact, load_state_file, save_artifact
+from ganforge.errors import CheckpointError, NotGANForgeCheckpointError
 
 FEATURE_SIZE = 32  # clips are resized to 32x32 before the net: enough for Moving MNIST-scale motion
 WIDTHS = (16, 32, 64)  # conv widths; the features are the last width, globally average-pooled
+FAMILY = "vidgan-fd-local"  # the ganforge header's family of a saved net
 
 
 class LocalVideoFeatures(nn.Module):
@@ -102,18 +103,25 @@ def train_local_features(
 
 
 def save_local_features(net: LocalVideoFeatures, path: str | Path) -> None:
-    """Write the net's weights and shape (plain tensors and ints: loadable with weights_only=True)."""
-    atomic_torch_save({"channels": net.channels, "frames": net.frames, "state_dict": net.state_dict()}, path)
+    """Write the net's weights and shape as a ganforge artefact (loadable with weights_only=True)."""
+    save_artifact(path, FAMILY, {"channels": net.channels, "frames": net.frames}, net.state_dict())
 
 
 def load_local_features(path: str | Path) -> LocalVideoFeatures:
-    """Read a net written by `save_local_features`; ValueError naming the file if it is not one."""
+    """Read a net written by `save_local_features`; CheckpointError naming the file if it is not one.
+
+    Nets saved before the artefact format (a headerless `{"channels", "frames", "state_dict"}`) still load.
+    """
     try:
-        saved = torch.load(path, map_location="cpu", weights_only=True)
-        net = LocalVideoFeatures(saved["channels"], saved["frames"])
-        net.load_state_dict(saved["state_dict"])
-    except (pickle.UnpicklingError, RuntimeError, KeyError, TypeError, ValueError, EOFError) as err:
-        raise ValueError(
+        config, state = load_artifact(path, FAMILY)
+    except NotGANForgeCheckpointError:  # saved before the artefact format
+        saved = load_state_file(path, what="fd_local net")
+        config, state = (saved, saved.get("state_dict")) if isinstance(saved, dict) else ({}, None)
+    try:
+        net = LocalVideoFeatures(config["channels"], config["frames"])
+        net.load_state_dict(state)
+    except (RuntimeError, KeyError, TypeError, ValueError) as err:
+        raise CheckpointError(
             f"fd_local net '{path}' is not a saved local feature net ({type(err).__name__})"
         ) from None
     return net.eval().requires_grad_(False)

@@ -25,10 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ganforge.checkpoint import load_checkpoint, submodule_state
+from ganforge.checkpoint import load_checkpoint, restore
 from ganforge.errors import CheckpointError, NotGANForgeCheckpointError
-from ganforge.module import GANModule
-from ganforge.options import gan_init_args
 from vidgan.data.video_folder import LUMA
 from vidgan.module import check_generator_format
 
@@ -110,17 +108,7 @@ class FramePredictor:
             ) from None
         check_generator_format(ckpt, path)
         module_class, prefix = _module_class(ckpt, path)
-        hparams = {k: v for k, v in ckpt.get("hyper_parameters", {}).items() if not k.startswith("_")}
-        if issubclass(module_class, GANModule):  # the `gan` block, or older checkpoints' flat options
-            hparams = gan_init_args(hparams, module_class.gan_options())
-        try:
-            network = module_class.inference_network(**hparams)
-            network.load_state_dict(submodule_state(ckpt["state_dict"], prefix))
-        except (TypeError, ValueError, RuntimeError) as err:
-            first = str(err).strip().splitlines()[0]
-            raise CheckpointError(
-                f"checkpoint '{path}' does not rebuild a {module_class.__name__}: {first}"
-            ) from None
+        network = restore(module_class, ckpt, path, prefix=prefix, build=module_class.inference_network)
         return cls(network.to(torch.device(device)), batch_size)
 
     # ------------------------------------------------------------------ what the model was trained on

@@ -21,8 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ganforge import __version__
-from ganforge.checkpoint import FORMAT_VERSION, HEADER_KEY, load_checkpoint, submodule_state
+from ganforge.checkpoint import load_checkpoint, restore, stamp_header
 from t2i.clip_model import build_clip, encode_images, save_clip, tokenize
 from t2i.contrastive import symmetric_infonce
 from t2i.metrics.retrieval import r_precision
@@ -176,11 +175,7 @@ class ContrastiveCLIP(pl.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint[HEADER_KEY] = {
-            "format_version": FORMAT_VERSION,
-            "family": self.family,
-            "ganforge_version": __version__,
-        }
+        stamp_header(checkpoint, self.family)
 
     def on_fit_end(self) -> None:
         if self.trainer.is_global_zero:
@@ -191,24 +186,4 @@ class ContrastiveCLIP(pl.LightningModule):
 def export_clip(ckpt_path: str | Path, out: str | Path) -> Path:
     """Write the CLIP state dict of a `clip`-stage training checkpoint to `out` (for `clip.load`)."""
     checkpoint = load_checkpoint(ckpt_path, family=ContrastiveCLIP.family)
-    state = submodule_state(checkpoint["state_dict"], "clip")
-    model = build_clip(**_clip_shape(checkpoint.get("hyper_parameters", {}), ckpt_path))
-    model.load_state_dict(state)
-    return save_clip(model, out)
-
-
-def _clip_shape(hparams: dict[str, Any], ckpt_path: str | Path) -> dict[str, Any]:
-    keys = (
-        "embed_dim",
-        "image_resolution",
-        "vision_width",
-        "vision_layers",
-        "vision_patch_size",
-        "context_length",
-        "text_width",
-        "text_layers",
-    )
-    missing = [k for k in keys if k not in hparams]
-    if missing:
-        raise ValueError(f"export-clip: checkpoint '{ckpt_path}' lacks hyper-parameters {missing}")
-    return {k: hparams[k] for k in keys}
+    return save_clip(restore(ContrastiveCLIP, checkpoint, ckpt_path).clip, out)

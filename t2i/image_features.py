@@ -5,7 +5,8 @@ Without `--inception`, `t2i eval` trains `LocalFeatureNet` on real images to say
 reported as `fd_local`, comparable only between evaluations that share the same net, never as FID.
 FID and the Inception Score from a local Inception file are `t2i.metrics.inception`'s.
 
-Trained judges are saved with a ganforge header and read back with `weights_only=True`.
+Trained judges are `ganforge.checkpoint` artefacts: a ganforge header, their config and weights, read
+back with `weights_only=True`.
 """
 
 from __future__ import annotations
@@ -19,14 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ganforge import __version__
-from ganforge.checkpoint import (
-    FORMAT_VERSION,
-    HEADER_KEY,
-    CheckpointError,
-    atomic_torch_save,
-    load_checkpoint,
-)
+from ganforge.checkpoint import load_artifact, save_artifact
 
 
 class LocalFeatureNet(nn.Module):
@@ -91,18 +85,9 @@ def train_local_features(
 # ---------------------------------------------------------------------------------------------- judge files
 def save_judge(module: nn.Module, config: dict[str, Any], path: str | os.PathLike, kind: str) -> Path:
     """Write a trained judge (`kind`: "soa", "fd_local", ...) with its config, atomically."""
-    header = {
-        "format_version": FORMAT_VERSION,
-        "family": f"t2i-judge-{kind}",
-        "ganforge_version": __version__,
-    }
-    atomic_torch_save({HEADER_KEY: header, "config": config, "state_dict": module.state_dict()}, path)
-    return Path(path)
+    return save_artifact(path, f"t2i-judge-{kind}", config, module.state_dict())
 
 
 def load_judge(path: str | os.PathLike, kind: str) -> tuple[dict[str, Any], dict[str, Tensor]]:
     """(config, state_dict) of a judge written by `save_judge`; CheckpointError naming the file otherwise."""
-    ckpt = load_checkpoint(path, family=f"t2i-judge-{kind}")
-    if not isinstance(ckpt.get("config"), dict) or not isinstance(ckpt.get("state_dict"), dict):
-        raise CheckpointError(f"judge file '{path}' lacks its config or state_dict")
-    return ckpt["config"], ckpt["state_dict"]
+    return load_artifact(path, f"t2i-judge-{kind}")

@@ -25,15 +25,14 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ganforge import __version__
 from ganforge.checkpoint import (
-    FORMAT_VERSION,
-    HEADER_KEY,
     CheckpointError,
     atomic_torch_save,
     load_checkpoint,
+    read_header,
+    restore,
+    stamp_header,
 )
-from ganforge.options import gan_init_args
 from t2i.image_stage import ImageGAN
 from t2i.layout import Box, SampledBoxes
 from t2i.layout.shapes import box_indicator, paste_masks
@@ -154,21 +153,21 @@ class TextToImage:
         Without any layout stage the model still generates from given layouts.
         """
         ckpt = load_checkpoint(path)
-        family = ckpt[HEADER_KEY].get("family")
+        family = read_header(ckpt).get("family")
         if family == BUNDLE_FAMILY:
-            image = _restore(ImageGAN, ckpt["image"], path)
-            layout = None if ckpt.get("layout") is None else _restore(LayoutGAN, ckpt["layout"], path)
+            image = restore(ImageGAN, ckpt["image"], path)
+            layout = None if ckpt.get("layout") is None else restore(LayoutGAN, ckpt["layout"], path)
             if layout_checkpoint is not None:
-                layout = _restore(
+                layout = restore(
                     LayoutGAN, load_checkpoint(layout_checkpoint, LayoutGAN.family), layout_checkpoint
                 )
         elif family == ImageGAN.family:
-            image = _restore(ImageGAN, ckpt, path)
+            image = restore(ImageGAN, ckpt, path)
             pointer = layout_checkpoint or image.hparams.get("layout_checkpoint")
             layout = None
             if pointer is not None:
                 found = _resolve(pointer, Path(path).parent)
-                layout = _restore(LayoutGAN, load_checkpoint(found, LayoutGAN.family), found)
+                layout = restore(LayoutGAN, load_checkpoint(found, LayoutGAN.family), found)
         else:
             raise CheckpointError(
                 f"checkpoint '{path}' is a {family!r} checkpoint; expected a t2i bundle or an image-stage "
@@ -188,14 +187,10 @@ class TextToImage:
     def save(self, path: str | os.PathLike) -> Path:
         """Write a single-file bundle (both stages, weights and hyper-parameters) atomically."""
         bundle = {
-            HEADER_KEY: {
-                "format_version": FORMAT_VERSION,
-                "family": BUNDLE_FAMILY,
-                "ganforge_version": __version__,
-            },
             "image": _stage_state(self.image),
             "layout": None if self.layout is None else _stage_state(self.layout),
         }
+        stamp_header(bundle, BUNDLE_FAMILY)
         atomic_torch_save(bundle, path)
         return Path(path)
 
@@ -316,25 +311,6 @@ def _stage_state(module: torch.nn.Module) -> dict[str, Any]:
         "hyper_parameters": dict(module.hparams),
         "state_dict": {k: v.detach().cpu() for k, v in module.state_dict().items()},
     }
-
-
-def _restore(cls: type, ckpt: dict[str, Any], path: str | os.PathLike) -> Any:
-    """`cls(**hyper_parameters)` with the checkpoint's state dict loaded; CheckpointError naming `path`.
-
-    `gan_init_args` reads the stored `gan` block, or the flat options of checkpoints written before it.
-    """
-    hparams, state = ckpt.get("hyper_parameters"), ckpt.get("state_dict")
-    if not isinstance(hparams, dict) or not isinstance(state, dict):
-        raise CheckpointError(f"checkpoint '{path}' lacks the {cls.family} hyper_parameters or state_dict")
-    # LightningCLI records `_class_path` / `_instantiator` beside the init arguments.
-    hparams = {k: v for k, v in hparams.items() if not k.startswith("_")}
-    try:
-        model = cls(**gan_init_args(hparams, cls.gan_options()))
-        model.load_state_dict(state)
-    except (TypeError, RuntimeError, ValueError) as err:
-        first = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
-        raise CheckpointError(f"checkpoint '{path}' does not rebuild a {cls.__name__}: {first}") from None
-    return model
 
 
 def _resolve(pointer: str | os.PathLike, base: Path) -> Path:

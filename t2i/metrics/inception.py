@@ -29,6 +29,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.hub import HASH_REGEX
 
+from ganforge.checkpoint import load_state_file
+
 INCEPTION_SIZE = 299
 TF_KIND = "tf_inception"
 TF_CLASSES = 1008  # outputs of the 2015-12-05 TF graph's softmax layer (torchvision's net has 1000)
@@ -120,12 +122,7 @@ def inspect_inception(path: str | os.PathLike) -> InceptionFile:
         raise FileNotFoundError(f"--inception '{path}' does not exist")
     if _is_torchscript(path):
         return InceptionFile(path, "torchscript", _sha256(path))
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - unpickling raises many types
-        raise ValueError(
-            f"--inception '{path}' is neither TorchScript nor a state dict of tensors ({type(err).__name__})"
-        ) from None
+    state = load_state_file(path, what="--inception")  # CheckpointError (a ValueError) naming the file
     if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
         raise ValueError(f"--inception '{path}' holds a {type(state).__name__}, not a state dict of tensors")
     shapes = _shapes(state)
@@ -171,7 +168,7 @@ class InceptionFeatures(nn.Module):
             from torchvision.models import inception_v3
 
             self.net = inception_v3(weights=None, aux_logits=True, init_weights=False)
-            self.net.load_state_dict(torch.load(source.path, map_location="cpu", weights_only=True))
+            self.net.load_state_dict(load_state_file(source.path, what="--inception"))
             self.net.fc = nn.Identity()  # pool features instead of ImageNet logits
         self.net.eval()
 

@@ -64,7 +64,7 @@ def test_other_files_are_refused_naming_the_file(tmp_path: Path) -> None:
         inspect_inception(wrong)
     text = tmp_path / "notes.pt"
     text.write_text("hello")
-    with pytest.raises(ValueError, match="neither TorchScript nor a state dict"):
+    with pytest.raises(ValueError, match=r"--inception '.*notes.pt' is not a readable torch checkpoint"):
         inspect_inception(text)
 
 

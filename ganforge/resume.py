@@ -11,9 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import torch
-
-from ganforge.checkpoint import HEADER_KEY
+from ganforge.checkpoint import load_state_file, read_header
 from ganforge.errors import CheckpointError
 
 AUTO = "auto"
@@ -25,12 +23,12 @@ def training_position(path: Path) -> tuple[int, int]:
     Raises:
         CheckpointError: naming the file when it cannot be read.
     """
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception as err:
-        raise CheckpointError(f"--ckpt_path auto: checkpoint '{path}' is not readable ({err})") from None
-    header = ckpt.get(HEADER_KEY, {}) if isinstance(ckpt, dict) else {}
-    return int(ckpt.get("global_step", 0)), int(header.get("batches_seen", 0))
+    ckpt = load_state_file(path, what="--ckpt_path auto: checkpoint", mmap=True)
+    if not isinstance(ckpt, dict):
+        raise CheckpointError(
+            f"--ckpt_path auto: checkpoint '{path}' holds a {type(ckpt).__name__}, not a Lightning checkpoint"
+        )
+    return int(ckpt.get("global_step", 0)), int(read_header(ckpt).get("batches_seen", 0))
 
 
 def newest_checkpoint(run_dir: str | os.PathLike, checkpoint_dirs: list[str]) -> Path | None:

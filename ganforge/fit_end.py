@@ -4,10 +4,16 @@
   weights (when validation is configured), so the run's last logged metrics are those of
   `last.ckpt` (ganforge.run_checkpoint.RunCheckpoint writes it at train end).
 - SIGTERM (`scancel`, a node shutdown, `kill`) or a first Ctrl-C (SIGINT): the handler only sets a
-  flag. At the next batch end all ranks agree on it, training stops there without a validation
+  flag. At a batch end where the ranks compare their flags, training stops without a validation
   pass (the signal's grace time may not cover one), `last.ckpt` is written and the command exits
   with 128 + the signal number. There is no requeue: SIGUSR1 keeps that meaning
   (ganforge.slurm_requeue). A second Ctrl-C interrupts at once, as Python does by default.
+
+Under DDP the ranks compare their stop flags (this one and `ganforge.slurm_requeue`'s) in one
+all-reduce, and only every `stop_check_every(trainer)` batches: min(log_every_n_steps,
+MAX_STOP_DELAY) = at most 10 batches, on log steps where log_every_n_steps <= 10; it is a host
+sync, which the other batches are spared. So a signal stops training at most 10 batches after it
+arrives. A single process reads its flags at every batch end (no sync).
 
 Lightning's own SIGTERM handler broadcasts from inside the signal handler under DDP, which can pair
 with another rank's collective and hang (Lightning issue #21406); ours replaces it for the fit.
@@ -17,16 +23,63 @@ from __future__ import annotations
 
 import signal
 from types import FrameType
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
+from weakref import WeakKeyDictionary
 
 import pytorch_lightning as pl
+import torch
 from pytorch_lightning.utilities import rank_zero_warn
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+MAX_STOP_DELAY = 10  # batches between the DDP ranks' comparisons of their stop flags, at most
+
+
+@runtime_checkable
+class StopRequester(Protocol):
+    """A callback whose signal handler sets a request that every rank must act on at the same batch."""
+
+    def pending(self) -> bool:
+        """Whether this process has a request not yet acted on."""
+        ...
+
+
+# The comparison made at a trainer's latest check batch: (total batch index, flag per requester id).
+_agreed: WeakKeyDictionary[pl.Trainer, tuple[int, dict[int, bool]]] = WeakKeyDictionary()
+
+
+def stop_check_every(trainer: pl.Trainer) -> int:
+    """Batches between two comparisons of the ranks' stop flags: min(log_every_n_steps, MAX_STOP_DELAY)."""
+    return max(1, min(trainer.log_every_n_steps, MAX_STOP_DELAY))
+
+
+def agreed_request(trainer: pl.Trainer, requester: StopRequester) -> bool:
+    """At a batch end: whether `requester`'s request is pending on any rank, the same answer on every rank.
+
+    One process reads its own flag. Under DDP every rank calls this at every batch end (a
+    collective on check batches): on every `stop_check_every(trainer)`-th batch one all-reduce
+    compares the flags of all the trainer's `StopRequester` callbacks at once, and the other
+    callbacks reuse it; between check batches the answer is False.
+    """
+    if trainer.world_size == 1:
+        return requester.pending()
+    batch = trainer.fit_loop.epoch_loop.total_batch_idx
+    if (batch + 1) % stop_check_every(trainer) != 0:
+        return False
+    cached = _agreed.get(trainer)
+    if cached is None or cached[0] != batch:
+        requesters = [c for c in trainer.callbacks if isinstance(c, StopRequester)]
+        flags = torch.tensor([float(c.pending()) for c in requesters], device=trainer.strategy.root_device)
+        flags = trainer.strategy.reduce(flags, reduce_op="sum")
+        cached = (batch, {id(c): flag > 0 for c, flag in zip(requesters, flags.tolist(), strict=True)})
+        _agreed[trainer] = cached
+    return cached[1][id(requester)]
 
 
 class FitEnd(pl.Callback):
-    """Final validation at `max_steps`/`max_epochs`; SIGTERM and a first SIGINT stop at the next batch end."""
+    """Final validation at `max_steps`/`max_epochs`; SIGTERM and a first SIGINT stop at a batch end soon.
+
+    Soon: the next batch end in one process, at most `MAX_STOP_DELAY` batches later under DDP.
+    """
 
     def __init__(self) -> None:
         self.received: int | None = None  # signal number of a stop request not yet acted on
@@ -35,6 +88,9 @@ class FitEnd(pl.Callback):
         self._max_steps: int | None = None  # as configured: a stop request lowers the loop's own
 
     # ------------------------------------------------------------------ signals
+    def pending(self) -> bool:
+        return self.received is not None
+
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         self.received = signum
         if signum == signal.SIGINT:  # the next Ctrl-C interrupts at once
@@ -63,7 +119,7 @@ class FitEnd(pl.Callback):
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
-        if self._stop_requested(trainer):
+        if agreed_request(trainer, self):
             self.stopped_by = self.received or signal.SIGTERM
             self.received = None
             rank_zero_warn(
@@ -75,12 +131,6 @@ class FitEnd(pl.Callback):
             return
         if _last_batch(trainer, self._max_steps):
             trainer.should_stop = True  # Lightning validates before a requested stop
-
-    def _stop_requested(self, trainer: pl.Trainer) -> bool:
-        requested = self.received is not None
-        if trainer.world_size > 1:  # collective: every rank reaches it once per batch
-            requested = trainer.strategy.reduce_boolean_decision(requested, all=False)
-        return requested
 
 
 def _last_batch(trainer: pl.Trainer, max_steps: int | None) -> bool:

@@ -5,8 +5,10 @@ the signal handler. Under DDP each rank takes the signal wherever its main threa
 so the checkpoint's barrier can pair with another rank's all-reduce and the job hangs until Slurm
 kills it (seen here in 1 of 6 preemptions; Lightning issue #21406).
 
-`SlurmRequeue` replaces that handler. Its handler only sets a flag. After each training batch the
-ranks all-reduce the flag; when any rank has it they all save the same `hpc_ckpt_N.ckpt` that
+`SlurmRequeue` replaces that handler. Its handler only sets a flag. The ranks compare it (together
+with `ganforge.fit_end`'s stop flag, in one all-reduce) every `stop_check_every(trainer)` batches,
+at most `MAX_STOP_DELAY` = 10, so the checkpoint comes at most 10 batches after the signal (in one
+process, at the next batch end); when any rank has it they all save the same `hpc_ckpt_N.ckpt` that
 Lightning resumes from, end training there, and rank 0 writes the file named by
 `GANFORGE_REQUEUE_FILE`. Every `fit` command (GANForgeCLI) adds this callback whenever that
 variable is set; slurm/train.sbatch sets it and runs `scontrol requeue` once srun has exited, so no
@@ -27,13 +29,14 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import ModelCheckpoint
 
+from ganforge.fit_end import agreed_request
 from ganforge.run_checkpoint import RunCheckpoint
 
 REQUEST_ENV = "GANFORGE_REQUEUE_FILE"
 
 
 class SlurmRequeue(pl.Callback):
-    """On SIGUSR1: checkpoint at the next batch end on every rank, stop, and request a requeue.
+    """On SIGUSR1: checkpoint at a batch end soon after on every rank, stop, and request a requeue.
 
     Inactive unless `GANFORGE_REQUEUE_FILE` is set. It installs its handler in `setup`, before
     Lightning registers its own signal handlers, so Lightning leaves SIGUSR1 alone.
@@ -46,6 +49,9 @@ class SlurmRequeue(pl.Callback):
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         self.requested = True
+
+    def pending(self) -> bool:
+        return self.requested
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if stage == "fit" and self.request_file:
@@ -66,8 +72,8 @@ class SlurmRequeue(pl.Callback):
     ) -> None:
         if self._previous_handler is None:
             return
-        # Collective: every rank reaches it once per batch, so the decision is the same everywhere.
-        if not trainer.strategy.reduce_boolean_decision(self.requested, all=False):
+        # Every rank reaches it at every batch end (a collective on check batches): one answer everywhere.
+        if not agreed_request(trainer, self):
             return
         path = trainer._checkpoint_connector.hpc_save_path(trainer.default_root_dir)
         _claim_last_checkpoints(trainer)

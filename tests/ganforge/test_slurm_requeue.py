@@ -94,3 +94,34 @@ def test_older_hpc_checkpoints_are_pruned_after_a_new_one(tmp_path):
     removed = prune_older_hpc_checkpoints(tmp_path / "hpc_ckpt_3.ckpt")
     assert sorted(p.name for p in removed) == ["hpc_ckpt_1.ckpt", "hpc_ckpt_2.ckpt"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["hpc_ckpt_3.ckpt", "last.ckpt"]
+
+
+def test_ddp_ranks_compare_both_stop_flags_in_one_reduce_every_few_batches(monkeypatch):
+    from types import SimpleNamespace
+
+    from ganforge.fit_end import MAX_STOP_DELAY, FitEnd, agreed_request
+
+    monkeypatch.setenv(REQUEST_ENV, "unused")
+    reduces = []
+
+    def reduce(flags, reduce_op):  # this rank's flags plus another rank's, which has a SIGUSR1
+        reduces.append(flags.tolist())
+        return flags + torch.tensor([0.0, 1.0])
+
+    fit_end, requeue = FitEnd(), SlurmRequeue()
+    fit_end.received = signal.SIGTERM
+    loop = SimpleNamespace(epoch_loop=SimpleNamespace(total_batch_idx=0))
+
+    class DDPTrainer(SimpleNamespace):  # hashable and weak-referenceable, as a Trainer is
+        __hash__ = object.__hash__
+
+    trainer = DDPTrainer(
+        world_size=2, log_every_n_steps=50, fit_loop=loop, callbacks=[fit_end, requeue],
+        strategy=SimpleNamespace(root_device=torch.device("cpu"), reduce=reduce),
+    )  # fmt: skip
+    for batch in range(MAX_STOP_DELAY - 1):  # no comparison, no collective before the check batch
+        loop.epoch_loop.total_batch_idx = batch
+        assert not agreed_request(trainer, fit_end) and not agreed_request(trainer, requeue)
+    loop.epoch_loop.total_batch_idx = MAX_STOP_DELAY - 1
+    assert agreed_request(trainer, fit_end) and agreed_request(trainer, requeue)
+    assert reduces == [[1.0, 0.0]]  # one all-reduce for both callbacks

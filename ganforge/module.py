@@ -494,5 +494,11 @@ class GANModule(pl.LightningModule):
         restore_rng_states(states[self.global_rank])
         own = dict(self._own_generators())
         for name, state in generators[self.global_rank].items():
-            if name in own:
-                own[name].set_state(state)
+            if name not in own:
+                continue
+            if state.numel() != own[name].get_state().numel():  # saved by a CPU generator, resumed on a GPU
+                rank_zero_warn(
+                    f"{name}: the checkpoint's RNG state is another device type's; it stays reseeded"
+                )
+                continue
+            own[name].set_state(state)

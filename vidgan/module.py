@@ -206,8 +206,10 @@ class VideoGAN(VideoPredictionModule, GANModule):
 
     def on_fit_start(self) -> None:
         super().on_fit_start()  # GANModule: the global RNGs get seed + rank under DDP
-        # Each DDP rank draws its own frame subsets.
-        self.frame_rng.manual_seed(self.frame_seed * 1009 + self.global_rank)
+        # Each DDP rank draws its own frame subsets, on the training device: no host-to-device copy.
+        self.frame_rng = torch.Generator(device=self.device).manual_seed(
+            self.frame_seed * 1009 + self.global_rank
+        )
 
     # ------------------------------------------------------------------ pieces
     def noise(self, batch: int, generator: torch.Generator | None = None) -> Tensor:

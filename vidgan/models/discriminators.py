@@ -42,7 +42,8 @@ def sample_frame_indices(
         raise ValueError(f"spatial discriminator k={k} must be >= 1")
     if frames <= k:
         return torch.arange(frames, device=device).expand(batch, frames)
-    order = torch.rand(batch, frames, generator=generator).argsort(dim=1)
+    draw_on = generator.device if generator is not None else device  # a device generator: no copy
+    order = torch.rand(batch, frames, generator=generator, device=draw_on).argsort(dim=1)
     return order[:, :k].sort(dim=1).values.to(device)
 
 

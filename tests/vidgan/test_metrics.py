@@ -8,8 +8,16 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from torch.testing import assert_close
 from vidgan_clips import moving_square_clips
 
+from ganforge.checkpoint import load_checkpoint, read_header
+from ganforge.errors import CheckpointError
 from vidgan.fvd import FrechetVideoDistance, frechet_distance, gaussian_stats
-from vidgan.local_features import shuffle_frames, train_local_features
+from vidgan.local_features import (
+    LocalVideoFeatures,
+    load_local_features,
+    save_local_features,
+    shuffle_frames,
+    train_local_features,
+)
 from vidgan.metrics import (
     MAX_PSNR,
     PredictionScores,
@@ -150,3 +158,20 @@ def test_local_feature_net_learns_real_from_shuffled_on_held_out_clips():
     assert accuracy > 0.75, f"held-out real-vs-shuffled accuracy {accuracy:.2f} (chance 0.5)"
     assert train_accuracy > 0.6
     assert net(held_out).shape == (64, 64)
+
+
+def test_local_feature_net_files_round_trip_and_old_headerless_ones_still_load(tmp_path):
+    torch.manual_seed(0)
+    net = LocalVideoFeatures(channels=1, frames=5)
+    clips = moving_square_clips(4, 5, size=16, seed=0)
+    save_local_features(net, tmp_path / "new.pt")
+    assert read_header(load_checkpoint(tmp_path / "new.pt"))["family"] == "vidgan-fd-local"
+    # The format before the ganforge header: shape and weights in a plain dict.
+    torch.save({"channels": 1, "frames": 5, "state_dict": net.state_dict()}, tmp_path / "old.pt")
+    for name in ("new.pt", "old.pt"):
+        loaded = load_local_features(tmp_path / name)
+        assert (loaded.channels, loaded.frames) == (1, 5) and not loaded.training
+        assert_close(loaded(clips), net(clips), rtol=0, atol=0)
+    torch.save({"frames": 5}, tmp_path / "other.pt")
+    with pytest.raises(CheckpointError, match="fd_local net '.*other.pt' is not a saved local feature net"):
+        load_local_features(tmp_path / "other.pt")

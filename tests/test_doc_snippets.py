@@ -11,6 +11,9 @@ the command that `sbatch ... slurm/train.sbatch [--cpus] PROG CONFIG ...` runs) 
 running: `fit`, `validate` and `test` lines resolve their config and overrides with `--print_config`;
 the other subcommands go through their own argparse parser (flags, values, required arguments).
 Inline code spans that start with a command must name an existing subcommand and existing flags.
+
+Links: every relative link of those files names an existing file, and an existing heading when it has an
+anchor.
 """
 
 from __future__ import annotations
@@ -344,3 +347,26 @@ def test_the_skip_mark_is_read_from_the_line_before_the_fence(tmp_path: Path):
     )
     marked, plain = fenced_blocks(doc)
     assert (marked.skip, marked.text, plain.skip) == ("needs a GPU", "print(1)", None)
+
+
+def heading_anchors(doc: Path) -> set[str]:
+    """GitHub's anchors of a Markdown file's headings (lower case, punctuation dropped, spaces to -)."""
+    text = re.sub(r"```.*?```", "", doc.read_text(), flags=re.DOTALL)
+    headings = re.findall(r"^#{1,6} (.+)$", text, flags=re.MULTILINE)
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in headings}
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=[str(d.relative_to(ROOT)) for d in DOCS])
+def test_relative_links_and_anchors_resolve(doc: Path):
+    text = re.sub(r"```.*?```", "", doc.read_text(), flags=re.DOTALL)
+    broken = []
+    for target in re.findall(r"\]\(([^)\s]+)\)", text):
+        if re.match(r"[a-z]+://", target):
+            continue
+        path, _, anchor = target.partition("#")
+        file = (doc.parent / path).resolve() if path else doc
+        if not file.exists():
+            broken.append(f"{target} (no such file)")
+        elif anchor and file.suffix == ".md" and anchor not in heading_anchors(file):
+            broken.append(f"{target} (no such heading)")
+    assert not broken, f"{doc.relative_to(ROOT)}: broken links {broken}"

@@ -16,18 +16,17 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
-from ganforge.checkpoint import load_artifact, load_state_file, save_artifact
-from ganforge.errors import CheckpointError, NotGANForgeCheckpointError
+from ganforge.metrics import FeatureNet, load_feature_net, save_feature_net, train_feature_net
 
 FEATURE_SIZE = 32  # clips are resized to 32x32 before the net: enough for Moving MNIST-scale motion
 WIDTHS = (16, 32, 64)  # conv widths; the features are the last width, globally average-pooled
 FAMILY = "vidgan-fd-local"  # the ganforge header's family of a saved net
 
 
-class LocalVideoFeatures(nn.Module):
+class LocalVideoFeatures(FeatureNet):
     """Three strided 3-D convs + global average pooling; clips (B, T, C, H, W) in [0, 1] -> (B, WIDTHS[-1]).
 
-    `head` scores real (positive) vs frame-shuffled (negative) during training only.
+    `head` scores real (positive) vs frame-shuffled (negative) during training only: `logits` -> (B, 1).
     """
 
     def __init__(self, channels: int, frames: int) -> None:
@@ -56,10 +55,6 @@ class LocalVideoFeatures(nn.Module):
         video = rearrange(frames * 2.0 - 1.0, "(b t) c h w -> b c t h w", b=clips.shape[0])
         return self.body(video).mean(dim=(2, 3, 4))
 
-    def real_logits(self, clips: Tensor) -> Tensor:
-        """(B,) logits that clips (B, T, C, H, W) are real rather than frame-shuffled."""
-        return self.head(self(clips)).squeeze(1)
-
 
 def shuffle_frames(clips: Tensor, generator: torch.Generator) -> Tensor:
     """Each clip (B, T, C, H, W) with its frames in a random order other than the original (T >= 2)."""
@@ -72,39 +67,41 @@ def shuffle_frames(clips: Tensor, generator: torch.Generator) -> Tensor:
 
 
 def train_local_features(
-    clips: Tensor, steps: int = 300, batch_size: int = 16, seed: int = 0, lr: float = 1e-3
+    clips: Tensor,
+    steps: int = 300,
+    batch_size: int = 16,
+    seed: int = 0,
+    lr: float = 1e-3,
+    device: str | torch.device = "cpu",
 ) -> tuple[LocalVideoFeatures, float]:
     """Train a LocalVideoFeatures on real clips (N, T, C, H, W) in [0, 1] vs their frame-shuffled copies.
 
-    Returns the net (eval mode) and its real-vs-shuffled accuracy on the last 64 training batches.
-    Deterministic for a given seed and thread count.
+    A step takes `batch_size` real clips and the same clips shuffled (`ganforge.metrics.train_feature_net`).
+    Returns the net (eval mode, on `device`) and its real-vs-shuffled accuracy on the last 64 batches.
     """
     if clips.dim() != 5 or clips.shape[0] < 2 or clips.shape[1] < 2:
         raise ValueError(f"fd_local training needs >= 2 clips (N, T >= 2, C, H, W), got {tuple(clips.shape)}")
-    if steps < 1:
-        raise ValueError(f"fd_local steps={steps} must be >= 1")
-    generator = torch.Generator().manual_seed(seed)
-    with torch.random.fork_rng(devices=[]):  # seed the initialisation without touching the caller's RNG
-        torch.manual_seed(seed)
-        net = LocalVideoFeatures(clips.shape[2], clips.shape[1])
-    optimizer = torch.optim.Adam(net.parameters(), lr=lr)
-    correct: list[float] = []
-    for _ in range(steps):
-        real = clips[torch.randint(0, clips.shape[0], (batch_size,), generator=generator)]
-        batch = torch.cat([real, shuffle_frames(real, generator)])
-        labels = torch.cat([torch.ones(batch_size), torch.zeros(batch_size)])
-        logits = net.real_logits(batch)
-        loss = F.binary_cross_entropy_with_logits(logits, labels)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        correct = [*correct[-63:], ((logits > 0).float() == labels).float().mean().item()]
-    return net.eval().requires_grad_(False), sum(correct) / len(correct)
+    labels = torch.cat([torch.ones(batch_size, 1), torch.zeros(batch_size, 1)])
+
+    def real_and_shuffled(index: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+        real = clips[index]
+        return torch.cat([real, shuffle_frames(real, generator)]), labels
+
+    return train_feature_net(
+        lambda: LocalVideoFeatures(clips.shape[2], clips.shape[1]),
+        real_and_shuffled,
+        clips.shape[0],
+        steps=steps,
+        batch_size=batch_size,
+        seed=seed,
+        lr=lr,
+        device=device,
+    )
 
 
 def save_local_features(net: LocalVideoFeatures, path: str | Path) -> None:
     """Write the net's weights and shape as a ganforge artefact (loadable with weights_only=True)."""
-    save_artifact(path, FAMILY, {"channels": net.channels, "frames": net.frames}, net.state_dict())
+    save_feature_net(net, path, FAMILY, {"channels": net.channels, "frames": net.frames})
 
 
 def load_local_features(path: str | Path) -> LocalVideoFeatures:
@@ -112,16 +109,7 @@ def load_local_features(path: str | Path) -> LocalVideoFeatures:
 
     Nets saved before the artefact format (a headerless `{"channels", "frames", "state_dict"}`) still load.
     """
-    try:
-        config, state = load_artifact(path, FAMILY)
-    except NotGANForgeCheckpointError:  # saved before the artefact format
-        saved = load_state_file(path, what="fd_local net")
-        config, state = (saved, saved.get("state_dict")) if isinstance(saved, dict) else ({}, None)
-    try:
-        net = LocalVideoFeatures(config["channels"], config["frames"])
-        net.load_state_dict(state)
-    except (RuntimeError, KeyError, TypeError, ValueError) as err:
-        raise CheckpointError(
-            f"fd_local net '{path}' is not a saved local feature net ({type(err).__name__})"
-        ) from None
-    return net.eval().requires_grad_(False)
+    net, _ = load_feature_net(
+        path, FAMILY, lambda config: LocalVideoFeatures(config["channels"], config["frames"])
+    )
+    return net

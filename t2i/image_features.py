@@ -1,33 +1,34 @@
-"""fd_local's feature net (a net trained here on real images, never called FID) and judge files.
+"""fd_local's feature net: a net trained here on real images, never called FID.
 
 Without `--inception`, `t2i eval` trains `LocalFeatureNet` on real images to say which objects
-(class, and colour when annotated) each image holds; the Fréchet distance in its feature space is
-reported as `fd_local`, comparable only between evaluations that share the same net, never as FID.
-FID and the Inception Score from a local Inception file are `t2i.metrics.inception`'s.
+(class, and colour when annotated) each image holds (`ganforge.metrics.train_feature_net`); the
+Fréchet distance in its feature space (`ganforge.metrics.frechet_distance`) is reported as
+`fd_local`, comparable only between evaluations that share the same net, never as FID. FID and the
+Inception Score from a local Inception file are `t2i.metrics.inception`'s.
 
-Trained judges are `ganforge.checkpoint` artefacts: a ganforge header, their config and weights, read
-back with `weights_only=True`.
+Saved nets are `ganforge.metrics` feature-net artefacts of family `FAMILY`.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ganforge.checkpoint import load_artifact, save_artifact
+from ganforge.metrics import FeatureNet, load_feature_net, save_feature_net, train_feature_net
+
+FAMILY = "t2i-judge-fd_local"  # the ganforge header's family of a saved net
 
 
-class LocalFeatureNet(nn.Module):
+class LocalFeatureNet(FeatureNet):
     """Images (B, 3, H, W) in [0, 1] -> features (B, 128), resized to `image_size` first.
 
     A 4-block conv net whose pooled features feed a multi-label head (`targets` outputs) during
-    training; `forward` returns the features, `logits` the head.
+    training; `forward` returns the features, `logits` the head's (B, targets).
     """
 
     num_features = 128
@@ -50,10 +51,6 @@ class LocalFeatureNet(nn.Module):
             )
         return self.trunk(images * 2 - 1)
 
-    def logits(self, images: Tensor) -> Tensor:
-        """Multi-label logits (B, targets)."""
-        return self.head(self(images))
-
 
 def train_local_features(
     images: Tensor,
@@ -61,33 +58,36 @@ def train_local_features(
     steps: int = 800,
     batch_size: int = 64,
     seed: int = 0,
+    device: str | torch.device = "cpu",
     on_step: Callable[[int], None] | None = None,
-) -> LocalFeatureNet:
-    """Train a `LocalFeatureNet` on real images (N, 3, H, W) in [0, 1] with multi-hot targets (N, T)."""
+) -> tuple[LocalFeatureNet, float]:
+    """Train a `LocalFeatureNet` on real images (N, 3, H, W) in [0, 1] with multi-hot targets (N, T).
+
+    Returns the net (eval mode, on `device`) and its per-target accuracy on the last 64 batches.
+    """
     if len(images) == 0:
         raise ValueError("fd_local: no real images to train the feature net on")
-    gen = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)
-    net = LocalFeatureNet(targets.shape[1], image_size=images.shape[-1])
-    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-    net.train()
-    for step in range(steps):
-        idx = torch.randint(len(images), (min(batch_size, len(images)),), generator=gen)
-        loss = F.binary_cross_entropy_with_logits(net.logits(images[idx]), targets[idx])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if on_step is not None:
-            on_step(step)
-    return net.eval()
+    return train_feature_net(
+        lambda: LocalFeatureNet(targets.shape[1], image_size=images.shape[-1]),
+        lambda index, _: (images[index], targets[index]),
+        len(images),
+        steps=steps,
+        batch_size=min(batch_size, len(images)),
+        seed=seed,
+        device=device,
+        on_step=on_step,
+    )
 
 
-# ---------------------------------------------------------------------------------------------- judge files
-def save_judge(module: nn.Module, config: dict[str, Any], path: str | os.PathLike, kind: str) -> Path:
-    """Write a trained judge (`kind`: "soa", "fd_local", ...) with its config, atomically."""
-    return save_artifact(path, f"t2i-judge-{kind}", config, module.state_dict())
+def save_local_features(net: LocalFeatureNet, path: str | os.PathLike, **notes: Any) -> dict[str, Any]:
+    """Write the net; returns the config saved with it: `targets`, `image_size`, then `notes` (plain data)."""
+    config = {"targets": net.head.out_features, "image_size": net.image_size, **notes}
+    save_feature_net(net, path, FAMILY, config)
+    return config
 
 
-def load_judge(path: str | os.PathLike, kind: str) -> tuple[dict[str, Any], dict[str, Tensor]]:
-    """(config, state_dict) of a judge written by `save_judge`; CheckpointError naming the file otherwise."""
-    return load_artifact(path, f"t2i-judge-{kind}")
+def load_local_features(path: str | os.PathLike) -> tuple[LocalFeatureNet, dict[str, Any]]:
+    """(net, config) of a file written by `save_local_features`; CheckpointError naming the file otherwise."""
+    return load_feature_net(
+        path, FAMILY, lambda config: LocalFeatureNet(config["targets"], config["image_size"])
+    )

@@ -7,7 +7,8 @@
   that conditions the generator. A generator can fit the quirks of its own text encoder; scoring it
   with that encoder would reward exactly that, so `check_independent` refuses it.
 
-Each judge is loaded when its file exists in the folder, otherwise trained and saved there.
+Each judge is loaded when its file exists in the folder, otherwise trained and saved there, as a
+`ganforge.checkpoint` artefact (a ganforge header, its config and weights, read with weights_only=True).
 """
 
 from __future__ import annotations
@@ -20,12 +21,14 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ganforge.checkpoint import load_artifact, save_artifact
 from t2i.clip_model import CLIP, load_clip
 from t2i.data.coco import CocoLayoutDataset
 from t2i.data.shapes import COLORS
-from t2i.image_features import LocalFeatureNet, load_judge, save_judge, train_local_features
+from t2i.image_features import LocalFeatureNet, load_local_features, save_local_features, train_local_features
 from t2i.soa import ObjectClassifier, color_index, object_crops, train_object_classifier
 
+SOA_FAMILY = "t2i-judge-soa"  # the ganforge header's family of a saved SOA classifier
 JUDGE_CLIP_SEED = 1  # the clip configs train with seed 0; the judge must differ
 JUDGE_CLIP_ARGS = {  # configs/t2i/shapes_clip_tiny.yaml's model: about a minute per 400 steps on a CPU thread
     "embed_dim": 64,
@@ -64,7 +67,7 @@ def soa_classifier(
     """The SOA classifier from `folder/soa.pt`, or trained on the crops of `real` and saved there."""
     path = folder / "soa.pt"
     if path.exists():
-        config, state = load_judge(path, "soa")
+        config, state = load_artifact(path, SOA_FAMILY)
         classifier = ObjectClassifier(config["num_shapes"], len(COLORS))
         classifier.load_state_dict(state)
         return classifier.eval(), {**config, "file": str(path), "trained_now": False}
@@ -74,7 +77,7 @@ def soa_classifier(
     colors = torch.tensor([color_index(c) for cs in real["colors"] for c in cs])
     classifier = train_object_classifier(crops, shapes, colors, num_shapes, steps=steps, on_step=on_step)
     config = {"num_shapes": num_shapes, "train_crops": len(crops), "steps": steps}
-    save_judge(classifier, config, path, "soa")
+    save_artifact(path, SOA_FAMILY, config, classifier.state_dict())
     return classifier, {**config, "file": str(path), "trained_now": True}
 
 
@@ -102,19 +105,12 @@ def fd_local_net(
     """The fd_local feature net from `folder/fd_local.pt`, or trained on `real` images and saved there."""
     path = folder / "fd_local.pt"
     if path.exists():
-        config, state = load_judge(path, "fd_local")
-        net = LocalFeatureNet(config["targets"], config["image_size"])
-        net.load_state_dict(state)
-        return net.eval(), {**config, "file": str(path), "trained_now": False}
+        net, config = load_local_features(path)
+        return net, {**config, "file": str(path), "trained_now": False}
     targets = presence_targets(real, num_classes)
-    net = train_local_features(real["image"], targets, steps=steps, on_step=on_step)
-    config = {
-        "targets": targets.shape[1],
-        "image_size": real["image"].shape[-1],
-        "train_images": len(targets),
-    }
-    save_judge(net, config, path, "fd_local")
-    return net, {**config, "steps": steps, "file": str(path), "trained_now": True}
+    net, accuracy = train_local_features(real["image"], targets, steps=steps, on_step=on_step)
+    config = save_local_features(net, path, train_images=len(targets))
+    return net, {**config, "steps": steps, "train_accuracy": accuracy, "file": str(path), "trained_now": True}
 
 
 # ---------------------------------------------------------------------------------------------- judge CLIP

@@ -12,8 +12,8 @@ recognised by its content, never by its name:
   TorchScript network called as `net(uint8 images, return_features=True)` (StyleGAN2-ADA's
   convention) gives `fd_torchscript`; both with a warning: they are Fréchet distances, not FID.
 
-Features are computed once per image set; the Fréchet distance and the Inception Score are
-torch-fidelity's (`fid_statistics_to_metric`, `isc_features_to_metric`). Nothing is downloaded.
+Features are computed once per image set; the Fréchet distance is `ganforge.metrics.frechet_distance`
+and the Inception Score `isc_features_to_metric`, both torch-fidelity's. Nothing is downloaded.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from torch import Tensor, nn
 from torch.hub import HASH_REGEX
 
 from ganforge.checkpoint import load_state_file
+from ganforge.metrics import frechet_distance as frechet_distance  # re-exported: `t2i eval` imports it here
 
 INCEPTION_SIZE = 299
 TF_KIND = "tf_inception"
@@ -202,22 +203,6 @@ def extract(net: nn.Module, images: Tensor, batch_size: int = 100) -> tuple[Tens
         if logit is not None:
             logits.append(logit.float().cpu())
     return torch.cat(pools), (torch.cat(logits) if logits else None)
-
-
-def frechet_distance(real: Tensor, fake: Tensor) -> float:
-    """Fréchet distance between features real (N, F) and fake (M, F), N, M >= 2 (torch-fidelity's)."""
-    from torch_fidelity.metric_fid import (
-        KEY_METRIC_FID,
-        fid_features_to_statistics,
-        fid_statistics_to_metric,
-    )
-
-    if len(real) < 2 or len(fake) < 2:
-        raise ValueError(
-            f"Fréchet distance needs >= 2 images per side, got {len(real)} real, {len(fake)} fake"
-        )
-    stats = [fid_features_to_statistics(f.double()) for f in (real, fake)]
-    return float(fid_statistics_to_metric(*stats, verbose=False)[KEY_METRIC_FID])
 
 
 def inception_score(logits: Tensor, seed: int, splits: int = IS_SPLITS) -> dict[str, float]:

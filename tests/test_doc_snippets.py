@@ -35,7 +35,7 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "tests" / "vidgan"), str(ROOT / "tests" / "t2i")]  # their test helpers
+sys.path += [str(ROOT / "tests" / "vidgan"), str(ROOT / "tests" / "t2i")]  # their test helpers, last
 
 from fixtures_eval import tiny_checkpoint  # noqa: E402
 from image_testing import CLASSES, TEXT, TINY_IMAGE, save_stage, save_tiny_layout_stage  # noqa: E402

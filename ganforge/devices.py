@@ -1,14 +1,17 @@
-"""Device selection for the inference commands (`vidgan predict`/`eval`, `t2i generate`/`eval`)."""
+"""Device selection of the inference commands and APIs (`vidgan predict`/`eval`, `t2i generate`/`eval`,
+`FramePredictor`, `TextToImage`): the default everywhere is `auto`."""
 
 from __future__ import annotations
 
 import torch
 
+DEFAULT_DEVICE = "auto"  # the one default of every --device flag and device= argument
 DEVICE_HELP = "torch device: auto (cuda when available, else cpu), cpu, cuda, cuda:1, ..."
 
 
-def resolve_device(name: str) -> torch.device:
+def resolve_device(name: str | torch.device) -> torch.device:
     """`auto` -> cuda when available, else cpu; anything else as torch spells it (ValueError if unknown)."""
+    name = str(name)
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:

@@ -33,6 +33,7 @@ from ganforge.checkpoint import (
     restore,
     stamp_header,
 )
+from ganforge.devices import DEFAULT_DEVICE, resolve_device
 from t2i.image_stage import ImageGAN
 from t2i.layout import Box, SampledBoxes
 from t2i.layout.shapes import box_indicator, paste_masks
@@ -143,10 +144,12 @@ class TextToImage:
     def from_checkpoint(
         cls,
         path: str | os.PathLike,
-        device: str | torch.device = "cpu",
+        device: str | torch.device = DEFAULT_DEVICE,
         layout_checkpoint: str | os.PathLike | None = None,
     ) -> TextToImage:
         """Load a bundle (`save`) or an image-stage checkpoint plus its layout stage, weights only.
+
+        `device`: "auto" (the default: cuda when available, else cpu), "cpu", "cuda:1", ...
 
         `layout_checkpoint` overrides the image stage's `layout_checkpoint` hyper-parameter; a
         relative path there is tried from the working directory, then from the checkpoint's folder.
@@ -174,7 +177,7 @@ class TextToImage:
                 "(t2i-image) checkpoint"
             )
         model = cls(image, layout)
-        model.to(device)
+        model.to(resolve_device(device))
         return model
 
     def to(self, device: str | torch.device) -> TextToImage:

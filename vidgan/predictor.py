@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ganforge.checkpoint import load_checkpoint, restore
+from ganforge.devices import DEFAULT_DEVICE, resolve_device
 from ganforge.errors import CheckpointError, NotGANForgeCheckpointError
 from vidgan.data.video_folder import LUMA
 from vidgan.module import check_generator_format
@@ -92,9 +93,14 @@ class FramePredictor:
 
     @classmethod
     def from_checkpoint(
-        cls, path: str | Path, device: str | torch.device = "cpu", batch_size: int = DEFAULT_BATCH_SIZE
+        cls,
+        path: str | Path,
+        device: str | torch.device = DEFAULT_DEVICE,
+        batch_size: int = DEFAULT_BATCH_SIZE,
     ) -> FramePredictor:
         """Load a `vidgan fit` checkpoint safely (weights_only=True): its config and EMA generator weights.
+
+        `device`: "auto" (the default: cuda when available, else cpu), "cpu", "cuda:1", ...
 
         Raises CheckpointError naming the file when it is missing, unreadable, or not a vidgan checkpoint.
         """
@@ -109,7 +115,7 @@ class FramePredictor:
         check_generator_format(ckpt, path)
         module_class, prefix = _module_class(ckpt, path)
         network = restore(module_class, ckpt, path, prefix=prefix, build=module_class.inference_network)
-        return cls(network.to(torch.device(device)), batch_size)
+        return cls(network.to(resolve_device(device)), batch_size)
 
     # ------------------------------------------------------------------ what the model was trained on
     @property

@@ -1,280 +1,157 @@
-"""Command-line plumbing: the `ganforge` command and the LightningCLI runner both families use.
+"""The one command dispatcher of `ganforge`, `vidgan` and `t2i`, and the `ganforge` command itself.
 
-Every command exits non-zero with a one-line `prog: error: ...` message for bad input (set
-GANFORGE_DEBUG=1 to see the traceback instead).
+Each command is a table `{subcommand: ("module:function", help line)}` given to `dispatch`, which
+imports only the module of the subcommand that runs: `PROG --help` and commands that need no
+Lightning (`vidgan data`, `t2i data`, ...) start without loading it. `fit | validate | test` go to
+the family's LightningCLI runner (`ganforge.lightning_cli`). Every command exits non-zero with a
+one-line `prog: error: ...` message for bad input (set GANFORGE_DEBUG=1 to see the traceback).
 """
 
 from __future__ import annotations
 
 import argparse
-import os
+import dataclasses
+import importlib
 import sys
-import warnings
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
-from pytorch_lightning.callbacks import ModelCheckpoint
-from pytorch_lightning.cli import LightningCLI
-from pytorch_lightning.plugins.io import CheckpointIO
-from pytorch_lightning.plugins.layer_sync import LayerSync
+from ganforge.errors import run_guarded
 
-from ganforge.checkpoint import AtomicCheckpointIO
-from ganforge.console import ParameterSummary, quiet_lightning
-from ganforge.errors import one_line, run_guarded, union_cause  # noqa: F401 - run_guarded is re-exported
-from ganforge.fit_end import FitEnd
-from ganforge.layer_sync import BatchStatisticsSync
-from ganforge.logging import WandbOptions, build_loggers
-from ganforge.resume import AUTO, newest_checkpoint
-from ganforge.run_checkpoint import RunCheckpoint
-from ganforge.sample_logging import SampleMediaCallback
-from ganforge.slurm_requeue import REQUEST_ENV, SlurmRequeue
-from ganforge.trainer import default_strategy, progress_callbacks
+Options = TypeVar("Options")
+LIGHTNING_COMMANDS = ("fit", "validate", "test")
+LIGHTNING_HELP = {
+    "fit": "train a model (LightningCLI: {prog} fit --config CONFIG.yaml; {prog} fit --help)",
+    "validate": "validate a checkpoint (LightningCLI)",
+    "test": "test a checkpoint (LightningCLI)",
+    "predict": "predict with a checkpoint (LightningCLI)",
+}
 
 
-class GANForgeCLI(LightningCLI):
-    """LightningCLI with ganforge's trainer defaults.
-
-    - atomic checkpoint writes, the newest periodic checkpoints and a `last.ckpt` that holds the
-      final state of every fit (`RunCheckpoint`, `FitEnd`);
-    - `--ckpt_path auto`: resume from the newest checkpoint of the run directory, or start fresh;
-    - a rich progress bar in generator steps;
-    - whenever more than one process trains, the `gan_ddp` strategy (G and D synchronised separately;
-      plain DDP for other modules; `ganforge.gan_ddp`);
-    - Slurm preemption (`SlurmRequeue`) whenever `GANFORGE_REQUEUE_FILE` is set (slurm/train.sbatch).
-    """
-
-    def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Any]) -> Any:
-        # Added here rather than in trainer_defaults: jsonargparse cannot serialise the plugin into
-        # config.yaml. A user's own CheckpointIO plugin wins.
-        plugins = _as_list(config.get("plugins"))
-        if not any(isinstance(p, CheckpointIO) for p in plugins):
-            config = {**config, "plugins": [*plugins, AtomicCheckpointIO()]}
-        # `sync_batchnorm: true` is the one switch for torch's batch norms and ganforge's own
-        # (vidgan's FrameBatchNorm); Lightning would apply a LayerSync plugin even with it off.
-        plugins = _as_list(config.get("plugins"))
-        if config.get("sync_batchnorm") and not any(isinstance(p, LayerSync) for p in plugins):
-            config = {**config, "plugins": [*plugins, BatchStatisticsSync()]}
-        if config.get("enable_progress_bar", True) is not False:
-            callbacks = [*callbacks, *progress_callbacks(True)]
-        callbacks = [*callbacks, FitEnd()]
-        if config.get("enable_model_summary", True) is not False:
-            callbacks = [*callbacks, ParameterSummary()]
-        if config.get("logger") is True:
-            config, callbacks = self._default_logging(config, callbacks)
-        if os.environ.get(REQUEST_ENV) and not any(
-            isinstance(c, SlurmRequeue) for c in [*callbacks, *_as_list(config.get("callbacks"))]
-        ):
-            callbacks = [*callbacks, SlurmRequeue()]
-        return super()._instantiate_trainer(config, callbacks)
-
-    # ------------------------------------------------------------------ logging (see ganforge.logging)
-    def add_arguments_to_parser(self, parser: Any) -> None:
-        parser.add_class_arguments(WandbOptions, "wandb")
-
-    def _default_logging(self, config: dict[str, Any], callbacks: list[Any]) -> tuple[dict[str, Any], list]:
-        """`trainer.logger: true` -> W&B + CSV loggers and, for fit, the sample-media callback.
-
-        Checkpoints stay in `<run dir>/checkpoints` as without a logger (Lightning would move them to
-        `<run dir>/<project>/<run id>/checkpoints`).
-        """
-        sub = self.subcommand or "fit"
-        root = os.path.realpath(config.get("default_root_dir") or os.getcwd())
-        options: WandbOptions = (
-            self.config_init[sub]["wandb"] if self.subcommand else self.config_init["wandb"]
-        )
-        loggers = build_loggers(
-            options,
-            root,
-            default_project=self._family(),
-            job_type=sub,
-            resume=sub == "fit" and self.config[sub].get("ckpt_path") is not None,
-            config=self._resolved_config(),
-        )
-        for callback in [
-            *_as_list(config.get("callbacks")),
-            *_as_list(self.trainer_defaults.get("callbacks")),
-        ]:
-            if isinstance(callback, ModelCheckpoint) and callback.dirpath is None:
-                callback.dirpath = os.path.join(root, "checkpoints")
-        if sub == "fit":
-            local_dir = os.path.join(root, "samples") if options.local_media else None
-            media = SampleMediaCallback(
-                options.media_every_n_steps, options.media_max_items, options.video_format, local_dir
-            )
-            callbacks = [*callbacks, media]
-        return {**config, "logger": loggers}, callbacks
-
-    def _family(self) -> str:
-        """The model's `family` without its stage ("t2i-clip" -> "t2i"), else the command's name."""
-        config = self.config_init[self.subcommand] if self.subcommand else self.config_init
-        family = getattr(config.get("model"), "family", None) or self.parser_kwargs.get("prog") or "ganforge"
-        return str(family).split("-")[0]
-
-    def _resolved_config(self) -> dict[str, Any] | None:
-        """The full resolved config as plain data (what `config.yaml` holds), for `wandb.config`."""
-        import yaml
-
-        sub = self.subcommand
-        try:
-            with warnings.catch_warnings():  # jsonargparse already warned about unserialisable values
-                warnings.simplefilter("ignore")
-                text = self._parser(sub).dump(self.config[sub] if sub else self.config, skip_none=False)
-            return yaml.safe_load(text)
-        except Exception as err:  # the dashboard must never stop training
-            warnings.warn(f"the resolved config could not be recorded in W&B ({err!r})", stacklevel=2)
-            return None
-
-    def before_instantiate_classes(self) -> None:
-        cfg = self.config[self.subcommand] if self.subcommand else self.config
-        trainer = cfg["trainer"]
-        if cfg.get("ckpt_path") == AUTO:
-            root = trainer.get("default_root_dir") or os.getcwd()
-            found = newest_checkpoint(root, self._checkpoint_dirs(cfg, root))
-            what = f"resuming from {found}" if found else "no checkpoint, starting fresh"
-            print(f"--ckpt_path auto: {what}")
-            cfg["ckpt_path"] = None if found is None else str(found)
-        if trainer.get("strategy", "auto") == "auto":
-            trainer["strategy"] = default_strategy(
-                trainer.get("devices", "auto"), trainer.get("num_nodes", 1)
-            )
-
-    def _checkpoint_dirs(self, cfg: Any, root: str) -> list[str]:
-        """`<root>/checkpoints` (where a callback without `dirpath` writes) and every callback's `dirpath`."""
-        callbacks = [
-            *_as_list(cfg["trainer"].get("callbacks")),
-            *_as_list(self.trainer_defaults.get("callbacks")),
-        ]
-        dirs = [
-            getattr(c, "dirpath", None) or getattr(getattr(c, "init_args", None), "dirpath", None)
-            for c in callbacks
-        ]
-        return [os.path.join(root, "checkpoints"), *(d for d in dirs if d)]
-
-    def stop_signal(self) -> int | None:
-        """The signal (SIGTERM, SIGINT) that stopped this fit early, if any (see ganforge.fit_end)."""
-        trainer = getattr(self, "trainer", None)
-        ends = [c for c in getattr(trainer, "callbacks", []) if isinstance(c, FitEnd)]
-        return ends[0].stopped_by if ends else None
-
-
-def _as_list(value: Any) -> list[Any]:
-    return [] if value is None else list(value) if isinstance(value, (list, tuple)) else [value]
-
-
-def trainer_defaults(family: str) -> dict[str, Any]:
-    """Trainer defaults shared by `vidgan fit` and `t2i fit`; YAML and flags override them."""
-    return {
-        "default_root_dir": f"runs/{family}",
-        "callbacks": [RunCheckpoint(every_n_train_steps=500, keep_last=3)],
-        # True = ganforge's loggers (W&B, configured by the `wandb:` section, plus CSV); false = none.
-        "logger": True,
-    }
-
-
-def run_lightning_cli(
+def dispatch(
     prog: str,
-    model_class: type,
-    datamodule_class: type,
-    argv: Sequence[str],
-    family: str,
+    commands: Mapping[str, str | tuple[str, str]],
+    argv: Sequence[str] | None = None,
     *,
-    subclass_mode_model: bool = False,
-    subclass_mode_data: bool = False,
+    description: str = "",
+    lightning: str | None = None,
+    lightning_commands: Sequence[str] = LIGHTNING_COMMANDS,
 ) -> int:
-    """Run LightningCLI (`fit`, `validate`, `test`, ...) for one family with one-line errors.
+    """Run the subcommand `argv[0]` of `prog`; returns the exit code.
 
-    With `subclass_mode_model` / `subclass_mode_data` the config's `class_path` picks any subclass
-    of `model_class` / `datamodule_class` (vidgan: VideoGAN or the baseline; t2i: every stage).
+    `commands` maps a subcommand to `"module:function"` or `("module:function", help line)`; the
+    function gets the arguments after the subcommand and returns an exit code (None for 0). With
+    `lightning` (`"module:function"`), each of `lightning_commands` goes to that function with the
+    whole argv (`fit --config ...`), as LightningCLI parses it. Only the chosen module is imported.
+    Without a known subcommand, argparse prints the help listing them all, or a usage error.
     """
-
-    stopped: list[int] = []
-
-    def run() -> None:
-        try:
-            cli = instantiate()
-        except ValueError as err:
-            cause = union_cause(err, {"model": model_class, "data": datamodule_class})
-            if cause is None:
-                raise
-            raise ValueError(cause) from err
-        signum = cli.stop_signal()
-        if signum is not None:
-            stopped.append(signum)
-
-    def instantiate() -> GANForgeCLI:
-        with quiet_lightning(), warnings.catch_warnings():
-            # We pass argv explicitly (tests call main(argv)); Lightning warns when sys.argv also has it.
-            warnings.filterwarnings("ignore", message=".*LightningCLI's args parameter.*")
-            return GANForgeCLI(
-                model_class,
-                datamodule_class,
-                subclass_mode_model=subclass_mode_model,
-                subclass_mode_data=subclass_mode_data,
-                args=list(argv),
-                trainer_defaults=trainer_defaults(family),
-                save_config_kwargs={"overwrite": True},
-                parser_kwargs={"exit_on_error": False, "prog": prog},
-                auto_configure_optimizers=False,
-            )
-
-    try:
-        code = run_guarded(prog, run)
-    finally:
-        teardown_distributed()
-    return 128 + stopped[0] if code == 0 and stopped else code  # the shell's code for a signal stop
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and lightning is not None and argv[0] in lightning_commands:
+        return _call(prog, lightning, argv)
+    if argv and argv[0] in commands:
+        return _call(prog, _target(commands[argv[0]]), argv[1:])
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    listed = {name: LIGHTNING_HELP[name].format(prog=prog) for name in lightning_commands if lightning}
+    listed |= {name: "" if isinstance(entry, str) else entry[1] for name, entry in commands.items()}
+    for name, text in listed.items():
+        sub.add_parser(name, help=text, add_help=False)
+    parser.parse_args(argv)  # prints the help (exit 0) or a usage error naming the command (exit 2)
+    return 2
 
 
-def teardown_distributed() -> None:
-    """Destroy the process group if one is up: without it ~1 in 3 srun jobs aborts at exit (rc 134)."""
-    import torch.distributed as dist
+def _target(entry: str | tuple[str, str]) -> str:
+    return entry if isinstance(entry, str) else entry[0]
 
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
+
+def _call(prog: str, target: str, argv: list[str]) -> int:
+    """Import `module:function` and run it on argv under the one-line error guard."""
+    module, _, name = target.partition(":")
+    function: Callable[[list[str]], int | None] = getattr(importlib.import_module(module), name)
+    codes: list[int | None] = []
+    guarded = run_guarded(prog, lambda: codes.append(function(argv)))
+    return guarded if guarded or not codes else codes[0] or 0
+
+
+def parse_options(parser: argparse.ArgumentParser, options: type[Options], argv: Sequence[str]) -> Options:
+    """Parse argv once into the dataclass `options`, whose fields are the parser's destinations."""
+    names = {field.name for field in dataclasses.fields(options)}
+    parsed = vars(parser.parse_args(argv))
+    return options(**{name: value for name, value in parsed.items() if name in names})
+
+
+def alias(parser: argparse.ArgumentParser, name: str, old: str, **kwargs: Any) -> argparse.Action:
+    """Option `name` that also accepts the old spelling `old`; help and usage show only `name`."""
+    action = parser.add_argument(name, old, **kwargs)
+    action.option_strings.remove(old)  # still parsed (the parser maps the string), not shown in --help
+    return action
 
 
 # ---------------------------------------------------------------------- the `ganforge` command
-def _ring(args: argparse.Namespace) -> None:
-    from ganforge.ring import train_ring
+@dataclasses.dataclass(frozen=True)
+class RingOptions:
+    """`ganforge ring` options."""
 
-    metrics = train_ring(args.out, steps=args.steps, seed=args.seed, loss=args.loss, progress=not args.quiet)
-    print(
-        f"ring: modes_covered={metrics['modes_covered']}/8 "
-        f"high_quality_fraction={metrics['high_quality_fraction']:.3f} -> {args.out}/metrics.json, "
-        f"{args.out}/samples.png"
-    )
+    out: str
+    steps: int = 8000
+    seed: int = 0
+    loss: str = "hinge"
+    quiet: bool = False
 
 
-def build_parser() -> argparse.ArgumentParser:
+def ring_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="ganforge",
-        description="ganforge core utilities. `ganforge fit --config configs/ganforge/ring.yaml` trains the "
-        "ring GAN through LightningCLI (see `ganforge fit --help`).",
+        prog="ganforge ring", description="Train the 8-Gaussians ring toy GAN through the core."
     )
-    sub = parser.add_subparsers(dest="command", required=True)
-    ring = sub.add_parser("ring", help="train the 8-Gaussians ring toy GAN through the core")
-    ring.add_argument("--out", required=True, help="output directory (created)")
-    ring.add_argument("--steps", type=int, default=8000, help="generator steps (default 8000)")
-    ring.add_argument("--seed", type=int, default=0)
-    ring.add_argument("--loss", choices=["hinge", "ns", "wgan-gp"], default="hinge")
-    ring.add_argument("--quiet", action="store_true", help="no progress bar")
-    ring.set_defaults(func=_ring)
+    parser.add_argument("--out", required=True, help="output directory (created)")
+    parser.add_argument("--steps", type=int, default=8000, help="generator steps (default 8000)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--loss", choices=["hinge", "ns", "wgan-gp"], default="hinge")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
 
-LIGHTNING_SUBCOMMANDS = ("fit", "validate", "test", "predict")
+def ring(argv: list[str]) -> int:
+    """`ganforge ring ...`: train the ring GAN, write metrics.json and samples.png."""
+    from ganforge.ring import train_ring
+
+    options = parse_options(ring_parser(), RingOptions, argv)
+    if options.steps < 1:
+        print(f"ganforge: error: --steps={options.steps} must be >= 1", file=sys.stderr)
+        return 2
+    metrics = train_ring(
+        options.out, steps=options.steps, seed=options.seed, loss=options.loss, progress=not options.quiet
+    )
+    print(
+        f"ring: modes_covered={metrics['modes_covered']}/8 "
+        f"high_quality_fraction={metrics['high_quality_fraction']:.3f} -> {options.out}/metrics.json, "
+        f"{options.out}/samples.png"
+    )
+    return 0
+
+
+def ring_lightning(argv: list[str]) -> int:
+    """`ganforge fit | validate | test | predict`: LightningCLI over the ring GAN."""
+    from ganforge.lightning_cli import run_lightning_cli
+    from ganforge.ring import RingDataModule, RingGAN
+
+    return run_lightning_cli("ganforge", RingGAN, RingDataModule, argv, family="ring")
+
+
+COMMANDS = {"ring": ("ganforge.cli:ring", "train the 8-Gaussians ring toy GAN through the core")}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in LIGHTNING_SUBCOMMANDS:
-        from ganforge.ring import RingDataModule, RingGAN
-
-        return run_lightning_cli("ganforge", RingGAN, RingDataModule, argv, family="ring")
-    args = build_parser().parse_args(argv)
-    if getattr(args, "steps", 1) < 1:
-        print(f"ganforge: error: --steps={args.steps} must be >= 1", file=sys.stderr)
-        return 2
-    return run_guarded("ganforge", lambda: args.func(args))
+    """Entry point of the `ganforge` console script; returns the exit code."""
+    return dispatch(
+        "ganforge",
+        COMMANDS,
+        argv,
+        description="ganforge core utilities. `ganforge fit --config configs/ganforge/ring.yaml` trains the "
+        "ring GAN through LightningCLI (see `ganforge fit --help`).",
+        lightning="ganforge.cli:ring_lightning",
+        lightning_commands=(*LIGHTNING_COMMANDS, "predict"),
+    )
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Score a `vidgan fit` checkpoint against copy-last and black frames on held-out Moving MNIST sequences.
 
-    python -m vidgan.heldout_scores --ckpt runs/demo/vidgan/checkpoints/last.ckpt --sequences 64 \
+    python -m vidgan.heldout_scores --ckpt_path runs/demo/vidgan/checkpoints/last.ckpt --sequences 64 \
         --out runs/demo/vidgan/metrics.json
 
 The sequences are the test split of the checkpoint's own data settings (`VideoDataModule` with
@@ -21,6 +21,8 @@ from typing import Any
 import torch
 
 from ganforge.checkpoint import load_checkpoint
+from ganforge.cli import alias
+from ganforge.devices import DEFAULT_DEVICE, DEVICE_HELP
 from ganforge.errors import CheckpointError, run_guarded
 from vidgan.data import VideoDataModule
 from vidgan.metrics import frame_metrics
@@ -47,9 +49,9 @@ def heldout_batch(ckpt_path: Path, sequences: int) -> tuple[torch.Tensor, torch.
     return context, target
 
 
-def score(ckpt_path: Path, sequences: int) -> dict[str, Any]:
+def score(ckpt_path: Path, sequences: int, device: str = DEFAULT_DEVICE) -> dict[str, Any]:
     """{"model" | "copy_last" | "black_frames": {"mse", "ssim"}} means over the held-out sequences."""
-    predictor = FramePredictor.from_checkpoint(ckpt_path)
+    predictor = FramePredictor.from_checkpoint(ckpt_path, device=device)
     context, target = heldout_batch(ckpt_path, sequences)
     future = target.shape[1]
     predictions = {
@@ -74,15 +76,18 @@ def score(ckpt_path: Path, sequences: int) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
-    parser.add_argument("--ckpt", type=Path, required=True, help="checkpoint written by `vidgan fit`")
+    alias(
+        parser, "--ckpt_path", "--ckpt", type=Path, required=True, help="checkpoint written by `vidgan fit`"
+    )
     parser.add_argument("--sequences", type=int, default=64, help="held-out sequences to score")
     parser.add_argument("--out", type=Path, required=True, help="metrics.json to write")
+    parser.add_argument("--device", default=DEFAULT_DEVICE, help=DEVICE_HELP)
     args = parser.parse_args(argv)
 
     def run() -> None:
         if args.sequences < 1:
             raise ValueError(f"--sequences={args.sequences} must be >= 1")
-        result = score(args.ckpt, args.sequences)
+        result = score(args.ckpt_path, args.sequences, args.device)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(result, indent=2) + "\n")
         print(f"{PROG}: {result['sequences']} held-out sequences -> {args.out}")

@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,11 +31,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ganforge.devices import DEVICE_HELP, resolve_device
+from ganforge.cli import alias, parse_options
+from ganforge.devices import DEFAULT_DEVICE, DEVICE_HELP, resolve_device
 from ganforge.errors import run_guarded
 
 if TYPE_CHECKING:  # imported where used, so `t2i eval --help` stays fast
+    from rich.progress import Progress
+
     from t2i.metrics.inception import InceptionFile
+    from t2i.pipeline import TextToImage
 
 PROG = "t2i eval"
 FD_LOCAL_NOTE = (
@@ -45,6 +50,31 @@ R_PRECISION_CANDIDATES = 100
 MASK_SIZE = 16  # side of the box-frame masks of ground-truth layouts
 
 
+@dataclass(frozen=True)
+class EvalOptions:
+    """`t2i eval` options (see `build_parser` for each one's meaning)."""
+
+    ckpt_path: str
+    data: str
+    out: str
+    clip: str | None = None
+    inception: str | None = None
+    layout_ckpt: str | None = None
+    split: str = "val"
+    train_split: str = "train"
+    images_subdir: str = "images/{split}"
+    max_captions: int | None = None
+    seed: int = 0
+    judges: str | None = None
+    judge_images: int = 5000
+    soa_steps: int = 1500
+    fd_steps: int = 800
+    clip_steps: int = 400
+    batch_size: int = 64
+    device: str = DEFAULT_DEVICE
+    quiet: bool = False
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
@@ -52,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
         "and IS (with the TF-Inception weights; fd_* with another --inception, fd_local without), CLIP score "
         "and R-precision, for predicted and ground-truth layouts.",
     )
-    parser.add_argument("--ckpt", required=True, help="t2i bundle or image-stage checkpoint (.ckpt)")
+    alias(parser, "--ckpt_path", "--ckpt", required=True, help="t2i bundle or image-stage checkpoint (.ckpt)")
     parser.add_argument(
         "--data", required=True, help="dataset root (annotations/, images/), e.g. data/shapes"
     )
@@ -90,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--fd-steps", type=int, default=800, help="training steps of a new fd_local net")
     parser.add_argument("--clip-steps", type=int, default=400, help="training steps of a new judge CLIP")
     parser.add_argument("--batch-size", type=int, default=64, help="captions per generation batch")
-    parser.add_argument("--device", default="auto", help=DEVICE_HELP)
+    parser.add_argument("--device", default=DEFAULT_DEVICE, help=DEVICE_HELP)
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
@@ -169,24 +199,129 @@ def inception_record(source: InceptionFile) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------------- run
-def check_args(args: argparse.Namespace) -> None:
+@dataclass
+class Evaluation:
+    """What `load` prepares: the model, the scored images and the judges' settings."""
+
+    model: TextToImage
+    device: torch.device
+    real: dict[str, Any]  # `judges.real_tensors` of the evaluation split
+    names: list[str]  # class names, "__background__" first
+    colored: bool  # shapes-scenes colours annotated: SOA and colour binding are scored
+    inception: InceptionFile | None
+    folder: Path  # cached judges
+    datamodule_args: dict[str, Any]  # CocoLayoutDataModule arguments shared by every split
+
+
+@dataclass
+class Judges:
+    """The networks that score images and where each came from (metrics.json's `judges`)."""
+
+    classifier: torch.nn.Module | None  # SOA, with colours only
+    extractor: Any  # Inception features or the fd_local net
+    fd_name: str  # the Fréchet distance's key: fid, fd_inception_v3, fd_torchscript or fd_local
+    clip: Any
+    records: dict[str, Any]
+
+
+def check_options(options: EvalOptions) -> None:
     for name in ("max_captions", "judge_images", "soa_steps", "fd_steps", "clip_steps", "batch_size"):
-        value = getattr(args, name)
+        value = getattr(options, name)
         if value is not None and value < 1:
             raise ValueError(f"--{name.replace('_', '-')}={value} must be >= 1")
-    if Path(args.out).suffix != ".json":
-        raise ValueError(f"--out '{args.out}' must be a .json file")
-    if not Path(args.data).is_dir():
+    if Path(options.out).suffix != ".json":
+        raise ValueError(f"--out '{options.out}' must be a .json file")
+    if not Path(options.data).is_dir():
         raise FileNotFoundError(
-            f"--data '{args.data}' is not a directory (expected annotations/ and images/)"
+            f"--data '{options.data}' is not a directory (expected annotations/ and images/)"
         )
     for flag in ("clip", "inception"):
-        path = getattr(args, flag)
+        path = getattr(options, flag)
         if path is not None and not Path(path).is_file():
             raise FileNotFoundError(f"--{flag} '{path}' does not exist")
 
 
-def generate_all(model: Any, real: dict[str, Any], args: argparse.Namespace, progress: Any) -> dict[str, Any]:
+def load(options: EvalOptions) -> Evaluation:
+    """Check the options, load the model and the evaluation split (one caption per image)."""
+    from t2i import judges
+    from t2i.data import CocoLayoutDataModule
+    from t2i.metrics.inception import IS_SPLITS, inspect_inception
+    from t2i.pipeline import TextToImage
+
+    check_options(options)
+    inception = inspect_inception(options.inception) if options.inception is not None else None
+    if inception is not None and inception.warning() is not None:
+        print(f"{PROG}: warning: {inception.warning()}", file=sys.stderr)
+    device = resolve_device(options.device)
+    folder = Path(options.judges) if options.judges else Path(options.out).parent / "judges"
+    folder.mkdir(parents=True, exist_ok=True)
+    model = TextToImage.from_checkpoint(options.ckpt_path, device, options.layout_ckpt)
+    names = model.image.class_names
+    datamodule_args = {
+        "image_size": model.image_size,
+        "train_split": options.train_split,
+        "images_subdir": options.images_subdir,
+        "max_objects": 10,
+    }
+    data = CocoLayoutDataModule(options.data, val_split=options.split, **datamodule_args)
+    evaluation = data.dataset("val")
+    if list(evaluation.category_names) != names:
+        raise ValueError(
+            f"--data categories {evaluation.category_names[1:]} differ from the model's {names[1:]}"
+        )
+    real = judges.real_tensors(evaluation, options.max_captions or len(evaluation))
+    if inception is not None and inception.is_tf_inception and len(real["caption"]) < IS_SPLITS:
+        raise ValueError(
+            f"--inception: the Inception Score needs >= {IS_SPLITS} captions (one per split), "
+            f"{len(real['caption'])} given (--max-captions, split '{options.split}')"
+        )
+    colored = judges.has_colors(real)
+    return Evaluation(model, device, real, names, colored, inception, folder, datamodule_args)
+
+
+def train_judges(options: EvalOptions, evaluation: Evaluation, progress: Progress) -> Judges:
+    """The SOA classifier (with colours), the Fréchet feature net and the judge CLIP: loaded or trained."""
+    from t2i import judges
+    from t2i.clip_model import load_clip
+    from t2i.data import CocoLayoutDataModule
+    from t2i.metrics.inception import InceptionFeatures
+
+    folder, names, inception = evaluation.folder, evaluation.names, evaluation.inception
+    records: dict[str, Any] = {}
+    classifier = None
+    needs_train = evaluation.colored or inception is None
+    boxes_only = CocoLayoutDataModule(options.data, with_masks=False, **evaluation.datamodule_args)
+    train = judges.real_tensors(boxes_only.dataset("train"), options.judge_images) if needs_train else None
+    if evaluation.colored:
+        task = progress.add_task("SOA classifier", total=options.soa_steps)
+        classifier, records["soa"] = judges.soa_classifier(
+            folder, train, len(names) - 1, options.soa_steps, lambda _: progress.advance(task)
+        )
+    if inception is not None:
+        progress.add_task(f"load {inception.kind} ({inception.fd_name})", total=None)
+        extractor, fd_name = InceptionFeatures(inception).to(evaluation.device), inception.fd_name
+        records[fd_name] = inception_record(inception)
+    else:
+        task = progress.add_task("fd_local feature net", total=options.fd_steps)
+        extractor, record = judges.fd_local_net(
+            folder, train, len(names), options.fd_steps, lambda _: progress.advance(task)
+        )
+        fd_name, records["fd_local"] = "fd_local", record | {"note": FD_LOCAL_NOTE}
+    if options.clip is not None:
+        judge, record = load_clip(options.clip), {"file": str(options.clip)}
+    else:
+        progress.add_task("judge CLIP (cached after the first run)", total=None)
+        judge, record = judges.judge_clip(folder, Path(options.data), options.clip_steps, progress=False)
+    model = evaluation.model
+    towers = [model.image.text_encoder] + ([model.layout.generator.text] if model.layout else [])
+    judges.check_independent(judge, towers, record["file"])
+    records["clip"] = record
+    return Judges(classifier, extractor, fd_name, judge.to(evaluation.device).eval(), records)
+
+
+def generate_all(
+    model: TextToImage, real: dict[str, Any], options: EvalOptions, progress: Progress
+) -> dict[str, Any]:
     """Images (K, 3, H, W) and layouts for both conditions, in batches of --batch-size captions."""
     from t2i.layout import boxes_from_tensors
     from t2i.layout.shapes import crop_masks
@@ -199,124 +334,61 @@ def generate_all(model: Any, real: dict[str, Any], args: argparse.Namespace, pro
     ]
     out: dict[str, Any] = {"predicted_layout": ([], []), "ground_truth_layout": ([], truth)}
     task = progress.add_task("generate (predicted and ground-truth layouts)", total=len(truth))
-    for index, start in enumerate(range(0, len(truth), args.batch_size)):
-        captions = real["caption"][start : start + args.batch_size]
-        pred = model.generate(captions, seed=args.seed + index)
+    for index, start in enumerate(range(0, len(truth), options.batch_size)):
+        captions = real["caption"][start : start + options.batch_size]
+        pred = model.generate(captions, seed=options.seed + index)
         out["predicted_layout"][0].append(pred.images[:, 0])
         out["predicted_layout"][1].extend(per[0] for per in pred.layouts)
         given = model.generate(
-            captions, seed=args.seed + index, layouts=truth[start : start + args.batch_size]
+            captions, seed=options.seed + index, layouts=truth[start : start + options.batch_size]
         )
         out["ground_truth_layout"][0].append(given.images[:, 0])
         progress.advance(task, len(captions))
     return {key: (torch.cat(images), layouts) for key, (images, layouts) in out.items()}
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
-    """Score the checkpoint and write metrics.json; returns what was written."""
-    from rich.progress import Progress
-
-    from t2i import judges
-    from t2i.clip_model import load_clip
-    from t2i.data import CocoLayoutDataModule
-    from t2i.metrics.inception import (
-        IS_SPLITS,
-        InceptionFeatures,
-        extract,
-        frechet_distance,
-        inception_score,
-        inspect_inception,
-    )
-    from t2i.pipeline import TextToImage
+def score(evaluation: Evaluation, judged: Judges, generated: dict[str, Any], seed: int) -> dict[str, Any]:
+    """metrics.json's scores: `real` (the ceiling), one entry per condition, with colours soa_c_vs_real."""
+    from t2i.metrics.inception import extract, frechet_distance, inception_score
     from t2i.soa import NamedObject, color_index
 
-    check_args(args)
-    inception = inspect_inception(args.inception) if args.inception is not None else None
-    if inception is not None and inception.warning() is not None:
-        print(f"{PROG}: warning: {inception.warning()}", file=sys.stderr)
-    device = resolve_device(args.device)
-    out_path = Path(args.out)
-    folder = Path(args.judges) if args.judges else out_path.parent / "judges"
-    folder.mkdir(parents=True, exist_ok=True)
-    model = TextToImage.from_checkpoint(args.ckpt, device, args.layout_ckpt)
-    names = model.image.class_names
-    layout = {"train_split": args.train_split, "images_subdir": args.images_subdir, "max_objects": 10}
-    data = CocoLayoutDataModule(args.data, image_size=model.image_size, val_split=args.split, **layout)
-    evaluation = data.dataset("val")
-    if list(evaluation.category_names) != names:
-        raise ValueError(
-            f"--data categories {evaluation.category_names[1:]} differ from the model's {names[1:]}"
-        )
-    real = judges.real_tensors(evaluation, args.max_captions or len(evaluation))
-    if inception is not None and inception.is_tf_inception and len(real["caption"]) < IS_SPLITS:
-        raise ValueError(
-            f"--inception: the Inception Score needs >= {IS_SPLITS} captions (one per split), "
-            f"{len(real['caption'])} given (--max-captions, split '{args.split}')"
-        )
-    colored = judges.has_colors(real)
-    result: dict[str, Any] = {"checkpoint": str(args.ckpt), "data": str(args.data), "split": args.split}
-    result |= {"images": len(real["caption"]), "seed": args.seed, "judges": {}}
-    with Progress(disable=args.quiet) as progress:
-        needs_train = colored or inception is None
-        boxes_only = CocoLayoutDataModule(args.data, image_size=model.image_size, with_masks=False, **layout)
-        train = judges.real_tensors(boxes_only.dataset("train"), args.judge_images) if needs_train else None
-        if colored:
-            task = progress.add_task("SOA classifier", total=args.soa_steps)
-            classifier, record = judges.soa_classifier(
-                folder, train, len(names) - 1, args.soa_steps, lambda _: progress.advance(task)
-            )
-            result["judges"]["soa"] = record
-        if inception is not None:
-            progress.add_task(f"load {inception.kind} ({inception.fd_name})", total=None)
-            extractor, fd_name = InceptionFeatures(inception).to(device), inception.fd_name
-            result["judges"][fd_name] = inception_record(inception)
-        else:
-            task = progress.add_task("fd_local feature net", total=args.fd_steps)
-            extractor, record = judges.fd_local_net(
-                folder, train, len(names), args.fd_steps, lambda _: progress.advance(task)
-            )
-            fd_name, result["judges"]["fd_local"] = "fd_local", record | {"note": FD_LOCAL_NOTE}
-        if args.clip is not None:
-            judge, record = load_clip(args.clip), {"file": str(args.clip)}
-        else:
-            progress.add_task("judge CLIP (cached after the first run)", total=None)
-            judge, record = judges.judge_clip(folder, Path(args.data), args.clip_steps, progress=False)
-        towers = [model.image.text_encoder] + ([model.layout.generator.text] if model.layout else [])
-        judges.check_independent(judge, towers, record["file"])
-        result["judges"]["clip"] = record
-        judge = judge.to(device).eval()
-        generated = generate_all(model, real, args, progress)
+    real = evaluation.real
     named = (
         [
             [NamedObject(int(label) - 1, color_index(c)) for label, c in zip(labels[present], colors)]
             for labels, present, colors in zip(real["labels"], real["object_mask"], real["colors"])
         ]
-        if colored
+        if evaluation.colored
         else []
     )
     truth_layouts = generated["ground_truth_layout"][1]
-    result["real"] = clip_metrics(judge, real["image"], real["caption"], args.seed)
-    real_features, real_logits = extract(extractor, real["image"])
+    scores: dict[str, Any] = {"real": clip_metrics(judged.clip, real["image"], real["caption"], seed)}
+    real_features, real_logits = extract(judged.extractor, real["image"])
     if real_logits is not None:
-        result["real"] |= inception_score(real_logits, args.seed)
-    if colored:
-        result["real"] |= soa_metrics(classifier, real["image"], truth_layouts, named)
+        scores["real"] |= inception_score(real_logits, seed)
+    if evaluation.colored:
+        scores["real"] |= soa_metrics(judged.classifier, real["image"], truth_layouts, named)
     for condition, (images, layouts) in generated.items():
-        scores = clip_metrics(judge, images, real["caption"], args.seed)
-        features, logits = extract(extractor, images)
-        scores[fd_name] = frechet_distance(real_features, features)
+        values = clip_metrics(judged.clip, images, real["caption"], seed)
+        features, logits = extract(judged.extractor, images)
+        values[judged.fd_name] = frechet_distance(real_features, features)
         if logits is not None:
-            scores |= inception_score(logits, args.seed)
-        if colored:
-            scores |= soa_metrics(classifier, images, layouts, named)
-        scores |= layout_metrics(layouts, real, names)
-        result[condition] = scores
-    if colored:
-        result["soa_c_vs_real"] = {
-            c: result[c]["soa_c"] / max(result["real"]["soa_c"], 1e-9) for c in generated
+            values |= inception_score(logits, seed)
+        if evaluation.colored:
+            values |= soa_metrics(judged.classifier, images, layouts, named)
+        values |= layout_metrics(layouts, real, evaluation.names)
+        scores[condition] = values
+    if evaluation.colored:
+        scores["soa_c_vs_real"] = {
+            c: scores[c]["soa_c"] / max(scores["real"]["soa_c"], 1e-9) for c in generated
         }
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    out_path.write_text(json.dumps(result, indent=2) + "\n")
+    return scores
+
+
+def report(result: dict[str, Any], fd_name: str, colored: bool, out: Path) -> None:
+    """Write metrics.json and print the one-line summary of the predicted-layout condition."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
     pred = result["predicted_layout"]
     summary = f"{fd_name}={pred[fd_name]:.4g}"
     if "is" in pred:
@@ -326,11 +398,31 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     summary += f" relation_accuracy={pred['relation_accuracy']:.3f}"
     if colored:
         summary += f" soa_c={pred['soa_c']:.3f} (real {result['real']['soa_c']:.3f})"
-    print(f"{PROG}: {result['images']} images, predicted layouts: {summary} -> {out_path}")
+    print(f"{PROG}: {result['images']} images, predicted layouts: {summary} -> {out}")
+
+
+def run(options: EvalOptions) -> dict[str, Any]:
+    """Score the checkpoint and write metrics.json; returns what was written."""
+    from rich.progress import Progress
+
+    evaluation = load(options)
+    result: dict[str, Any] = {
+        "checkpoint": str(options.ckpt_path),
+        "data": str(options.data),
+        "split": options.split,
+        "images": len(evaluation.real["caption"]),
+        "seed": options.seed,
+    }
+    with Progress(disable=options.quiet) as progress:
+        judged = train_judges(options, evaluation, progress)
+        generated = generate_all(evaluation.model, evaluation.real, options, progress)
+    result["judges"] = judged.records
+    result |= score(evaluation, judged, generated, options.seed)
+    report(result, judged.fd_name, evaluation.colored, Path(options.out))
     return result
 
 
 def main(argv: list[str]) -> int:
     """`t2i eval ...` (argv without the command name); returns the exit code."""
-    args = build_parser().parse_args(argv)
-    return run_guarded(PROG, lambda: run(args))
+    options = parse_options(build_parser(), EvalOptions, argv)
+    return run_guarded(PROG, lambda: run(options))

@@ -1,8 +1,8 @@
 """`t2i generate`: captions in, a PNG grid and/or one PNG per image out, with the layouts.
 
-    t2i generate --ckpt t2i.ckpt "a red circle to the left of a blue square" "a green triangle" \
+    t2i generate --ckpt_path t2i.ckpt "a red circle to the left of a blue square" "a green triangle" \
         --samples 4 --seed 0 --out grid.png --layout-out layouts.png
-    t2i generate --ckpt t2i.ckpt --captions-file captions.txt --samples 1 --out-dir gen/
+    t2i generate --ckpt_path t2i.ckpt --captions-file captions.txt --samples 1 --out-dir gen/
 
 `--out` writes a grid (a row per caption, a column per sample); `--layout-out` draws the same grid
 with each image's layout boxes outlined and labelled. `--out-dir` writes `NNNNNN_S.png` per caption
@@ -19,6 +19,7 @@ import argparse
 import json
 from collections.abc import Iterator
 from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -27,13 +28,31 @@ from PIL import Image
 from torch import Tensor
 from torchvision.utils import draw_bounding_boxes, make_grid
 
-from ganforge.devices import DEVICE_HELP, resolve_device
+from ganforge.cli import alias, parse_options
+from ganforge.devices import DEFAULT_DEVICE, DEVICE_HELP, resolve_device
 from ganforge.errors import run_guarded
 from t2i.layout import Box
 from t2i.layout.draw import class_colour
 
 PROG = "t2i generate"
 DRAW_SIZE = 128  # layouts are drawn on images upscaled to this side so labels stay readable
+
+
+@dataclass(frozen=True)
+class GenerateOptions:
+    """`t2i generate` options (see `build_parser` for each one's meaning)."""
+
+    ckpt_path: str
+    captions: list[str]
+    captions_file: str | None = None
+    layout_ckpt: str | None = None
+    samples: int = 1
+    seed: int = 0
+    out: str | None = None
+    layout_out: str | None = None
+    out_dir: str | None = None
+    batch_size: int = 64
+    device: str = DEFAULT_DEVICE
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--captions-file", default=None, help="UTF-8 text file, one caption per line (blank lines skipped)"
     )
-    parser.add_argument("--ckpt", required=True, help="t2i bundle or image-stage checkpoint (.ckpt)")
+    alias(parser, "--ckpt_path", "--ckpt", required=True, help="t2i bundle or image-stage checkpoint (.ckpt)")
     parser.add_argument(
         "--layout-ckpt", default=None, help="layout-stage checkpoint (default: the one the image stage names)"
     )
@@ -59,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--out-dir", default=None, help="folder for one PNG per caption and sample, plus captions.jsonl"
     )
     parser.add_argument("--batch-size", type=int, default=64, help="captions per generation batch")
-    parser.add_argument("--device", default="auto", help=DEVICE_HELP)
+    parser.add_argument("--device", default=DEFAULT_DEVICE, help=DEVICE_HELP)
     return parser
 
 
@@ -109,26 +128,26 @@ def layout_record(layout: list[Box]) -> list[dict[str, Any]]:
 
 
 def generate_batches(
-    model: Any, captions: list[str], args: argparse.Namespace
+    model: Any, captions: list[str], options: GenerateOptions
 ) -> Iterator[tuple[int, int, Any]]:
     """(first caption index, seed, `Generated`) per batch of --batch-size captions; batch i uses seed + i."""
-    for index, start in enumerate(range(0, len(captions), args.batch_size)):
-        seed = args.seed + index
-        chunk = captions[start : start + args.batch_size]
-        yield start, seed, model.generate(chunk, num_samples=args.samples, seed=seed)
+    for index, start in enumerate(range(0, len(captions), options.batch_size)):
+        seed = options.seed + index
+        chunk = captions[start : start + options.batch_size]
+        yield start, seed, model.generate(chunk, num_samples=options.samples, seed=seed)
 
 
-def check_args(args: argparse.Namespace) -> None:
+def check_options(options: GenerateOptions) -> None:
     for name in ("samples", "batch_size"):
-        if getattr(args, name) < 1:
-            raise ValueError(f"--{name.replace('_', '-')}={getattr(args, name)}; expected >= 1")
-    if bool(args.captions) == (args.captions_file is not None):
+        if getattr(options, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')}={getattr(options, name)}; expected >= 1")
+    if bool(options.captions) == (options.captions_file is not None):
         raise ValueError("give captions as arguments or with --captions-file (one of the two)")
-    if args.out is None and args.out_dir is None:
+    if options.out is None and options.out_dir is None:
         raise ValueError("nothing to write: give --out (a grid PNG) and/or --out-dir (one PNG per image)")
-    if args.layout_out is not None and args.out is None:
+    if options.layout_out is not None and options.out is None:
         raise ValueError("--layout-out draws the --out grid; give --out too")
-    for path in (args.out, args.layout_out):
+    for path in (options.out, options.layout_out):
         if path is not None and Path(path).suffix.lower() != ".png":
             raise ValueError(f"output '{path}' must be a .png file")
 
@@ -152,43 +171,47 @@ def write_images(
         jsonl.write(json.dumps(record, ensure_ascii=False) + "\n")
 
 
-def run(args: argparse.Namespace) -> None:
+def run(options: GenerateOptions) -> None:
     from t2i.pipeline import TextToImage, check_captions
 
-    check_args(args)
-    if args.captions_file is not None:
-        captions, lines = read_captions_file(Path(args.captions_file))
+    check_options(options)
+    if options.captions_file is not None:
+        captions, lines = read_captions_file(Path(options.captions_file))
     else:
-        captions, lines = args.captions, None
+        captions, lines = options.captions, None
     captions = check_captions(captions)  # before the (slow) model load
-    model = TextToImage.from_checkpoint(args.ckpt, resolve_device(args.device), args.layout_ckpt)
+    model = TextToImage.from_checkpoint(
+        options.ckpt_path, resolve_device(options.device), options.layout_ckpt
+    )
     tiles, drawn, written = [], [], []
     with ExitStack() as stack:
         jsonl = None
-        if args.out_dir is not None:
-            out_dir = Path(args.out_dir)
+        if options.out_dir is not None:
+            out_dir = Path(options.out_dir)
             out_dir.mkdir(parents=True, exist_ok=True)
             jsonl = stack.enter_context((out_dir / "captions.jsonl").open("w", encoding="utf-8"))
-        for first, seed, out in generate_batches(model, captions, args):
+        for first, seed, out in generate_batches(model, captions, options):
             images = out.images.flatten(0, 1)  # (B * S, 3, H, W), caption-major
             layouts = [layout for per_caption in out.layouts for layout in per_caption]
-            if args.out is not None:
+            if options.out is not None:
                 tiles.append(to_uint8(images))
-            if args.layout_out is not None:
+            if options.layout_out is not None:
                 drawn.extend(draw_layout(image, layout) for image, layout in zip(images, layouts))
             if jsonl is not None:
                 batch = {"captions": captions, "lines": lines, "first": first, "seed": seed}
-                write_images(out_dir, jsonl, images, layouts, batch | {"samples": args.samples})
-    if args.out is not None:
-        written.append(save_grid(torch.cat(tiles), args.samples, Path(args.out)))
-    if args.layout_out is not None:
-        written.append(save_grid(torch.stack(drawn), args.samples, Path(args.layout_out)))
-    if args.out_dir is not None:
-        written.append(Path(args.out_dir) / "captions.jsonl")
-    print(f"{PROG}: {len(captions)} caption(s) x {args.samples} sample(s) -> {', '.join(map(str, written))}")
+                write_images(out_dir, jsonl, images, layouts, batch | {"samples": options.samples})
+    if options.out is not None:
+        written.append(save_grid(torch.cat(tiles), options.samples, Path(options.out)))
+    if options.layout_out is not None:
+        written.append(save_grid(torch.stack(drawn), options.samples, Path(options.layout_out)))
+    if options.out_dir is not None:
+        written.append(Path(options.out_dir) / "captions.jsonl")
+    print(
+        f"{PROG}: {len(captions)} caption(s) x {options.samples} sample(s) -> {', '.join(map(str, written))}"
+    )
 
 
 def main(argv: list[str]) -> int:
     """`t2i generate ...` (argv without the command name); returns the exit code."""
-    args = build_parser().parse_args(argv)
-    return run_guarded(PROG, lambda: run(args))
+    options = parse_options(build_parser(), GenerateOptions, argv)
+    return run_guarded(PROG, lambda: run(options))

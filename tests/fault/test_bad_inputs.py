@@ -166,7 +166,7 @@ def t2i_main(argv: list[str]) -> int:
 
 
 def predict_args(f: dict[str, Path], **changes: object) -> list[str]:
-    args = {"--ckpt": f["vid_ckpt"], "--video": f["video"], "--out": f["root"] / "pred.gif"}
+    args = {"--ckpt_path": f["vid_ckpt"], "--video": f["video"], "--out": f["root"] / "pred.gif"}
     args |= changes
     flat = ["predict", "--quiet", "--device", "cpu"]
     for key, value in args.items():
@@ -178,7 +178,16 @@ def generate_args(
     f: dict[str, Path], caption: str, ckpt: Path | None = None, out: Path | None = None
 ) -> list[str]:
     out = out or f["root"] / "gen.png"
-    return ["generate", "--ckpt", str(ckpt or f["t2i_ckpt"]), caption, "--out", str(out), "--device", "cpu"]
+    return [
+        "generate",
+        "--ckpt_path",
+        str(ckpt or f["t2i_ckpt"]),
+        caption,
+        "--out",
+        str(out),
+        "--device",
+        "cpu",
+    ]
 
 
 def fit_vidgan(f: dict[str, Path], config: Path, *extra: str) -> list[str]:
@@ -275,10 +284,13 @@ def corrupt_folder(f, c):
     return cli(vidgan_main, fit_vidgan(f, VIDGAN_TINY, *data), c)
 
 
+def flag(name: str) -> str:
+    """The flag of a keyword: `--ckpt_path` is spelled as Lightning's, every other flag with hyphens."""
+    return "--ckpt_path" if name == "ckpt_path" else f"--{name.replace('_', '-')}"
+
+
 def predict_cli(**changes):
-    return lambda f, c: cli(
-        vidgan_main, predict_args(f, **{f"--{k.replace('_', '-')}": v for k, v in changes.items()}), c
-    )
+    return lambda f, c: cli(vidgan_main, predict_args(f, **{flag(k): v for k, v in changes.items()}), c)
 
 
 def predict_api(frames: int, **kwargs):
@@ -330,10 +342,11 @@ ROWS = [
         "no 'annotations' list"),
     Row("COCO image missing on disk", lambda f, c: api(lambda: _coco(f["coco_missing_image"])), 0, skipped=1),
     # -- checkpoints
-    Row("--ckpt a directory", lambda f, c: predict_cli(ckpt=f["ckpt_dir"])(f, c), 1, "is a directory"),
-    Row("--ckpt a text file", lambda f, c: cli(t2i_main, generate_args(f, "red", f["text_ckpt"]), c), 1,
+    Row("--ckpt_path a directory", lambda f, c: predict_cli(ckpt_path=f["ckpt_dir"])(f, c), 1,
+        "is a directory"),
+    Row("--ckpt_path a text file", lambda f, c: cli(t2i_main, generate_args(f, "red", f["text_ckpt"]), c), 1,
         "notes.ckpt' is not a readable torch checkpoint"),
-    Row("--ckpt truncated", lambda f, c: predict_cli(ckpt=f["truncated"])(f, c), 1,
+    Row("--ckpt_path truncated", lambda f, c: predict_cli(ckpt_path=f["truncated"])(f, c), 1,
         "truncated.ckpt' is not a readable torch checkpoint"),
     # -- outputs
     Row("--out in a missing folder (vidgan predict)",

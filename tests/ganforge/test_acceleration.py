@@ -17,8 +17,8 @@ from torch import nn
 from ganforge.acceleration import compile_calls
 from t2i.cli import main as t2i_main
 from t2i.image_stage import ImageGAN
+from vidgan.cli import lightning_main as vidgan_main
 from vidgan.module import VideoGAN
-from vidgan.train import lightning_main as vidgan_main
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 QUIET = [

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ganforge.cli import GANForgeCLI
 from ganforge.layer_sync import BatchStatisticsSync
+from ganforge.lightning_cli import GANForgeCLI
 from ganforge.ring import RingDataModule, RingGAN
 
 

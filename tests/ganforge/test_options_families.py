@@ -12,8 +12,8 @@ from ganforge.ring import RingGAN
 from t2i.cli import main as t2i_main
 from t2i.image_stage import ImageGAN
 from t2i.layout_stage import LayoutGAN
+from vidgan.cli import lightning_main as vidgan_main
 from vidgan.module import VideoGAN
-from vidgan.train import lightning_main as vidgan_main
 
 TEXT = {"text_embed_dim": 32, "text_context_length": 32, "text_width": 64, "text_layers": 1}
 FAMILIES = {  # tiny networks of each family

@@ -12,7 +12,7 @@ from pathlib import Path
 from wandb_testing import decoded_frames, finished_runs, isolate
 
 from ganforge.wandb_reader import offline_run_dirs
-from vidgan import train as vidgan_train
+from vidgan.cli import lightning_main
 
 CONFIG = Path(__file__).resolve().parents[2] / "configs" / "vidgan" / "moving_mnist.yaml"
 CONTEXT, FUTURE, SIZE, CLIPS = 2, 2, 32, 4
@@ -43,7 +43,7 @@ def test_tiny_vidgan_fit_reads_back_with_val_metrics_and_comparison_videos(tmp_p
         "--data.val_sequences=4",
         "--wandb.media_every_n_steps=2",  # generator steps: after batches 4 and 8
     ]
-    assert vidgan_train.lightning_main(argv) == 0
+    assert lightning_main(argv) == 0
     (run,) = finished_runs(tmp_path)
     assert run.project == "vidgan" and run.exit_code == 0
     for key in ["train/d_loss", "train/g_loss", "train/d_grad_norm", "train/lr_g", "val/mse", "val/ssim"]:

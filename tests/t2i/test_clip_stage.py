@@ -49,7 +49,9 @@ def test_config_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert main([*args, *missing]) == 1
     err = capsys.readouterr().err.strip()
     assert "none/annotations/instances_" in err and "does not exist" in err and len(err.splitlines()) == 1
-    assert main(["export-clip", "--ckpt", str(tmp_path / "no.ckpt"), "--out", str(tmp_path / "c.pt")]) == 1
+    assert (
+        main(["export-clip", "--ckpt_path", str(tmp_path / "no.ckpt"), "--out", str(tmp_path / "c.pt")]) == 1
+    )
     assert "no.ckpt" in capsys.readouterr().err
 
 
@@ -94,7 +96,7 @@ def test_small_clip_learns_shapes_retrieval(tmp_path: Path) -> None:
 
     # The training checkpoint exports to the same weights, and `t2i validate` reads it back.
     last = run / "checkpoints" / "last.ckpt"
-    assert main(["export-clip", "--ckpt", str(last), "--out", str(tmp_path / "again.pt")]) == 0
+    assert main(["export-clip", "--ckpt_path", str(last), "--out", str(tmp_path / "again.pt")]) == 0
     first, again = (
         torch.load(exported, weights_only=True),
         torch.load(tmp_path / "again.pt", weights_only=True),

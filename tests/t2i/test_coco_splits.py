@@ -87,7 +87,7 @@ def test_eval_scores_the_val2014_split_of_a_coco_folder(tmp_path: Path, capsys) 
     pipeline = tiny_pipeline(tmp_path / "pipeline")
     coco = as_coco_2014(pipeline["data"], tmp_path / "coco")
     out = tmp_path / "metrics.json"
-    args = ["eval", "--ckpt", str(pipeline["ckpt"]), "--data", str(coco), "--out", str(out), "--quiet"]
+    args = ["eval", "--ckpt_path", str(pipeline["ckpt"]), "--data", str(coco), "--out", str(out), "--quiet"]
     args += [
         "--clip",
         str(pipeline["judge_clip"]),

@@ -25,7 +25,15 @@ def test_captions_file_writes_every_image_and_its_layout(ckpt: Path, tmp_path: P
     captions_file = tmp_path / "captions.txt"
     captions_file.write_text(f"{CAPTIONS[0]}\n\n{CAPTIONS[1]}\n  {CAPTIONS[2]}  \n", encoding="utf-8")
     out = tmp_path / "gen"
-    args = ["generate", "--ckpt", str(ckpt), "--captions-file", str(captions_file), "--out-dir", str(out)]
+    args = [
+        "generate",
+        "--ckpt_path",
+        str(ckpt),
+        "--captions-file",
+        str(captions_file),
+        "--out-dir",
+        str(out),
+    ]
     assert main([*args, "--samples", "2", "--batch-size", "2", "--seed", "5"]) == 0
     records = [json.loads(line) for line in (out / "captions.jsonl").read_text().splitlines()]
     assert [(r["index"], r["sample"]) for r in records] == [(i, s) for i in range(3) for s in range(2)]
@@ -63,7 +71,7 @@ def test_bad_captions_files_are_one_line_errors(
     captions_file.write_bytes(content)
     args = [
         "generate",
-        "--ckpt",
+        "--ckpt_path",
         str(ckpt),
         "--captions-file",
         str(captions_file),
@@ -76,5 +84,5 @@ def test_bad_captions_files_are_one_line_errors(
 
 
 def test_nothing_to_write_is_an_error(ckpt: Path, capsys) -> None:
-    assert main(["generate", "--ckpt", str(ckpt), "a red circle"]) == 1
+    assert main(["generate", "--ckpt_path", str(ckpt), "a red circle"]) == 1
     assert "give --out (a grid PNG) and/or --out-dir" in capsys.readouterr().err

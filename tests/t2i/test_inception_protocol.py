@@ -83,7 +83,7 @@ def test_inception_score_is_exp_of_the_class_entropy_for_confident_predictions()
 def eval_args(files: dict, out: Path, inception_file: Path, captions: int) -> list[str]:
     pipeline = files["pipeline"]
     return [
-        "eval", "--ckpt", str(pipeline["ckpt"]), "--data", str(pipeline["data"]), "--out", str(out),
+        "eval", "--ckpt_path", str(pipeline["ckpt"]), "--data", str(pipeline["data"]), "--out", str(out),
         "--clip", str(pipeline["judge_clip"]), "--inception", str(inception_file), "--soa-steps", "2",
         "--max-captions", str(captions), "--batch-size", "10", "--quiet",
     ]  # fmt: skip

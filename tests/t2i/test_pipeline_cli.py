@@ -30,7 +30,13 @@ def test_help_lists_generate_and_eval(capsys) -> None:
 
 def test_generate_writes_a_grid_and_a_layout_picture(setup: dict, tmp_path: Path, capsys) -> None:
     out, layouts = tmp_path / "grid.png", tmp_path / "layouts.png"
-    args = ["generate", "--ckpt", str(setup["ckpt"]), "a red circle", "a blue square above a green circle"]
+    args = [
+        "generate",
+        "--ckpt_path",
+        str(setup["ckpt"]),
+        "a red circle",
+        "a blue square above a green circle",
+    ]
     assert (
         main([*args, "--samples", "3", "--seed", "1", "--out", str(out), "--layout-out", str(layouts)]) == 0
     )
@@ -52,7 +58,7 @@ def test_generate_writes_a_grid_and_a_layout_picture(setup: dict, tmp_path: Path
 def test_generate_bad_input_is_one_line(
     setup: dict, tmp_path: Path, capsys, extra: list[str], message: str
 ) -> None:
-    args = ["generate", "--ckpt", str(setup["ckpt"]), "--out", str(tmp_path / "g.png"), *extra]
+    args = ["generate", "--ckpt_path", str(setup["ckpt"]), "--out", str(tmp_path / "g.png"), *extra]
     assert main(args) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("t2i generate: error:") and message in err and "\n" not in err
@@ -60,7 +66,7 @@ def test_generate_bad_input_is_one_line(
 
 def test_eval_writes_all_metrics_for_both_layout_conditions(setup: dict, tmp_path: Path) -> None:
     out = tmp_path / "metrics.json"
-    args = ["eval", "--ckpt", str(setup["ckpt"]), "--data", str(setup["data"]), "--out", str(out)]
+    args = ["eval", "--ckpt_path", str(setup["ckpt"]), "--data", str(setup["data"]), "--out", str(out)]
     fast = ["--clip", str(setup["judge_clip"]), "--soa-steps", "20", "--fd-steps", "10", "--quiet"]
     assert main([*args, *fast, "--batch-size", "4"]) == 0
     result = json.loads(out.read_text())
@@ -94,7 +100,7 @@ def test_eval_writes_all_metrics_for_both_layout_conditions(setup: dict, tmp_pat
 def test_eval_refuses_the_conditioning_clip_as_judge(setup: dict, tmp_path: Path, capsys) -> None:
     args = [
         "eval",
-        "--ckpt",
+        "--ckpt_path",
         str(setup["ckpt"]),
         "--data",
         str(setup["data"]),
@@ -116,7 +122,16 @@ def test_eval_reports_fd_torchscript_not_fid_for_a_torchscript_net(
     inception = tmp_path / "inception.pt"
     torch.jit.script(Features()).save(str(inception))
     out = tmp_path / "metrics.json"
-    args = ["eval", "--ckpt", str(setup["ckpt"]), "--data", str(setup["data"]), "--out", str(out), "--quiet"]
+    args = [
+        "eval",
+        "--ckpt_path",
+        str(setup["ckpt"]),
+        "--data",
+        str(setup["data"]),
+        "--out",
+        str(out),
+        "--quiet",
+    ]
     args += [
         "--clip",
         str(setup["judge_clip"]),
@@ -138,7 +153,16 @@ def test_eval_reports_fd_torchscript_not_fid_for_a_torchscript_net(
 
 def test_eval_trains_a_judge_clip_with_its_own_seed_when_none_is_given(setup: dict, tmp_path: Path) -> None:
     out = tmp_path / "metrics.json"
-    args = ["eval", "--ckpt", str(setup["ckpt"]), "--data", str(setup["data"]), "--out", str(out), "--quiet"]
+    args = [
+        "eval",
+        "--ckpt_path",
+        str(setup["ckpt"]),
+        "--data",
+        str(setup["data"]),
+        "--out",
+        str(out),
+        "--quiet",
+    ]
     args += ["--clip-steps", "2", "--soa-steps", "2", "--fd-steps", "2", "--max-captions", "4"]
     assert main(args) == 0
     record = json.loads(out.read_text())["judges"]["clip"]

@@ -49,7 +49,16 @@ def files(tmp_path_factory):
 
 
 def run_eval(files, out, *extra):
-    argv = ["eval", "--ckpt", str(files["ckpt"]), "--data", str(files["test"]), "--out", str(out), "--quiet"]
+    argv = [
+        "eval",
+        "--ckpt_path",
+        str(files["ckpt"]),
+        "--data",
+        str(files["test"]),
+        "--out",
+        str(out),
+        "--quiet",
+    ]
     return main([*argv, *extra])
 
 
@@ -108,7 +117,7 @@ def test_eval_reads_a_folder_of_videos(files, tmp_path, make_video):
     out = tmp_path / "metrics.json"
     argv = [
         "eval",
-        "--ckpt",
+        "--ckpt_path",
         str(files["ckpt"]),
         "--data",
         str(tmp_path / "videos"),
@@ -141,7 +150,7 @@ def test_predict_turns_an_ffmpeg_mp4_into_a_playable_mp4(files, tmp_path, make_v
     out = tmp_path / "pred.mp4"
     argv = [
         "predict",
-        "--ckpt",
+        "--ckpt_path",
         str(files["ckpt"]),
         "--video",
         str(tmp_path / "in.mp4"),
@@ -161,7 +170,7 @@ def test_predict_turns_an_ffmpeg_mp4_into_a_playable_mp4(files, tmp_path, make_v
 
 def test_predict_writes_gif_from_start_frame_and_rejects_bad_requests(files, tmp_path, make_video, capsys):
     make_video(tmp_path / "in.mp4", num_frames=12)
-    base = ["predict", "--ckpt", str(files["ckpt"]), "--video", str(tmp_path / "in.mp4"), "--quiet"]
+    base = ["predict", "--ckpt_path", str(files["ckpt"]), "--video", str(tmp_path / "in.mp4"), "--quiet"]
     assert main([*base, "--start", "3", "--out", str(tmp_path / "p.gif")]) == 0
     with Image.open(tmp_path / "p.gif") as gif:
         assert gif.n_frames == TC + TF  # the model's Tc and Tf by default

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from vidgan import FramePredictor
+from vidgan.cli import lightning_main
 from vidgan.module import GENERATOR_FORMAT_KEY, GeneratorFormatError
-from vidgan.train import lightning_main
 
 CONFIG = Path(__file__).resolve().parents[2] / "configs" / "vidgan" / "moving_mnist_tiny.yaml"
 REFUSAL = (

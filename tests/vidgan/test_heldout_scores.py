@@ -6,10 +6,10 @@ from pathlib import Path
 import pytest
 from fixtures_eval import tiny_checkpoint
 
+from vidgan.cli import lightning_main
 from vidgan.heldout_scores import heldout_batch, main
 from vidgan.metrics import frame_metrics
 from vidgan.models import copy_last_frame, zero_frames
-from vidgan.train import lightning_main
 
 CONFIG = Path(__file__).resolve().parents[2] / "configs" / "vidgan" / "moving_mnist_tiny.yaml"
 
@@ -28,7 +28,7 @@ def fitted(tmp_path_factory):
 
 def test_scores_the_model_and_both_trivial_baselines_on_held_out_sequences(fitted, tmp_path, capsys):
     out = tmp_path / "metrics.json"
-    assert main(["--ckpt", str(fitted), "--sequences", "6", "--out", str(out)]) == 0
+    assert main(["--ckpt_path", str(fitted), "--sequences", "6", "--out", str(out)]) == 0
     result = json.loads(out.read_text())
     assert (result["sequences"], result["context_frames"], result["future_frames"]) == (6, 5, 5)
     context, target = heldout_batch(fitted, 6)
@@ -53,7 +53,7 @@ def test_the_held_out_sequences_are_the_test_draw_not_the_validation_set(fitted)
 
 def test_a_checkpoint_without_generated_moving_mnist_is_a_one_line_error(tmp_path, capsys):
     ckpt = tiny_checkpoint(tmp_path / "squares.ckpt")  # trained on plain tensors, no datamodule
-    assert main(["--ckpt", str(ckpt), "--out", str(tmp_path / "m.json")]) == 1
+    assert main(["--ckpt_path", str(ckpt), "--out", str(tmp_path / "m.json")]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith(
         f"vidgan.heldout_scores: error: checkpoint '{ckpt}' was not trained on generated"

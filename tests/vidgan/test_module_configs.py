@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from vidgan.train import lightning_main
+from vidgan.cli import lightning_main
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs" / "vidgan"
 MOVING_MNIST = ["--data.train_sequences", "4", "--data.val_sequences", "2", "--data.batch_size", "2",

@@ -35,7 +35,7 @@ def files(tmp_path_factory):
 
 def test_every_predicted_clip_is_written_as_npy_and_mp4(files, tmp_path, capsys):
     out = tmp_path / "pred"
-    argv = ["predict", "--ckpt", str(files["ckpt"]), "--data", str(files["test"]), "--out-dir", str(out)]
+    argv = ["predict", "--ckpt_path", str(files["ckpt"]), "--data", str(files["test"]), "--out-dir", str(out)]
     assert main([*argv, "--samples", "2", "--batch-size", "2", "--seed", "3", "--quiet"]) == 0
     assert "wrote 10 predicted clips of 5 sequences" in capsys.readouterr().out
     predictions, real = np.load(out / "predictions.npy"), np.load(out / "real.npy")
@@ -74,7 +74,7 @@ def test_every_predicted_clip_is_written_as_npy_and_mp4(files, tmp_path, capsys)
     ],
 )
 def test_bad_test_set_requests_are_one_line_errors(files, tmp_path, capsys, extra, message):
-    argv = ["predict", "--ckpt", str(files["ckpt"]), "--data", str(files["test"]), "--quiet"]
+    argv = ["predict", "--ckpt_path", str(files["ckpt"]), "--data", str(files["test"]), "--quiet"]
     assert main([*argv, *extra]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("vidgan predict: error:") and message in err and len(err.splitlines()) == 1

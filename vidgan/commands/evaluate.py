@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +20,8 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from ganforge.devices import DEVICE_HELP, resolve_device
+from ganforge.cli import alias, parse_options
+from ganforge.devices import DEFAULT_DEVICE, DEVICE_HELP, resolve_device
 from ganforge.errors import run_guarded
 
 if TYPE_CHECKING:  # imported where used, so `vidgan eval --help` stays fast
@@ -42,13 +44,33 @@ FD_TRAIN_CLIPS = 512  # real clips the local feature net trains on
 SEED_STRIDE = 1_000_003  # batch i of seed s draws its latents with seed s * SEED_STRIDE + i
 
 
+@dataclass(frozen=True)
+class EvalOptions:
+    """`vidgan eval` options (see `build_parser` for each one's meaning)."""
+
+    ckpt_path: str
+    data: str
+    out: str
+    samples: int = 1
+    future_frames: int | None = None
+    i3d: str | None = None
+    max_sequences: int | None = None
+    batch_size: int = 32
+    seed: int = 0
+    train_data: str | None = None
+    fd_net: str | None = None
+    fd_steps: int = 300
+    device: str = DEFAULT_DEVICE
+    quiet: bool = False
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="Score a vidgan checkpoint's predictions: per-step and mean MSE/MAE/PSNR/SSIM (OpenSTL "
         "convention), mean-of-S and best-of-S, and FVD with --i3d (else fd_local, which is not FVD).",
     )
-    parser.add_argument("--ckpt", required=True, help="checkpoint written by `vidgan fit` (.ckpt)")
+    alias(parser, "--ckpt_path", "--ckpt", required=True, help="checkpoint written by `vidgan fit` (.ckpt)")
     parser.add_argument(
         "--data",
         required=True,
@@ -73,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: OUT_DIR/fd_local_net.pt)",
     )
     parser.add_argument("--fd-steps", type=int, default=300, help="training steps of a new fd_local net")
-    parser.add_argument("--device", default="auto", help=DEVICE_HELP)
+    parser.add_argument("--device", default=DEFAULT_DEVICE, help=DEVICE_HELP)
     parser.add_argument(
         "--out", required=True, help="metrics.json to write (the plot goes beside it as .png)"
     )
@@ -116,12 +138,12 @@ def real_clips(dataset: Dataset, limit: int) -> Tensor:
 
 # ---------------------------------------------------------------------------------------------- features
 def fd_local_extractor(
-    args: argparse.Namespace, context_frames: int, future_frames: int, channels: int, size: int
+    options: EvalOptions, context_frames: int, future_frames: int, channels: int, size: int
 ) -> tuple[LocalVideoFeatures, dict[str, Any]]:
     """The fd_local feature net (loaded from --fd-net, or trained and saved there) and its record."""
     from vidgan.local_features import load_local_features, save_local_features, train_local_features
 
-    net_path = Path(args.fd_net) if args.fd_net else Path(args.out).parent / "fd_local_net.pt"
+    net_path = Path(options.fd_net) if options.fd_net else Path(options.out).parent / "fd_local_net.pt"
     record: dict[str, Any] = {"net": str(net_path), "note": FD_LOCAL_NOTE}
     frames = context_frames + future_frames
     if net_path.exists():
@@ -132,32 +154,32 @@ def fd_local_extractor(
                 f"these are {frames}-frame {channels}-channel: pass another --fd-net"
             )
         return net, record | {"trained_here": False}
-    train_path = Path(args.train_data) if args.train_data else default_train_data(Path(args.data))
+    train_path = Path(options.train_data) if options.train_data else default_train_data(Path(options.data))
     train = clip_dataset(train_path, context_frames, future_frames, size, channels, start="random")
     net, accuracy = train_local_features(
-        real_clips(train, FD_TRAIN_CLIPS), steps=args.fd_steps, seed=args.seed
+        real_clips(train, FD_TRAIN_CLIPS), steps=options.fd_steps, seed=options.seed
     )
     save_local_features(net, net_path)
     return net, record | {"trained_here": True, "trained_on": str(train_path), "train_accuracy": accuracy}
 
 
 # ---------------------------------------------------------------------------------------------- run
-def check_args(args: argparse.Namespace) -> None:
+def check_options(options: EvalOptions) -> None:
     for name in ("samples", "future_frames", "max_sequences", "batch_size", "fd_steps"):
-        value = getattr(args, name)
+        value = getattr(options, name)
         if value is not None and value < 1:
             raise ValueError(f"--{name.replace('_', '-')}={value} must be >= 1")
-    if Path(args.out).suffix != ".json":
-        raise ValueError(f"--out '{args.out}' must be a .json file")
-    if args.i3d is not None and not Path(args.i3d).is_file():
-        raise FileNotFoundError(f"--i3d '{args.i3d}' does not exist (the StyleGAN-V i3d_torchscript.pt)")
+    if Path(options.out).suffix != ".json":
+        raise ValueError(f"--out '{options.out}' must be a .json file")
+    if options.i3d is not None and not Path(options.i3d).is_file():
+        raise FileNotFoundError(f"--i3d '{options.i3d}' does not exist (the StyleGAN-V i3d_torchscript.pt)")
 
 
 def score_batches(
     predictor: FramePredictor,
     loader: DataLoader,
     distance: FrechetVideoDistance,
-    args: argparse.Namespace,
+    options: EvalOptions,
     future: int,
     advance: Callable[[int], None],
 ) -> PredictionScores:
@@ -169,54 +191,55 @@ def score_batches(
 
     scores = PredictionScores()
     for index, (context, target, *_) in enumerate(loader):
-        seed = args.seed * SEED_STRIDE + index
-        pred = predictor.predict(context, future_frames=future, num_samples=args.samples, seed=seed)
+        seed = options.seed * SEED_STRIDE + index
+        pred = predictor.predict(context, future_frames=future, num_samples=options.samples, seed=seed)
         scores.update(pred, target)
         distance.update(torch.cat([context, target], dim=1), real=True)
-        shown = context[:, None].expand(-1, args.samples, -1, -1, -1, -1)
+        shown = context[:, None].expand(-1, options.samples, -1, -1, -1, -1)
         distance.update(torch.cat([shown, pred], dim=2).flatten(0, 1), real=False)
         advance(context.shape[0])
     return scores
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
+def run(options: EvalOptions) -> dict[str, Any]:
     """Score the checkpoint; write metrics.json and the plot; return what was written."""
     from rich.progress import Progress
 
-    from vidgan.commands.eval_plot import plot_metric_curves
     from vidgan.fvd import FrechetVideoDistance, I3DFeatures
     from vidgan.predictor import FramePredictor
 
-    check_args(args)
-    device = resolve_device(args.device)
-    predictor = FramePredictor.from_checkpoint(args.ckpt, device=device)
-    tc, future = predictor.context_frames, args.future_frames or predictor.future_frames
-    data = clip_dataset(Path(args.data), tc, future, predictor.resolution, predictor.channels)
-    if args.max_sequences is not None:
-        data = Subset(data, range(min(args.max_sequences, len(data))))
+    check_options(options)
+    device = resolve_device(options.device)
+    predictor = FramePredictor.from_checkpoint(options.ckpt_path, device=device)
+    tc, future = predictor.context_frames, options.future_frames or predictor.future_frames
+    data = clip_dataset(Path(options.data), tc, future, predictor.resolution, predictor.channels)
+    if options.max_sequences is not None:
+        data = Subset(data, range(min(options.max_sequences, len(data))))
     channels, size = data[0][0].shape[1], data[0][0].shape[-1]
-    if args.i3d is not None:
-        extractor, fd_name, fd_record = I3DFeatures(args.i3d, device), "fvd", {"i3d": str(args.i3d)}
+    if options.i3d is not None:
+        extractor, fd_name, fd_record = I3DFeatures(options.i3d, device), "fvd", {"i3d": str(options.i3d)}
     else:
         extractor, fd_name = None, "fd_local"
-    with Progress(disable=args.quiet) as progress:
+    with Progress(disable=options.quiet) as progress:
         if extractor is None:
             progress.add_task("train the fd_local feature net", total=None)
-            extractor, fd_record = fd_local_extractor(args, tc, future, channels, size)
+            extractor, fd_record = fd_local_extractor(options, tc, future, channels, size)
         distance = FrechetVideoDistance(extractor)
-        task = progress.add_task(f"predict {args.samples} x {future} frames", total=len(data))
-        loader = DataLoader(data, batch_size=args.batch_size, shuffle=False)
-        scores = score_batches(predictor, loader, distance, args, future, lambda n: progress.advance(task, n))
+        task = progress.add_task(f"predict {options.samples} x {future} frames", total=len(data))
+        loader = DataLoader(data, batch_size=options.batch_size, shuffle=False)
+        scores = score_batches(
+            predictor, loader, distance, options, future, lambda n: progress.advance(task, n)
+        )
     real, generated = distance.counts()
     result = {
-        "checkpoint": str(args.ckpt),
-        "data": str(args.data),
+        "checkpoint": str(options.ckpt_path),
+        "data": str(options.data),
         "sequences": scores.sequences,
-        "samples": args.samples,
+        "samples": options.samples,
         "context_frames": tc,
         "future_frames": future,
         "trained_future_frames": predictor.future_frames,
-        "seed": args.seed,
+        "seed": options.seed,
         "convention": CONVENTION,
         "mean": scores.means(),
         "per_step": scores.per_step(),
@@ -224,20 +247,27 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         f"{fd_name}_details": fd_record
         | {"real_clips": real, "generated_clips": generated, "clip_frames": tc + future},
     }
-    out = Path(args.out)
+    report(result, fd_name, options)
+    return result
+
+
+def report(result: dict[str, Any], fd_name: str, options: EvalOptions) -> None:
+    """Write metrics.json and the plot of its curves beside it; print the one-line summary."""
+    from vidgan.commands.eval_plot import plot_metric_curves
+
+    out = Path(options.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
-    title = f"{Path(args.ckpt).name} on {Path(args.data).name}: {scores.sequences} sequences x {args.samples}"
-    title += " samples"
+    title = f"{Path(options.ckpt_path).name} on {Path(options.data).name}: {result['sequences']} sequences"
+    title += f" x {options.samples} samples"
     plot_metric_curves(result["per_step"], out.with_suffix(".png"), title)
     mean = result["mean"]["mean_of_samples"]
     summary = " ".join(f"{name}={value:.4g}" for name, value in mean.items())
     label = "fvd" if fd_name == "fvd" else "fd_local (not FVD)"
-    print(f"{PROG}: {summary} (mean of {args.samples}) {label}={result[fd_name]:.4g} -> {out}")
-    return result
+    print(f"{PROG}: {summary} (mean of {options.samples}) {label}={result[fd_name]:.4g} -> {out}")
 
 
 def main(argv: list[str]) -> int:
     """`vidgan eval ...` (argv without the command name); returns the exit code."""
-    args = build_parser().parse_args(argv)
-    return run_guarded(PROG, lambda: run(args))
+    options = parse_options(build_parser(), EvalOptions, argv)
+    return run_guarded(PROG, lambda: run(options))

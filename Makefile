@@ -46,7 +46,7 @@ demo: install
 	@# black frames are scored on 64 held-out sequences (test digit pool) -> runs/demo/vidgan/metrics.json.
 	$(VENV)/bin/vidgan fit --config configs/vidgan/moving_mnist_tiny.yaml --trainer.max_time 00:00:03:00 \
 	  --trainer.max_steps 5000 --trainer.default_root_dir runs/demo/vidgan --wandb.video_format gif
-	$(PY) -m vidgan.heldout_scores --ckpt runs/demo/vidgan/checkpoints/last.ckpt --sequences 64 \
+	$(PY) -m vidgan.heldout_scores --ckpt_path runs/demo/vidgan/checkpoints/last.ckpt --sequences 64 \
 	  --out runs/demo/vidgan/metrics.json
 	@# t2i: the tiny clip, layout and image stages on 2000 shapes scenes (data/shapes_tiny, rendered by the
 	@# first stage), a few minutes each, then a grid for fixed captions. The layout stage (shapes_layout_demo.yaml)
@@ -57,7 +57,7 @@ demo: install
 	$(VENV)/bin/t2i fit --config configs/t2i/shapes_image_tiny.yaml --trainer.default_root_dir runs/demo/t2i/image \
 	  --trainer.max_time 00:00:04:00 --model.init_args.clip_path runs/demo/t2i/clip/clip.pt \
 	  --model.init_args.layout_checkpoint runs/demo/t2i/layout/checkpoints/last.ckpt
-	$(VENV)/bin/t2i generate --ckpt runs/demo/t2i/image/checkpoints/last.ckpt --samples 4 --seed 0 \
+	$(VENV)/bin/t2i generate --ckpt_path runs/demo/t2i/image/checkpoints/last.ckpt --samples 4 --seed 0 \
 	  "a red circle to the left of a blue square" "a green triangle above a yellow diamond" \
 	  --out runs/demo/t2i/grid.png --layout-out runs/demo/t2i/layouts.png
 	@echo "demo outputs under runs/demo/:"

@@ -141,7 +141,7 @@ def main() -> None:
     image_ckpt = work / "image" / "checkpoints" / "last.ckpt"
     eval_args = [
         "eval",
-        "--ckpt",
+        "--ckpt_path",
         str(image_ckpt),
         "--data",
         str(data),

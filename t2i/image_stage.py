@@ -11,6 +11,11 @@ tower (`clip_path`, e.g. the `clip` stage's export); its weights are saved in th
 
 with s' the caption of another image (mismatched-caption negatives, AttnGAN / Obj-GAN) and l the
 object labels. `sample` uses the EMA generator.
+
+No step waits for the GPU: the captions are tokenised (and paired with mismatched ones) on the host
+before the batch goes to the device (`on_before_batch_transfer`), the object D scores every object
+slot and the losses mask the padding out (`masked_d_loss`, `masked_g_loss`) instead of selecting
+the real objects, whose count the host would have to read.
 """
 
 from __future__ import annotations
@@ -42,14 +47,60 @@ SAMPLE_IMAGES = 8
 
 
 def conditional_d_loss(
-    d_loss: Callable[[Tensor, Tensor], Tensor], real: Tensor, fake: Tensor, mismatched: Tensor
+    d_loss: Callable[[Tensor, Tensor], Tensor],
+    real: Tensor,
+    fake: Tensor,
+    mismatched: Tensor,
+    present: Tensor | None = None,
+    mismatched_present: Tensor | None = None,
 ) -> Tensor:
     """D loss of a text-conditional critic: matching real pairs are positives; fakes and real
     images under a mismatched caption are negatives, weighted equally (AttnGAN's (fake + wrong) / 2).
 
     Logits of any shape; `d_loss(real, fake)` is a pair loss such as `ganforge.losses.hinge_d`.
+    With masks (bool, broadcastable to the logits) only `present` real and fake logits and
+    `mismatched_present` mismatched ones count (`masked_d_loss`, no host sync).
     """
-    return d_loss(real.flatten(), torch.cat([fake.flatten(), mismatched.flatten()]))
+    if present is None and mismatched_present is None:
+        return d_loss(real.flatten(), torch.cat([fake.flatten(), mismatched.flatten()]))
+    present = torch.ones_like(real, dtype=torch.bool) if present is None else present.expand_as(real)
+    wrong = (
+        torch.ones_like(mismatched, dtype=torch.bool) if mismatched_present is None else mismatched_present
+    )
+    negatives = torch.cat([fake.flatten(), mismatched.flatten()])
+    negatives_present = torch.cat([present.expand_as(fake).flatten(), wrong.expand_as(mismatched).flatten()])
+    return masked_d_loss(d_loss, real, present, negatives, negatives_present)
+
+
+def masked_d_loss(
+    d_loss: Callable[[Tensor, Tensor], Tensor],
+    real: Tensor,
+    real_mask: Tensor,
+    fake: Tensor,
+    fake_mask: Tensor,
+) -> Tensor:
+    """`d_loss(real[real_mask], fake[fake_mask])` on fixed shapes: no boolean selection, so no host sync.
+
+    Logits of any shape with bool masks of the same shape. Every D loss of `ganforge.losses` is a
+    real term plus a fake term, each a mean over its logits: L(r, f) = mean a(r) + mean b(f). Per
+    logit L(r_i, 0) = a(r_i) + b(0) and L(0, f_j) = a(0) + b(f_j), so the masked means of these
+    minus L(0, 0) are L of the selection. 0 when `real_mask` selects nothing.
+    """
+    zero = real.new_zeros(())
+    real_terms = torch.vmap(lambda r: d_loss(r, zero))(real.flatten())
+    fake_terms = torch.vmap(lambda f: d_loss(zero, f))(fake.flatten())
+    loss = masked_mean(real_terms, real_mask.flatten()) + masked_mean(fake_terms, fake_mask.flatten())
+    return (loss - d_loss(zero, zero)) * real_mask.any()
+
+
+def masked_g_loss(g_loss: Callable[[Tensor], Tensor], fake: Tensor, mask: Tensor) -> Tensor:
+    """`g_loss(fake[mask])` on fixed shapes (logits, bool mask of one shape); 0 when `mask` selects none."""
+    return masked_mean(torch.vmap(g_loss)(fake.flatten()), mask.flatten())
+
+
+def masked_mean(values: Tensor, mask: Tensor) -> Tensor:
+    """Mean of values (M,) where mask (M,) is True; 0 when none is (values elsewhere may be anything)."""
+    return torch.where(mask, values, 0.0).sum() / mask.sum().clamp_min(1)
 
 
 def patch_logits(critic: nn.Module, images: Tensor, sentence: Tensor) -> Tensor:
@@ -67,7 +118,7 @@ def mismatched_captions(captions: list[str]) -> tuple[Tensor, Tensor]:
     """
     n = len(captions)
     other = (torch.arange(n) + 1) % n
-    valid = torch.tensor([captions[i] != captions[int(other[i])] for i in range(n)], dtype=torch.bool)
+    valid = torch.tensor([captions[i] != captions[(i + 1) % n] for i in range(n)], dtype=torch.bool)
     return other, valid
 
 
@@ -207,6 +258,32 @@ class ImageGAN(GANModule):
         with torch.no_grad():
             return self.text_encoder.encode(list(captions))
 
+    def text_inputs(self, captions: list[str]) -> dict[str, Any]:
+        """What a step needs of a batch's captions (B), made on the host: `tokens` (B, L) and
+        `used_tokens` (int) for the frozen encoder, `mismatch_other` (B,) long and `mismatch_valid`
+        (B,) bool for the mismatched-caption negatives (`mismatched_captions`)."""
+        tokens, used = self.text_encoder.tokens_of(list(captions))
+        other, valid = mismatched_captions(list(captions))
+        return {"tokens": tokens, "used_tokens": used, "mismatch_other": other, "mismatch_valid": valid}
+
+    def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Adds `text_inputs` to a batch of captions while it is still on the host."""
+        if isinstance(batch, Mapping) and "caption" in batch and "tokens" not in batch:
+            return {**batch, **self.text_inputs(batch["caption"])}
+        return batch
+
+    def _with_text_inputs(self, batch: Mapping[str, Any]) -> Mapping[str, Any]:
+        """The batch with its `text_inputs` on this module's device (made here when the hook did not run)."""
+        if "tokens" in batch:
+            return batch
+        made = self.text_inputs(batch["caption"])
+        return {**batch, **{k: v.to(self.device) if isinstance(v, Tensor) else v for k, v in made.items()}}
+
+    def _batch_text(self, batch: Mapping[str, Any]) -> TextFeatures:
+        """Frozen text features of a batch carrying `text_inputs`."""
+        with torch.no_grad():
+            return self.text_encoder(batch["tokens"], batch["used_tokens"])
+
     def noise(self, batch: int, generator: torch.Generator | None = None) -> Tensor:
         """z (batch, latent_dim) on this module's device (drawn on CPU when a generator is given)."""
         if generator is None:
@@ -231,9 +308,10 @@ class ImageGAN(GANModule):
     # ------------------------------------------------------------------ GANModule interface
     def discriminator_loss(self, batch: Mapping[str, Any]) -> tuple[Tensor, dict[str, Tensor]]:
         """Patch D (unconditional + conditional with mismatched captions) per stage plus object-wise D."""
-        text = self.encode(batch["caption"])
-        other, valid = (t.to(self.device) for t in mismatched_captions(batch["caption"]))
-        wrong = select_text(text, other)
+        batch = self._with_text_inputs(batch)
+        text = self._batch_text(batch)
+        valid = batch["mismatch_valid"]
+        wrong = select_text(text, batch["mismatch_other"])
         with torch.no_grad():
             fakes = self._generate(batch, text)
         loss, logs = torch.zeros((), device=self.device), {}
@@ -241,9 +319,11 @@ class ImageGAN(GANModule):
         for stage, (critic, real, fake) in enumerate(zip(self.discriminator.patch, reals, fakes)):
             (stem_real, f_real), (stem_fake, f_fake) = critic.features(real), critic.features(fake)
             real_c, fake_c = critic.logits(f_real, text.sentence), critic.logits(f_fake, text.sentence)
-            wrong_c = critic.logits(f_real, wrong.sentence)[valid]
+            wrong_c = critic.logits(f_real, wrong.sentence)
             uncond = self.d_adversarial(critic.logits(f_real), critic.logits(f_fake))
-            cond = conditional_d_loss(self.d_adversarial, real_c, fake_c, wrong_c)
+            cond = conditional_d_loss(
+                self.d_adversarial, real_c, fake_c, wrong_c, mismatched_present=valid[:, None]
+            )
             penalty, penalty_logs = self.d_penalties(
                 partial(patch_logits, critic, sentence=text.sentence), real, fake
             )
@@ -251,7 +331,7 @@ class ImageGAN(GANModule):
             logs |= {f"d{stage}_uncond": uncond.detach(), f"d{stage}_cond": cond.detach()}
             logs |= {f"d{stage}_{key}": value for key, value in penalty_logs.items()}
             logs |= {f"d{stage}_real": real_c.detach().mean(), f"d{stage}_fake": fake_c.detach().mean()}
-        if self.lambda_object > 0 and bool(batch["object_mask"].any()):
+        if self.lambda_object > 0:
             obj = self._object_d_loss(batch, text, stem_real, stem_fake, wrong, valid)
             loss = loss + self.lambda_object * obj
             logs["d_object"] = obj.detach()
@@ -267,26 +347,26 @@ class ImageGAN(GANModule):
         valid: Tensor,
     ) -> Tensor:
         """Object D loss on the last stage's stem features: real objects positive; generated objects and
-        real objects under a mismatched caption (rows `valid`) negative."""
+        real objects under a mismatched caption (rows `valid`) negative. Every slot is scored; the
+        loss counts those of `object_mask` (0 for a batch without objects)."""
         critic, labels, present, boxes = (
             self.discriminator.objects,
             batch["labels"],
             batch["object_mask"],
             batch["boxes"],
         )
-        f_real, f_fake = (
-            critic.features(stem_real, boxes, present),
-            critic.features(stem_fake, boxes, present),
+        f_real, f_fake = critic.features(stem_real, boxes), critic.features(stem_fake, boxes)
+        real_o = critic.logits(f_real, labels, text)
+        fake_o = critic.logits(f_fake, labels, text)
+        wrong_o = critic.logits(f_real, labels, wrong)
+        return conditional_d_loss(
+            self.d_adversarial, real_o, fake_o, wrong_o, present, present & valid[:, None]
         )
-        real_o = critic.logits(f_real, labels, present, text)
-        fake_o = critic.logits(f_fake, labels, present, text)
-        wrong_present = present & valid[:, None]
-        wrong_o = critic.logits(f_real[wrong_present[present]], labels, wrong_present, wrong)
-        return conditional_d_loss(self.d_adversarial, real_o, fake_o, wrong_o)
 
     def generator_loss(self, batch: Mapping[str, Any]) -> tuple[Tensor, dict[str, Tensor]]:
         """g(D_u) + g(D_c) per stage plus lambda_object * g(D_o) on the generated images."""
-        text = self.encode(batch["caption"])
+        batch = self._with_text_inputs(batch)
+        text = self._batch_text(batch)
         fakes = self._generate(batch, text)
         loss, logs = torch.zeros((), device=self.device), {}
         for stage, (critic, fake) in enumerate(zip(self.discriminator.patch, fakes)):
@@ -296,11 +376,10 @@ class ImageGAN(GANModule):
             )
             loss = loss + adv
             logs[f"g{stage}_patch"] = adv.detach()
-        present = batch["object_mask"]
-        if self.lambda_object > 0 and bool(present.any()):
+        if self.lambda_object > 0:
             critic = self.discriminator.objects
-            features = critic.features(stem, batch["boxes"], present)
-            obj = self.g_adversarial(critic.logits(features, batch["labels"], present, text))
+            logits = critic.logits(critic.features(stem, batch["boxes"]), batch["labels"], text)
+            obj = masked_g_loss(self.g_adversarial, logits, batch["object_mask"])
             loss = loss + self.lambda_object * obj
             logs["g_object"] = obj.detach()
         return loss, logs
@@ -314,7 +393,7 @@ class ImageGAN(GANModule):
         self, batch: Mapping[str, Any], generator: torch.Generator | None = None
     ) -> dict[str, ImageMedia]:
         """{"samples": EMA-generator images for the batch's captions and ground-truth layouts, with boxes}."""
-        cut = {k: v[:SAMPLE_IMAGES] for k, v in batch.items()}
+        cut = {k: v[:SAMPLE_IMAGES] if isinstance(v, (Tensor, list)) else v for k, v in batch.items()}
         text = self.encode(cut["caption"])
         masks = batch_masks(cut, self.generator.image_size)
         z = self.noise(len(cut["caption"]), generator)

@@ -31,17 +31,19 @@ class TextFeatures:
     padding_mask: Tensor
 
 
-def text_features(tower: nn.Module, tokens: Tensor) -> TextFeatures:
+def text_features(tower: nn.Module, tokens: Tensor, used: int | None = None) -> TextFeatures:
     """Run a CLIP text tower on token ids (B, L) from `tokenize`.
 
     `tower` is a `clip.model.CLIP` or a `TextEncoder` (both carry token_embedding,
     positional_embedding, transformer, ln_final and text_projection). The attention is causal, so
     the transformer only runs over the first `max(EOT position) + 1` tokens: the features of real
     tokens are exactly those of the full-length pass, and padding positions are set to zero.
+    `used` is that length when the caller read it before the tokens went to the device
+    (`TextEncoder.tokens_of`); None reads it from `tokens`, a host sync when they are on a GPU.
     """
     batch, length = tokens.shape
     eot = tokens.argmax(dim=-1)  # EOT has the largest id in CLIP's vocabulary
-    used = int(eot.max()) + 1
+    used = int(eot.max()) + 1 if used is None else used
     x = tower.token_embedding(tokens[:, :used]) + tower.positional_embedding[:used]
     x = tower.transformer(x.permute(1, 0, 2)).permute(1, 0, 2)  # clip's transformer is (L, B, W)
     x = tower.ln_final(x)  # (B, used, W)
@@ -95,12 +97,21 @@ class TextEncoder(nn.Module):
         """L: tokens per caption, SOT and EOT included."""
         return self.positional_embedding.shape[0]
 
-    def forward(self, tokens: Tensor) -> TextFeatures:
-        """Features of token ids (B, L); see `text_features`."""
+    def forward(self, tokens: Tensor, used: int | None = None) -> TextFeatures:
+        """Features of token ids (B, L), `used` of them at most per caption; see `text_features`."""
         with torch.set_grad_enabled(self.trainable and torch.is_grad_enabled()):
-            return text_features(self, tokens)
+            return text_features(self, tokens, used)
+
+    def tokens_of(self, captions: list[str]) -> tuple[Tensor, int]:
+        """Token ids (B, L) of captions, on the CPU, and max(EOT position) + 1, read there (no device sync).
+
+        A training step calls it on the host batch before it goes to the device (the image and layout
+        stages' `on_before_batch_transfer`) and passes both to `forward`.
+        """
+        tokens = tokenize(captions, self.context_length)
+        return tokens, int(tokens.argmax(dim=-1).max()) + 1
 
     def encode(self, captions: list[str]) -> TextFeatures:
         """Tokenize and encode captions: sentence (B, D), tokens (B, L, W), padding_mask (B, L)."""
-        tokens = tokenize(captions, self.context_length).to(self.positional_embedding.device)
-        return self(tokens)
+        tokens, used = self.tokens_of(captions)
+        return self(tokens.to(self.positional_embedding.device, non_blocking=True), used)

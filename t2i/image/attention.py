@@ -43,7 +43,13 @@ def paint(values: Tensor, masks: Tensor, object_mask: Tensor | None = None) -> T
 
 
 class PhraseContext(nn.Module):
-    """Tokens (B, L, W) plus a bidirectional GRU's reading of their neighbours (B, L, W); padding skipped."""
+    """Tokens (B, L, W) plus a bidirectional GRU's reading of their neighbours (B, L, W); padding skipped.
+
+    Equal to running the GRU on packed sequences, without `pack_padded_sequence` (whose lengths must
+    be on the host): the padding follows the last real token, so the forward direction reads the
+    tokens as they are; the backward direction reads each caption shifted right until its last real
+    token ends the row, so it starts there. Outputs at padding are zero, as `pad_packed_sequence`'s.
+    """
 
     def __init__(self, token_dim: int) -> None:
         super().__init__()
@@ -53,10 +59,18 @@ class PhraseContext(nn.Module):
         nn.init.zeros_(self.out.bias)
 
     def forward(self, tokens: Tensor, padding_mask: Tensor) -> Tensor:
-        lengths = (~padding_mask).sum(dim=1).clamp_min(1).cpu()
-        packed = nn.utils.rnn.pack_padded_sequence(tokens, lengths, batch_first=True, enforce_sorted=False)
-        read, _ = self.gru(packed)
-        read, _ = nn.utils.rnn.pad_packed_sequence(read, batch_first=True, total_length=tokens.shape[1])
+        """Tokens (B, L, W) with padding_mask (B, L) (True after each caption's last token) -> (B, L, W)."""
+        batch, length = padding_mask.shape
+        shift = padding_mask.sum(dim=1, keepdim=True)  # (B, 1): padding tokens per caption
+        positions = torch.arange(length, device=tokens.device)
+        right_aligned = ((positions - shift) % length)[..., None].expand_as(tokens)  # (B, L, W) gather index
+        shifted = tokens.gather(1, right_aligned)  # each caption ends at the row's end
+        read, _ = self.gru(torch.cat([tokens, shifted]))  # (2B, L, 2H): one call for both directions
+        hidden = read.shape[-1] // 2
+        forward = read[:batch, :, :hidden]
+        left_aligned = ((positions + shift) % length)[..., None].expand(batch, length, hidden)
+        backward = read[batch:, :, hidden:].gather(1, left_aligned)  # back to the tokens' positions
+        read = torch.cat([forward, backward], dim=-1).masked_fill(padding_mask[..., None], 0.0)
         return tokens + self.out(read)
 
 

@@ -4,7 +4,9 @@
   unconditional logit and a text-conditional one by projection (Miyato & Koyama 2018) onto the
   sentence embedding. The stage trains it with mismatched-caption negatives (AttnGAN, Obj-GAN).
 - `ObjectDiscriminator` (Obj-GAN §3.3, LostGAN): `torchvision.ops.roi_align` crops the features at
-  every box (CPU and GPU, unlike Obj-GAN's CUDA-only ROI ops); each object feature is scored with
+  every object slot's box (CPU and GPU, unlike Obj-GAN's CUDA-only ROI ops), padding slots included,
+  so every shape is fixed and no step waits for a GPU to count objects (the losses mask the padding
+  out); each object feature is scored with
   projections onto its class embedding and onto its object context (the D's own object-driven
   attention of the class over the caption), so it judges "is this a red circle", not just "a circle".
 
@@ -23,16 +25,25 @@ from t2i.image.layers import DBlock, conv, sn
 from t2i.text import TextFeatures
 
 
-def box_rois(boxes: Tensor, object_mask: Tensor, width: int, height: int) -> Tensor:
-    """ROIs (K, 5) [batch index, x1, y1, x2, y2] in pixels of a (height, width) map for the K real objects.
+def slot_rois(boxes: Tensor, width: int, height: int) -> Tensor:
+    """ROIs (B*N, 5) [batch index, x1, y1, x2, y2] in pixels of a (height, width) map for every object
+    slot, row-major (padding slots too: their zero boxes are points at the corner).
 
     `boxes` (B, N, 4) are normalised (x, y, w, h) with x, y the top-left corner (COCO order).
     """
-    index = object_mask.nonzero(as_tuple=False)  # (K, 2): (batch, object)
-    chosen = boxes[index[:, 0], index[:, 1]]  # (K, 4)
-    scale = chosen.new_tensor([width, height, width, height])
-    xyxy = torch.cat([chosen[:, :2], chosen[:, :2] + chosen[:, 2:]], dim=1) * scale
-    return torch.cat([index[:, :1].to(chosen.dtype), xyxy], dim=1)
+    batch, slots = boxes.shape[:2]
+    x, y, w, h = boxes.unbind(dim=-1)
+    xyxy = torch.stack([x * width, y * height, (x + w) * width, (y + h) * height], dim=-1)
+    index = torch.arange(batch, device=boxes.device, dtype=boxes.dtype).repeat_interleave(slots)
+    return torch.cat([index[:, None], xyxy.reshape(batch * slots, 4)], dim=1)
+
+
+def box_rois(boxes: Tensor, object_mask: Tensor, width: int, height: int) -> Tensor:
+    """ROIs (K, 5) of `slot_rois` for the K real objects of `object_mask` (B, N), in `nonzero` order.
+
+    Boolean selection: the host waits for K, so training steps use `slot_rois` instead.
+    """
+    return slot_rois(boxes, width, height)[object_mask.flatten()]
 
 
 def crop_objects(
@@ -45,6 +56,15 @@ def crop_objects(
     `output_size` equal to its side and `sampling_ratio=1` returns exactly those pixels.
     """
     rois = box_rois(boxes.to(features.dtype), object_mask, features.shape[-1], features.shape[-2])
+    return roi_align(
+        features, rois, output_size, spatial_scale=1.0, sampling_ratio=sampling_ratio, aligned=True
+    )
+
+
+def crop_slots(features: Tensor, boxes: Tensor, output_size: int, sampling_ratio: int = 2) -> Tensor:
+    """Crops (B*N, C, s, s) of features (B, C, H, W) at every slot's box (B, N, 4), row-major; see
+    `crop_objects`, which keeps only the real objects."""
+    rois = slot_rois(boxes.to(features.dtype), features.shape[-1], features.shape[-2])
     return roi_align(
         features, rois, output_size, spatial_scale=1.0, sampling_ratio=sampling_ratio, aligned=True
     )
@@ -97,7 +117,9 @@ class PatchDiscriminator(nn.Module):
 
 
 class ObjectDiscriminator(nn.Module):
-    """Object-wise D: ROI features of every real object, class- and caption-projected logits (K,).
+    """Object-wise D: ROI features of every object slot (B, N, C), class- and caption-projected logits (B, N).
+
+    Padding slots get finite logits too; the stage's losses weigh them 0 (`t2i.image_stage.masked_d_loss`).
 
     Args:
         stem_width: channels of the patch D's stem features it reads.
@@ -132,23 +154,21 @@ class ObjectDiscriminator(nn.Module):
         self.object_attention = ObjectTextAttention(class_dim, token_dim, widths[2], phrases=phrases)
         self.context_projection = sn(nn.Linear(widths[2], widths[2], bias=False))
 
-    def features(self, stem: Tensor, boxes: Tensor, object_mask: Tensor) -> Tensor:
-        """Object features (K, C) of stem features (B, C0, h, w) at boxes (B, N, 4) of the real objects."""
-        crops = crop_objects(self.trunk(stem), boxes, object_mask, self.roi_size)
-        return F.relu(self.head(crops)).sum(dim=(2, 3))
+    def features(self, stem: Tensor, boxes: Tensor) -> Tensor:
+        """Object features (B, N, C) of stem features (B, C0, h, w) at every slot's box (B, N, 4)."""
+        crops = crop_slots(self.trunk(stem), boxes, self.roi_size)
+        return F.relu(self.head(crops)).sum(dim=(2, 3)).unflatten(0, boxes.shape[:2])
 
-    def logits(self, features: Tensor, labels: Tensor, object_mask: Tensor, text: TextFeatures) -> Tensor:
-        """Logits (K,) of object features (K, C) given labels (B, N) and the captions to judge them against.
+    def logits(self, features: Tensor, labels: Tensor, text: TextFeatures) -> Tensor:
+        """Logits (B, N) of object features (B, N, C) given labels (B, N) and the captions to judge them by.
 
         logit = u(f) + <f, E_class[label]> + <f, W ctx>, with ctx the object's context in `text`.
         """
         context = self.object_attention(self.class_query(labels), text.tokens, text.padding_mask)  # (B, N, C)
-        context = context[object_mask]
-        chosen = labels[object_mask]
-        projection = (features * (self.class_projection(chosen) + self.context_projection(context))).sum(
-            dim=1
+        projection = (features * (self.class_projection(labels) + self.context_projection(context))).sum(
+            dim=-1
         )
-        return self.unconditional(features).squeeze(1) + projection
+        return self.unconditional(features).squeeze(-1) + projection
 
 
 class ImageGANDiscriminator(nn.Module):

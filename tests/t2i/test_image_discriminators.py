@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
+import torch.nn.functional as F
 from torch.testing import assert_close
 
-from ganforge.losses import hinge_d
+from ganforge.losses import hinge_d, loss_pair
 from t2i.image.discriminators import ObjectDiscriminator, PatchDiscriminator, crop_objects
-from t2i.image_stage import conditional_d_loss, mismatched_captions
+from t2i.image_stage import conditional_d_loss, masked_g_loss, mismatched_captions
 from t2i.layout.shapes import box_indicator
 from t2i.text import TextFeatures
 
@@ -93,12 +95,44 @@ def test_object_logits_depend_on_class_and_caption() -> None:
     critic = ObjectDiscriminator(stem_width=8, widths=[8, 16, 16], num_classes=3, token_dim=16, roi_size=4)
     stem = torch.randn(2, 8, 16, 16)
     boxes = torch.tensor([[[0.1, 0.1, 0.4, 0.4]], [[0.5, 0.5, 0.4, 0.4]]])
-    present = torch.ones(2, 1, dtype=torch.bool)
     text = TextFeatures(torch.zeros(2, 8), torch.randn(2, 5, 16), torch.zeros(2, 5, dtype=torch.bool))
-    features = critic.features(stem, boxes, present)
-    assert features.shape == (2, 16)
-    base = critic.logits(features, torch.tensor([[1], [1]]), present, text)
-    other_class = critic.logits(features, torch.tensor([[2], [2]]), present, text)
+    features = critic.features(stem, boxes)
+    assert features.shape == (2, 1, 16)
+    base = critic.logits(features, torch.tensor([[1], [1]]), text)
+    assert base.shape == (2, 1)
+    other_class = critic.logits(features, torch.tensor([[2], [2]]), text)
     other_text = TextFeatures(text.sentence, torch.randn(2, 5, 16), text.padding_mask)
     assert (base - other_class).abs().min() > 1e-4
-    assert (base - critic.logits(features, torch.tensor([[1], [1]]), present, other_text)).abs().min() > 1e-4
+    assert (base - critic.logits(features, torch.tensor([[1], [1]]), other_text)).abs().min() > 1e-4
+
+
+def test_object_slots_score_the_real_objects_as_the_selected_crops_do() -> None:
+    torch.manual_seed(0)
+    critic = ObjectDiscriminator(stem_width=8, widths=[8, 16, 16], num_classes=3, token_dim=16, roi_size=4)
+    critic.eval()  # spectral norm's power iteration would change the weights between the two passes
+    stem = torch.randn(3, 8, 16, 16)
+    boxes = torch.rand(3, 4, 4) * 0.5
+    present = torch.tensor([[True, True, False, False], [True, False, False, False], [False] * 4])
+    boxes[~present] = 0.0  # padding slots, as collate_layouts leaves them
+    slots = critic.features(stem, boxes)  # (3, 4, C): every slot
+    selected = F.relu(critic.head(crop_objects(critic.trunk(stem), boxes, present, 4))).sum(dim=(2, 3))
+    assert_close(slots[present], selected)
+    assert torch.isfinite(slots).all()  # padding slots: zero-size boxes, finite features
+
+
+@pytest.mark.parametrize("loss", ["hinge", "ns", "wgan"])
+def test_masked_losses_equal_the_losses_of_the_selected_logits(loss: str) -> None:
+    d_loss, g_loss = loss_pair(loss)
+    gen = torch.Generator().manual_seed(0)
+    real, fake, wrong = (torch.randn(3, 4, generator=gen) * 3 for _ in range(3))
+    present = torch.tensor(
+        [[True, True, False, False], [True, False, False, False], [True, True, True, False]]
+    )
+    valid = torch.tensor([True, False, True])[:, None]
+    wrong_present = present & valid
+    expected = d_loss(real[present], torch.cat([fake[present], wrong[wrong_present]]))
+    assert_close(conditional_d_loss(d_loss, real, fake, wrong, present, wrong_present), expected)
+    assert_close(masked_g_loss(g_loss, fake, present), g_loss(fake[present]))
+    none = torch.zeros_like(present)
+    assert conditional_d_loss(d_loss, real, fake, wrong, none, none) == 0
+    assert masked_g_loss(g_loss, fake, none) == 0

@@ -35,7 +35,7 @@ from t2i.layout.generator import (
     build_text_encoder,
     text_tower_shape,
 )
-from t2i.layout.order import order_by_mention
+from t2i.layout.order import apply_order, mention_permutation
 from t2i.layout.shapes import ShapeGenerator, crop_masks, mask_bce, paste_masks
 from t2i.metrics.layout import LayoutAccuracy, caption_sizes, mask_iou, score_layout
 from t2i.text import TextFeatures
@@ -192,6 +192,35 @@ class LayoutGAN(GANModule):
     def batch_size(self, batch: dict[str, Any]) -> int:
         return len(batch["caption"])
 
+    def host_inputs(self, batch: dict[str, Any]) -> dict[str, Any]:
+        """What a step reads of a host batch, made there so the device step waits for nothing:
+        `tokens` (B, L) and `used_tokens` (int) of the captions; with object_order "mention", the
+        slot order (B, N) long that puts each row's objects in mention order (`mention_order`)."""
+        tokens, used = self.generator.text.tokens_of(list(batch["caption"]))
+        inputs: dict[str, Any] = {"tokens": tokens, "used_tokens": used}
+        if self.hparams.object_order == "mention":
+            inputs["mention_order"] = mention_permutation(
+                batch["caption"], batch["labels"], batch["object_mask"], batch["colors"], self.class_names
+            )
+        return inputs
+
+    def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Adds `host_inputs` to a batch of captions while it is still on the host."""
+        if isinstance(batch, dict) and "caption" in batch and "tokens" not in batch:
+            return {**batch, **self.host_inputs(batch)}
+        return batch
+
+    def _with_host_inputs(self, batch: dict[str, Any]) -> dict[str, Any]:
+        """The batch with its `host_inputs` on this module's device (made here when the hook did not run)."""
+        if "tokens" in batch:
+            return batch
+        made = self.host_inputs(batch)
+        return {**batch, **{k: v.to(self.device) if isinstance(v, Tensor) else v for k, v in made.items()}}
+
+    def _batch_text(self, batch: dict[str, Any]) -> TextFeatures:
+        """The generator's text features of a batch carrying `host_inputs`."""
+        return self.generator.text(batch["tokens"], batch["used_tokens"])
+
     @staticmethod
     def _true_layout(batch: dict[str, Any]) -> SampledBoxes:
         return SampledBoxes(batch["labels"], batch["boxes"], batch["object_mask"])
@@ -209,9 +238,7 @@ class LayoutGAN(GANModule):
         """Teacher-forced box NLLs of the batch's layouts, objects in `object_order`."""
         labels, boxes = batch["labels"], batch["boxes"]
         if self.hparams.object_order == "mention":
-            labels, boxes = order_by_mention(
-                batch["caption"], labels, boxes, batch["object_mask"], batch["colors"], self.class_names
-            )
+            labels, boxes = apply_order(labels, boxes, self._with_host_inputs(batch)["mention_order"])
         return net.boxes.loss(text, labels, boxes, batch["object_mask"])
 
     def _layout_canvas(self, masks: Tensor, layout: SampledBoxes) -> Tensor:
@@ -221,8 +248,9 @@ class LayoutGAN(GANModule):
 
     # ------------------------------------------------------------------ GANModule interface
     def discriminator_loss(self, batch: dict[str, Any]) -> tuple[Tensor, dict[str, Tensor]]:
+        batch = self._with_host_inputs(batch)
         with torch.no_grad():
-            text = self.generator.encode(batch["caption"])
+            text = self._batch_text(batch)
             real, fake, layout = self._mask_pairs(self.generator, batch, text)
         objects, labels = layout.object_mask, layout.labels[layout.object_mask]
         d = self.discriminator
@@ -238,7 +266,8 @@ class LayoutGAN(GANModule):
         return inst_loss + glob_loss, logs
 
     def generator_loss(self, batch: dict[str, Any]) -> tuple[Tensor, dict[str, Tensor]]:
-        text = self.generator.encode(batch["caption"])
+        batch = self._with_host_inputs(batch)
+        text = self._batch_text(batch)
         box = self.box_losses(self.generator, batch, text)
         real, fake, layout = self._mask_pairs(self.generator, batch, text)
         objects = layout.object_mask

@@ -7,6 +7,7 @@ per-class mask channels on the image grid. Both use spectral normalisation.
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
 from ganforge.spectral_norm import spectral_norm
@@ -74,6 +75,8 @@ def layout_channels(masks: Tensor, labels: Tensor, num_classes: int) -> Tensor:
 
     Padded objects (label 0) are dropped; overlapping objects of one class merge by max.
     """
-    one_hot = nn.functional.one_hot(labels, num_classes)[..., 1:].to(masks.dtype)  # (B, N, C)
+    # Not F.one_hot: it reads the labels' range on the host, a sync on a GPU.
+    classes = torch.arange(1, num_classes, device=labels.device)
+    one_hot = (labels[..., None] == classes).to(masks.dtype)  # (B, N, C)
     weighted = masks[:, :, None] * one_hot[..., None, None]  # (B, N, C, S, S)
     return weighted.amax(dim=1)

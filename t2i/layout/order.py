@@ -41,6 +41,32 @@ def mention_order(caption: str, names: Sequence[str], colors: Sequence[str]) -> 
     return sorted(range(len(names)), key=lambda i: (first_mention(i), i))
 
 
+def mention_permutation(
+    captions: Sequence[str],
+    labels: Tensor,
+    object_mask: Tensor,
+    colors: Sequence[Sequence[str]],
+    class_names: Sequence[str],
+) -> Tensor:
+    """Slot order (B, N) long, on the CPU, that puts each row's real objects (a prefix) in mention order.
+
+    It reads labels (B, N) and object_mask (B, N): call it on the host batch (LayoutGAN's
+    `on_before_batch_transfer`), where that waits for no device.
+    """
+    labels, object_mask = labels.cpu(), object_mask.cpu()
+    order = torch.arange(labels.shape[1]).repeat(labels.shape[0], 1)
+    for b, caption in enumerate(captions):
+        n = int(object_mask[b].sum())
+        names = [class_names[int(label)] for label in labels[b, :n]]
+        order[b, :n] = torch.tensor(mention_order(caption, names, list(colors[b])[:n]) if n else [])
+    return order
+
+
+def apply_order(labels: Tensor, boxes: Tensor, order: Tensor) -> tuple[Tensor, Tensor]:
+    """Labels (B, N) and boxes (B, N, 4) with their slots permuted by `order` (B, N) (on their device)."""
+    return labels.gather(1, order), boxes.gather(1, order[..., None].expand_as(boxes))
+
+
 def order_by_mention(
     captions: Sequence[str],
     labels: Tensor,
@@ -50,10 +76,5 @@ def order_by_mention(
     class_names: Sequence[str],
 ) -> tuple[Tensor, Tensor]:
     """Labels (B, N) and boxes (B, N, 4) with each row's real objects (a prefix) in mention order."""
-    order = torch.arange(labels.shape[1]).repeat(labels.shape[0], 1)
-    for b, caption in enumerate(captions):
-        n = int(object_mask[b].sum())
-        names = [class_names[int(label)] for label in labels[b, :n]]
-        order[b, :n] = torch.tensor(mention_order(caption, names, list(colors[b])[:n]) if n else [])
-    order = order.to(labels.device)
-    return labels.gather(1, order), boxes.gather(1, order[..., None].expand_as(boxes))
+    order = mention_permutation(captions, labels, object_mask, colors, class_names)
+    return apply_order(labels, boxes, order.to(labels.device))

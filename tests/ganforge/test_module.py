@@ -69,6 +69,24 @@ def test_nonfinite_loss_is_skipped_and_counted():
     assert all(torch.isfinite(p).all() for p in model.parameters())
 
 
+def test_a_nonfinite_micro_batch_skips_its_whole_accumulated_update():
+    pl.seed_everything(0, verbose=False)
+    model = NaNAt(bad={2}, gan=RingGAN.gan_options(accumulate_grad_batches=2))
+    fit(model, 8)
+    # Batch 2 is the first micro-batch of D's second update (batches 2, 3): that update is skipped.
+    assert model.nonfinite_steps == 1
+    assert adam_steps(model.optimizers()[0].optimizer) == 8 // 2 - 1
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_a_run_of_nonfinite_losses_after_the_last_log_step_raises_when_training_ends():
+    pl.seed_everything(0, verbose=False)
+    model = NaNAt(bad=set(range(2, 100)), gan=RingGAN.gan_options(max_consecutive_nonfinite=4))
+    with pytest.raises(NonFiniteLossError, match=r"18 non-finite losses in a row \(last: train/d_loss=nan\)"):
+        fit(model, 20, log_every_n_steps=50)  # no log step: the guard's only check is at the end
+    assert model.batches_seen == 20 and model.nonfinite_steps == 18
+
+
 def test_nonfinite_in_a_row_stops_with_message_and_keeps_the_last_good_checkpoint(tmp_path):
     pl.seed_everything(0, verbose=False)
     model = NaNAt(bad=set(range(2, 100)), gan=RingGAN.gan_options(max_consecutive_nonfinite=4))

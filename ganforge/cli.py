@@ -75,9 +75,13 @@ def _call(prog: str, target: str, argv: list[str]) -> int:
 
 def parse_options(parser: argparse.ArgumentParser, options: type[Options], argv: Sequence[str]) -> Options:
     """Parse argv once into the dataclass `options`, whose fields are the parser's destinations."""
+    return options_from(options, vars(parser.parse_args(argv)))
+
+
+def options_from(options: type[Options], values: Mapping[str, Any]) -> Options:
+    """The dataclass `options` from parsed values (keys that are not its fields are left out)."""
     names = {field.name for field in dataclasses.fields(options)}
-    parsed = vars(parser.parse_args(argv))
-    return options(**{name: value for name, value in parsed.items() if name in names})
+    return options(**{name: value for name, value in values.items() if name in names})
 
 
 def alias(parser: argparse.ArgumentParser, name: str, old: str, **kwargs: Any) -> argparse.Action:

@@ -12,7 +12,11 @@ import json
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from ganforge.cli import options_from
 
 
 @contextmanager
@@ -35,43 +39,95 @@ def _check_workers(workers: int | None) -> None:
         raise ValueError(f"vidgan data: --workers={workers} must be >= 1")
 
 
+# ---------------------------------------------------------------------------------------------- options
+@dataclass(frozen=True)
+class MovingMNISTOptions:
+    out: str
+    train: int
+    test: int
+    frames: int
+    size: int
+    digits: int
+    seed: int
+    quiet: bool
+
+
+@dataclass(frozen=True)
+class IndexOptions:
+    root: str
+    split_file: str | None
+    out: str | None
+    backend: str
+    workers: int | None
+    quiet: bool
+
+
+@dataclass(frozen=True)
+class ResizeOptions:
+    src: str
+    out: str
+    size: int
+    fps: float | None
+    workers: int | None
+    quiet: bool
+
+
+@dataclass(frozen=True)
+class BairOptions:
+    src: str
+    out: str
+    format: str
+    workers: int | None
+    quiet: bool
+
+
+@dataclass(frozen=True)
+class UCF101Options:
+    src: str
+    splits: str | None
+    report: str
+    workers: int | None
+    quiet: bool
+
+
 # ---------------------------------------------------------------------------------------------- moving-mnist
-def _moving_mnist(args: argparse.Namespace) -> None:
+def _moving_mnist(options: MovingMNISTOptions) -> None:
     from vidgan.data.moving_mnist import check_write_args, write_moving_mnist
 
-    check_write_args(args.train, args.test, args.frames, args.size, args.digits)  # before the bar starts
-    with progress_bar("moving-mnist", args.train + args.test, args.quiet) as advance:
+    check_write_args(
+        options.train, options.test, options.frames, options.size, options.digits
+    )  # before the bar starts
+    with progress_bar("moving-mnist", options.train + options.test, options.quiet) as advance:
         paths = write_moving_mnist(
-            args.out,
-            train=args.train,
-            test=args.test,
-            frames=args.frames,
-            size=args.size,
-            digits=args.digits,
-            seed=args.seed,
+            options.out,
+            train=options.train,
+            test=options.test,
+            frames=options.frames,
+            size=options.size,
+            digits=options.digits,
+            seed=options.seed,
             on_progress=advance,
         )
-    shape = f"({args.frames}, N, {args.size}, {args.size}) uint8"
-    print(
-        f"moving-mnist: wrote {paths['train']} (N={args.train}) and {paths['test']} (N={args.test}), {shape}"
-    )
+    shape = f"({options.frames}, N, {options.size}, {options.size}) uint8"
+    counts = f"{paths['train']} (N={options.train}) and {paths['test']} (N={options.test})"
+    print(f"moving-mnist: wrote {counts}, {shape}")
 
 
 # ---------------------------------------------------------------------------------------------- index
-def _index(args: argparse.Namespace) -> None:
+def _index(options: IndexOptions) -> None:
     from vidgan.data.split_file import read_split_file
     from vidgan.data.video_index import VideoIndex, video_files
 
-    _check_workers(args.workers)
-    root = Path(args.root)
+    _check_workers(options.workers)
+    root = Path(options.root)
     if not root.is_dir():
         raise FileNotFoundError(f"vidgan data index: ROOT '{root}' is not a directory")
-    files = read_split_file(args.split_file, root) if args.split_file else video_files(root)
+    files = read_split_file(options.split_file, root) if options.split_file else video_files(root)
     files = [file for file in files if file.is_file()]
-    index = VideoIndex(root, args.out, args.backend).load()
+    index = VideoIndex(root, options.out, options.backend).load()
     stale = index.stale(files)
-    with progress_bar("probing", len(stale), args.quiet) as advance:
-        index.probe(stale, args.workers, on_progress=advance)
+    with progress_bar("probing", len(stale), options.quiet) as advance:
+        index.probe(stale, options.workers, on_progress=advance)
     if not index.path.is_file():  # nothing was stale, but the index is written elsewhere (--out)
         index.save()
     entries = [index.fresh(file) for file in files]
@@ -85,46 +141,48 @@ def _index(args: argparse.Namespace) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- resize
-def _resize(args: argparse.Namespace) -> None:
+def _resize(options: ResizeOptions) -> None:
     from vidgan.data.prepare_resize import SUMMARY, resize_videos
     from vidgan.data.video_index import video_files
 
-    _check_workers(args.workers)
-    total = len(video_files(Path(args.src))) if Path(args.src).is_dir() else 0
-    with progress_bar("resize", total, args.quiet) as advance:
-        summary = resize_videos(args.src, args.out, args.size, args.fps, args.workers, on_progress=advance)
-    print(f"resize: {summary.line()} -> {args.out} (summary: {Path(args.out) / SUMMARY})")
+    _check_workers(options.workers)
+    total = len(video_files(Path(options.src))) if Path(options.src).is_dir() else 0
+    with progress_bar("resize", total, options.quiet) as advance:
+        summary = resize_videos(
+            options.src, options.out, options.size, options.fps, options.workers, on_progress=advance
+        )
+    print(f"resize: {summary.line()} -> {options.out} (summary: {Path(options.out) / SUMMARY})")
 
 
 # ---------------------------------------------------------------------------------------------- bair
-def _bair(args: argparse.Namespace) -> None:
+def _bair(options: BairOptions) -> None:
     from vidgan.data.bair_tfrecords import SUMMARY, convert_bair, tfrecord_files
 
-    _check_workers(args.workers)
-    total = len(tfrecord_files(Path(args.src))) if Path(args.src).is_dir() else 0
-    with progress_bar("bair", total, args.quiet) as advance:
-        summary = convert_bair(args.src, args.out, args.format, args.workers, on_progress=advance)
-    print(f"bair: {summary.line()} records -> {args.out} (summary: {Path(args.out) / SUMMARY})")
+    _check_workers(options.workers)
+    total = len(tfrecord_files(Path(options.src))) if Path(options.src).is_dir() else 0
+    with progress_bar("bair", total, options.quiet) as advance:
+        summary = convert_bair(options.src, options.out, options.format, options.workers, on_progress=advance)
+    print(f"bair: {summary.line()} records -> {options.out} (summary: {Path(options.out) / SUMMARY})")
 
 
 # ---------------------------------------------------------------------------------------------- ucf101
-def _ucf101(args: argparse.Namespace) -> None:
+def _ucf101(options: UCF101Options) -> None:
     from vidgan.data.ucf101 import check_ucf101
 
-    _check_workers(args.workers)
-    report = check_ucf101(args.src, args.splits, args.workers)
-    Path(args.report).write_text(json.dumps(report, indent=2) + "\n")
+    _check_workers(options.workers)
+    report = check_ucf101(options.src, options.splits, options.workers)
+    Path(options.report).write_text(json.dumps(report, indent=2) + "\n")
     splits = ", ".join(
         f"{name} {s['lines']} listed, {len(s['missing_files'])} missing"
         for name, s in report["splits"].items()
     )
     print(
         f"ucf101: {report['classes']} classes, {report['class_folders']} class folders, "
-        f"{report['videos']} videos ({len(report['undecodable'])} undecodable); {splits} -> {args.report}"
+        f"{report['videos']} videos ({len(report['undecodable'])} undecodable); {splits} -> {options.report}"
     )
     if report["problems"]:
         raise ValueError(
-            f"vidgan data ucf101: {report['problems']} problems under '{args.src}', see {args.report}"
+            f"vidgan data ucf101: {report['problems']} problems under '{options.src}', see {options.report}"
         )
 
 
@@ -152,15 +210,16 @@ def data_parser() -> argparse.ArgumentParser:
     mm.add_argument("--digits", type=int, default=2, help="digits per sequence (default 2)")
     mm.add_argument("--seed", type=int, default=0)
     mm.add_argument("--quiet", action="store_true", help="no progress bar")
-    mm.set_defaults(func=_moving_mnist)
+    mm.set_defaults(command=(_moving_mnist, MovingMNISTOptions))
     _add_preparation_commands(sub)
     return parser
 
 
 def main(argv: list[str]) -> None:
     """`vidgan data ...` (argv after `data`); errors are raised for the `vidgan` error guard."""
-    args = data_parser().parse_args(argv)
-    args.func(args)
+    values: dict[str, Any] = vars(data_parser().parse_args(argv))
+    run, options = values["command"]
+    run(options_from(options, values))
 
 
 def _add_preparation_commands(sub: argparse._SubParsersAction) -> None:
@@ -177,7 +236,7 @@ def _add_preparation_commands(sub: argparse._SubParsersAction) -> None:
     index.add_argument("--out", default=None, help="index path (default ROOT/.vidgan_index.json)")
     index.add_argument("--backend", default="auto", choices=("auto", "decord", "opencv"))
     _add_workers(index)
-    index.set_defaults(func=_index)
+    index.set_defaults(command=(_index, IndexOptions))
 
     resize = sub.add_parser(
         "resize",
@@ -191,7 +250,7 @@ def _add_preparation_commands(sub: argparse._SubParsersAction) -> None:
     resize.add_argument("--size", type=int, default=64, help="short side in pixels (default 64)")
     resize.add_argument("--fps", type=float, default=None, help="resample to this frame rate (default: keep)")
     _add_workers(resize)
-    resize.set_defaults(func=_resize)
+    resize.set_defaults(command=(_resize, ResizeOptions))
 
     bair = sub.add_parser(
         "bair",
@@ -204,7 +263,7 @@ def _add_preparation_commands(sub: argparse._SubParsersAction) -> None:
     bair.add_argument("--out", required=True, help="output folder (created)")
     bair.add_argument("--format", default="mp4", choices=("mp4", "npy"), help="output layout (default mp4)")
     _add_workers(bair)
-    bair.set_defaults(func=_bair)
+    bair.set_defaults(command=(_bair, BairOptions))
 
     ucf = sub.add_parser(
         "ucf101",
@@ -218,4 +277,4 @@ def _add_preparation_commands(sub: argparse._SubParsersAction) -> None:
         "--report", default="ucf101_check.json", help="report path (default ./ucf101_check.json)"
     )
     _add_workers(ucf)
-    ucf.set_defaults(func=_ucf101)
+    ucf.set_defaults(command=(_ucf101, UCF101Options))

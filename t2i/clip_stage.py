@@ -4,7 +4,7 @@
 real BPE tokenizer) with the symmetric InfoNCE loss and, when fitting ends, writes a plain CLIP
 state dict (`export_path`) that `clip.load(path, jit=False)`, `t2i.clip_model.load_clip` and
 `TextEncoder.from_pretrained` load. Validation logs `val/r_precision` (AttnGAN protocol, 100
-candidates). `t2i export-clip --ckpt last.ckpt --out clip.pt` exports any training checkpoint.
+candidates). `t2i export-clip --ckpt_path last.ckpt --out clip.pt` exports any training checkpoint.
 
 Under DDP each rank's pairs are contrasted with the whole global batch (`t2i.contrastive`).
 """

@@ -21,12 +21,9 @@ import torch
 from einops import rearrange
 from torch import Tensor
 
-from ganforge.metrics import FrechetDistance
-
 I3D_KWARGS = {"rescale": True, "resize": True, "return_features": True}  # StyleGAN-V's FVD settings
 
 # The core accumulator, by the name `vidgan eval` imports: update(clips (B, T, C, H, W) in [0, 1], real).
-FrechetVideoDistance = FrechetDistance
 
 
 class I3DFeatures:

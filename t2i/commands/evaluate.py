@@ -349,7 +349,8 @@ def generate_all(
 
 def score(evaluation: Evaluation, judged: Judges, generated: dict[str, Any], seed: int) -> dict[str, Any]:
     """metrics.json's scores: `real` (the ceiling), one entry per condition, with colours soa_c_vs_real."""
-    from t2i.metrics.inception import extract, frechet_distance, inception_score
+    from ganforge.metrics import frechet_distance
+    from t2i.metrics.inception import extract, inception_score
     from t2i.soa import NamedObject, color_index
 
     real = evaluation.real

@@ -30,7 +30,6 @@ from torch import Tensor, nn
 from torch.hub import HASH_REGEX
 
 from ganforge.checkpoint import load_state_file
-from ganforge.metrics import frechet_distance as frechet_distance  # re-exported: `t2i eval` imports it here
 
 INCEPTION_SIZE = 299
 TF_KIND = "tf_inception"

@@ -10,8 +10,8 @@ from fixtures_eval import TINY, moving_mnist_like, tiny_checkpoint
 from PIL import Image
 from torch import Tensor
 
+from ganforge.metrics import FrechetDistance
 from vidgan.cli import main
-from vidgan.fvd import FrechetVideoDistance
 from vidgan.predictor import FramePredictor
 
 TC, TF = TINY["context_frames"], TINY["future_frames"]
@@ -82,7 +82,7 @@ def test_eval_with_i3d_reports_fvd_of_context_plus_prediction_clips(files, tmp_p
         (clips * 255).round().to(torch.uint8).expand(-1, -1, 3, -1, -1).permute(0, 2, 1, 3, 4),
         rescale=True, resize=True, return_features=True,
     )  # fmt: skip
-    expected = FrechetVideoDistance(features)
+    expected = FrechetDistance(features)
     expected.update(videos, real=True)
     expected.update(
         torch.cat([context[:, None].expand(-1, 2, -1, -1, -1, -1), pred], dim=2).flatten(0, 1), False

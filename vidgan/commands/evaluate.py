@@ -25,7 +25,7 @@ from ganforge.devices import DEFAULT_DEVICE, DEVICE_HELP, resolve_device
 from ganforge.errors import run_guarded
 
 if TYPE_CHECKING:  # imported where used, so `vidgan eval --help` stays fast
-    from vidgan.fvd import FrechetVideoDistance
+    from ganforge.metrics import FrechetDistance
     from vidgan.local_features import LocalVideoFeatures
     from vidgan.metrics import PredictionScores
     from vidgan.predictor import FramePredictor
@@ -178,7 +178,7 @@ def check_options(options: EvalOptions) -> None:
 def score_batches(
     predictor: FramePredictor,
     loader: DataLoader,
-    distance: FrechetVideoDistance,
+    distance: FrechetDistance,
     options: EvalOptions,
     future: int,
     advance: Callable[[int], None],
@@ -205,7 +205,8 @@ def run(options: EvalOptions) -> dict[str, Any]:
     """Score the checkpoint; write metrics.json and the plot; return what was written."""
     from rich.progress import Progress
 
-    from vidgan.fvd import FrechetVideoDistance, I3DFeatures
+    from ganforge.metrics import FrechetDistance
+    from vidgan.fvd import I3DFeatures
     from vidgan.predictor import FramePredictor
 
     check_options(options)
@@ -224,7 +225,7 @@ def run(options: EvalOptions) -> dict[str, Any]:
         if extractor is None:
             progress.add_task("train the fd_local feature net", total=None)
             extractor, fd_record = fd_local_extractor(options, tc, future, channels, size)
-        distance = FrechetVideoDistance(extractor)
+        distance = FrechetDistance(extractor)
         task = progress.add_task(f"predict {options.samples} x {future} frames", total=len(data))
         loader = DataLoader(data, batch_size=options.batch_size, shuffle=False)
         scores = score_batches(

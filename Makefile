@@ -81,7 +81,7 @@ test: install lint
 
 # Every bench script writes bench/results/<name>.json. The t2i benches train under a wall budget that
 # BENCH_MINUTES passes as --minutes (their own defaults, 60 and 240 minutes, add up to 5 hours;
-# the README tables name the budget each was measured with): make bench BENCH_MINUTES=60
+# the docs/results.md tables name the budget each was measured with): make bench BENCH_MINUTES=60
 BENCH_MINUTES ?= 30
 bench: install
 	@for f in bench/*.py; do \

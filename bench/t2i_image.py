@@ -1,4 +1,4 @@
-"""Shapes-scenes text-to-image quality under one CPU wall budget: the README table of the t2i image stage.
+"""Shapes-scenes text-to-image quality under one CPU wall budget: the docs/results.md table of the t2i image stage.
 
 Runs the whole user path with the `t2i` command, each stage capped by its share of `--minutes`
 (`trainer.max_time`):
@@ -11,7 +11,7 @@ Runs the whole user path with the `t2i` command, each stage capped by its share 
    captions with different colours, relation accuracy, fd_local, CLIP score and R-precision, for
    predicted layouts and for ground-truth layouts.
 
-    python bench/t2i_image.py --minutes 240                     # the README table
+    python bench/t2i_image.py --minutes 240                     # the docs/results.md table
     python bench/t2i_image.py --minutes 60 --work W2 --image-args='--model.init_args.phrase_context=true'
     python bench/t2i_image.py --minutes 6 --train 400 --val 100 --threads 1 --smoke \
         --layout-config shapes_layout_tiny.yaml --work runs/bench_t2i_smoke --out /tmp/t2i_smoke.json

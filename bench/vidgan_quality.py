@@ -15,7 +15,7 @@ pixels, averaged over frames and sequences), SSIM and PSNR averaged per frame. G
 `--samples` predictions per sequence (a new z each) and report mean-of-S (metrics averaged over the
 samples) and best-of-S (per sequence, the sample with the best SSIM; SVG/SAVP convention).
 
-    python bench/vidgan_quality.py --minutes 30 --threads 1   # the README table: 3 x 30 min of training
+    python bench/vidgan_quality.py --minutes 30 --threads 1   # the docs/results.md table: 3 x 30 min of training
     python bench/vidgan_quality.py --minutes 0.5        # smoke run
 
 Writes bench/results/vidgan_quality.json and bench/results/vidgan_quality_ssim.png (per-step SSIM).

@@ -1,6 +1,6 @@
 """Every snippet in README.md and docs/*.md runs or parses, so the documentation cannot drift from the code.
 
-Python: every ```python block (and `docs/*.py`) runs in a fresh namespace, from a folder that holds
+Python: every ```python block runs in a fresh namespace, from a folder that holds
 what the documented commands would have left there: tiny trained vidgan checkpoints where `vidgan
 fit` writes them, Moving MNIST test data, tiny t2i stages. A line `print(...)  # text` must print
 `text`. A block that cannot run on CPU is marked in the Markdown by a comment on the line before its
@@ -41,7 +41,6 @@ from fixtures_eval import tiny_checkpoint  # noqa: E402
 from image_testing import CLASSES, TEXT, TINY_IMAGE, save_stage, save_tiny_layout_stage  # noqa: E402
 
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-SCRIPTS = sorted((ROOT / "docs").glob("*.py"))
 PROGS = ("vidgan", "t2i", "ganforge")
 LIGHTNING = ("fit", "validate", "test")
 SKIP_MARK = re.compile(r"<!--\s*snippet:\s*skip\s*\((?P<reason>[^)]+)\)\s*-->")
@@ -297,11 +296,6 @@ def test_python_snippet_runs(block: Block, workspace: Path, monkeypatch, capsys)
     if block.skip:
         pytest.skip(f"{block.name}: {block.skip}")
     run_snippet(block.name, block.text, workspace, monkeypatch, capsys)
-
-
-@pytest.mark.parametrize("script", SCRIPTS, ids=[s.name for s in SCRIPTS])
-def test_docs_script_runs(script: Path, workspace: Path, monkeypatch, capsys):
-    run_snippet(str(script.relative_to(ROOT)), script.read_text(), workspace, monkeypatch, capsys)
 
 
 @pytest.mark.parametrize("doc, argv", COMMANDS, ids=[f"{d}: {shlex.join(a)[:70]}" for d, a in COMMANDS])

@@ -1,7 +1,7 @@
 """Core overhead: training steps through GANModule + Lightning vs a hand-written PyTorch loop.
 
 Two models, each against a loop doing exactly the same forward, backward and optimiser steps:
-- the ring GAN (ganforge.ring, batch 256): per batch one D update (G forward without grad, D on
+- the ring GAN (ganforge.examples.ring, batch 256): per batch one D update (G forward without grad, D on
   real and fake, hinge loss, backward, Adam) and one G update (G forward, D, hinge, backward,
   Adam) plus the EMA lerp; the same loop body in a bare manual-optimisation LightningModule
   (`PlainLightningRing`) is timed too, to split Lightning's cost from GANModule's;
@@ -36,8 +36,8 @@ import yaml
 from stats import summary
 from torch.utils.data import DataLoader
 
+from ganforge.examples.ring import RingBatches, RingGAN
 from ganforge.losses import hinge_d, hinge_g
-from ganforge.ring import RingBatches, RingGAN
 from vidgan.models import sample_frame_indices
 from vidgan.module import VideoGAN
 

@@ -92,57 +92,9 @@ def alias(parser: argparse.ArgumentParser, name: str, old: str, **kwargs: Any) -
 
 
 # ---------------------------------------------------------------------- the `ganforge` command
-@dataclasses.dataclass(frozen=True)
-class RingOptions:
-    """`ganforge ring` options."""
-
-    out: str
-    steps: int = 8000
-    seed: int = 0
-    loss: str = "hinge"
-    quiet: bool = False
-
-
-def ring_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="ganforge ring", description="Train the 8-Gaussians ring toy GAN through the core."
-    )
-    parser.add_argument("--out", required=True, help="output directory (created)")
-    parser.add_argument("--steps", type=int, default=8000, help="generator steps (default 8000)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--loss", choices=["hinge", "ns", "wgan-gp"], default="hinge")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    return parser
-
-
-def ring(argv: list[str]) -> int:
-    """`ganforge ring ...`: train the ring GAN, write metrics.json and samples.png."""
-    from ganforge.ring import train_ring
-
-    options = parse_options(ring_parser(), RingOptions, argv)
-    if options.steps < 1:
-        print(f"ganforge: error: --steps={options.steps} must be >= 1", file=sys.stderr)
-        return 2
-    metrics = train_ring(
-        options.out, steps=options.steps, seed=options.seed, loss=options.loss, progress=not options.quiet
-    )
-    print(
-        f"ring: modes_covered={metrics['modes_covered']}/8 "
-        f"high_quality_fraction={metrics['high_quality_fraction']:.3f} -> {options.out}/metrics.json, "
-        f"{options.out}/samples.png"
-    )
-    return 0
-
-
-def ring_lightning(argv: list[str]) -> int:
-    """`ganforge fit | validate | test | predict`: LightningCLI over the ring GAN."""
-    from ganforge.lightning_cli import run_lightning_cli
-    from ganforge.ring import RingDataModule, RingGAN
-
-    return run_lightning_cli("ganforge", RingGAN, RingDataModule, argv, family="ring")
-
-
-COMMANDS = {"ring": ("ganforge.cli:ring", "train the 8-Gaussians ring toy GAN through the core")}
+COMMANDS = {
+    "ring": ("ganforge.examples.ring_cli:main", "train the 8-Gaussians ring toy GAN through the core")
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -153,7 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv,
         description="ganforge core utilities. `ganforge fit --config configs/ganforge/ring.yaml` trains the "
         "ring GAN through LightningCLI (see `ganforge fit --help`).",
-        lightning="ganforge.cli:ring_lightning",
+        lightning="ganforge.examples.ring_cli:lightning_main",
         lightning_commands=(*LIGHTNING_COMMANDS, "predict"),
     )
 

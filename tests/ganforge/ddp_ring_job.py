@@ -12,7 +12,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from ganforge.ring import RingGAN, sample_ring
+from ganforge.examples.ring import RingGAN, sample_ring
 from ganforge.trainer import default_strategy
 
 

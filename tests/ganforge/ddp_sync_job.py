@@ -20,8 +20,8 @@ from torch.distributed.algorithms.ddp_comm_hooks.default_hooks import allreduce_
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, TensorDataset
 
+from ganforge.examples.ring import sample_ring
 from ganforge.gan_ddp import GAN_DDP_STRATEGY
-from ganforge.ring import sample_ring
 
 OLD_STRATEGY = "ddp_find_unused_parameters_true"  # ganforge's default before gan_ddp
 BATCHES, BATCH = 8, 8  # per rank; 8 batches = 2 D, D, G cycles with k=2, 4 with k=1

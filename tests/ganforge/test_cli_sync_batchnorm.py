@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from ganforge.examples.ring import RingDataModule, RingGAN
 from ganforge.layer_sync import BatchStatisticsSync
 from ganforge.lightning_cli import GANForgeCLI
-from ganforge.ring import RingDataModule, RingGAN
 
 
 def layer_sync(tmp_path, *args: str):  # noqa: ANN201

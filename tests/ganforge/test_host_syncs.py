@@ -26,8 +26,8 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.data import DataLoader, TensorDataset
 
+from ganforge.examples.ring import RingBatches, RingGAN
 from ganforge.fit_end import FitEnd
-from ganforge.ring import RingBatches, RingGAN
 from t2i.data.coco import collate_layouts
 from t2i.image_stage import ImageGAN
 from t2i.layout_stage import LayoutGAN

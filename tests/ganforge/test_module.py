@@ -11,8 +11,8 @@ from torch.utils.data import DataLoader
 
 from ganforge import NonFiniteLossError
 from ganforge.checkpoint import AtomicCheckpointIO, load_checkpoint
+from ganforge.examples.ring import RingBatches, RingGAN
 from ganforge.losses import hinge_d, r1_penalty
-from ganforge.ring import RingBatches, RingGAN
 
 
 def fit(model: pl.LightningModule, batches: int, **trainer_kwargs) -> pl.Trainer:

@@ -7,8 +7,8 @@ from dataclasses import fields, replace
 import pytest
 import torch
 
+from ganforge.examples.ring import RING_GAN, RingGAN
 from ganforge.options import OPTION_NAMES, GANOptions, gan_init_args
-from ganforge.ring import RING_GAN, RingGAN
 
 
 @pytest.mark.parametrize(

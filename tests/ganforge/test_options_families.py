@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from ganforge.examples.ring import RingGAN
 from ganforge.module import GANModule
 from ganforge.options import OPTION_NAMES, GANOptions
-from ganforge.ring import RingGAN
 from t2i.cli import main as t2i_main
 from t2i.image_stage import ImageGAN
 from t2i.layout_stage import LayoutGAN

@@ -12,7 +12,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from ganforge.checkpoint import HEADER_KEY
-from ganforge.ring import RingBatches, RingGAN
+from ganforge.examples.ring import RingBatches, RingGAN
 from ganforge.rng import all_ranks, seed_rank
 
 

@@ -7,7 +7,7 @@ import torch
 from PIL import Image
 
 from ganforge.cli import main
-from ganforge.ring import STD, ring_metrics, ring_modes, train_ring
+from ganforge.examples.ring import STD, ring_metrics, ring_modes, train_ring
 
 
 def test_metrics_on_constructed_samples():
@@ -56,8 +56,8 @@ def test_ring_gan_covers_the_modes(tmp_path):
 
 
 def test_sample_media_is_a_scatter_image():
+    from ganforge.examples.ring import RingGAN
     from ganforge.media import ImageMedia
-    from ganforge.ring import RingGAN
 
     media = RingGAN(hidden=16).sample(torch.randn(64, 2))
     assert isinstance(media["points"], ImageMedia)

@@ -11,8 +11,8 @@ import pytorch_lightning as pl
 import torch
 
 from ganforge.checkpoint import load_checkpoint
+from ganforge.examples.ring import RingDataModule, RingGAN
 from ganforge.lightning_cli import run_lightning_cli
-from ganforge.ring import RingDataModule, RingGAN
 from ganforge.slurm_requeue import REQUEST_ENV, SlurmRequeue, prune_older_hpc_checkpoints
 
 

@@ -15,9 +15,9 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader
 
+from ganforge.examples.ring import RingBatches, RingDataModule, RingGAN, ring_modes
 from ganforge.lightning_cli import run_lightning_cli
 from ganforge.media import ImageMedia, LabeledBox, VideoMedia
-from ganforge.ring import RingBatches, RingDataModule, RingGAN, ring_modes
 from ganforge.wandb_reader import OfflineRun, offline_run_dirs, read_run
 
 CLIPS, FRAMES, FRAME_H, FRAME_W = 2, 3, 8, 12

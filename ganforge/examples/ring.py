@@ -143,7 +143,7 @@ class RingGAN(GANModule):
 
     def sample(self, batch: Tensor) -> dict[str, ImageMedia]:
         """A scatter of the real batch (B, 2) against as many EMA samples, as one image."""
-        from ganforge.plots import scatter_image
+        from ganforge.examples.plots import scatter_image
 
         fake = self.sample_points(batch.shape[0], torch.Generator().manual_seed(0))
         return {"points": ImageMedia(scatter_image(batch.cpu(), fake.cpu())[None])}
@@ -162,7 +162,7 @@ def train_ring(
     from pathlib import Path
 
     from ganforge.console import quiet_lightning
-    from ganforge.plots import scatter_real_fake
+    from ganforge.examples.plots import scatter_real_fake
     from ganforge.trainer import progress_callbacks
 
     pl.seed_everything(seed, workers=True, verbose=False)

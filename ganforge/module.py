@@ -20,14 +20,17 @@ is in generator steps: `trainer.max_steps`, checkpoint intervals, `lr_decay`, `e
 
 DDP: gradients are all-reduced once per update, on its last micro-batch (the others run under the
 strategy's `block_backward_sync`); with `ganforge.gan_ddp` only the network being stepped is
-all-reduced.
-
-Host syncs: none per step. The non-finite guard keeps its flags and counters on the device and
-skips a bad update inside the fused Adam kernel (`found_inf`, as AMP's GradScaler does); it reads
-them on the host only on log steps (every `trainer.log_every_n_steps` batches) and when training
-ends, so a run of non-finite losses raises at the first check after it reaches
-`max_consecutive_nonfinite`. Each rank seeds its noise with seed + rank (`on_fit_start`), and checkpoints hold
+all-reduced. Each rank seeds its noise with seed + rank (`on_fit_start`), and checkpoints hold
 every rank's RNG states, which a resume on as many ranks restores rank by rank (`on_train_start`).
+
+Host syncs: none per step besides log steps. The non-finite guard keeps its flags and counters on
+the device and skips an update with a non-finite loss inside the fused Adam kernel (`found_inf`,
+as AMP's GradScaler does): weights, moments and Adam's step count stay as they were. With
+`accumulate_grad_batches` k > 1 one non-finite micro-batch skips its whole update (all k), and
+`nonfinite_steps` counts skipped updates. The counters are read on the host only on log steps
+(every `trainer.log_every_n_steps` batches) and when training ends, so `max_consecutive_nonfinite`
+skipped updates in a row raise `NonFiniteLossError` at the first such check after the run reached
+it, up to log_every_n_steps - 1 batches later than the update that completed the run.
 """
 
 from __future__ import annotations
@@ -312,8 +315,8 @@ class GANModule(pl.LightningModule):
 
     @contextmanager
     def _step_or_skip(self, opt: Any, name: str) -> Iterator[bool]:
-        """Around one optimiser step of the update `name` ("d_loss"/"g_loss") ends: skip it when any
-        micro-batch of the update had a non-finite loss on any rank, and count it.
+        """Context for the optimiser step that ends an update of `name` ("d_loss"/"g_loss"): skipped
+        when any micro-batch of the update had a non-finite loss on any rank, and counted.
 
         The flag is all-reduced (max) across ranks on the device. A fused torch optimiser (the core's
         Adam) takes it as `found_inf` and leaves weights, moments and its step count untouched; for

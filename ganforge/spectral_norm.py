@@ -63,9 +63,3 @@ def spectral_norm(
     dim = 1 if isinstance(module, TRANSPOSED_CONVS) else 0
     parametrize.register_parametrization(module, name, FP32SpectralNorm(weight, n_power_iterations, dim, eps))
     return module
-
-
-def has_spectral_norm(layer: nn.Module, name: str = "weight") -> bool:
-    """True when `layer.<name>` is produced by a spectral-norm parametrization (torch's or ours)."""
-    plist = getattr(getattr(layer, "parametrizations", None), name, None)
-    return plist is not None and any(isinstance(p, _SpectralNorm) for p in plist)

@@ -1,4 +1,10 @@
-"""Shared pytest set-up: small thread pools (tests run two at a time on 2 cores), quiet Lightning."""
+"""Shared pytest set-up: small thread pools (tests run two at a time on 2 cores), quiet Lightning.
+
+Helpers shared by several test folders live next to this file (`wandb_reader`, `spectral_norm_checks`)
+and are imported by module name: pytest puts the folder of a conftest.py that is not in a package,
+this one's `tests/`, on sys.path. A folder's own helpers (`wandb_testing`, `image_testing`, ...) sit
+in that folder.
+"""
 
 from __future__ import annotations
 

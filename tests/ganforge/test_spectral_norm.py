@@ -2,11 +2,12 @@
 
 import pytest
 import torch
+from spectral_norm_checks import has_spectral_norm
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm as torch_spectral_norm
 from torch.overrides import TorchFunctionMode
 
-from ganforge.spectral_norm import FP32SpectralNorm, has_spectral_norm, spectral_norm
+from ganforge.spectral_norm import FP32SpectralNorm, spectral_norm
 
 MATRIX_OPS = {"mv", "vdot"}  # what CUDA autocast would run in bf16 (mv) and what sigma is (vdot)
 

@@ -16,6 +16,7 @@ import pytest
 import wandb
 from filelock import FileLock
 from PIL import Image
+from wandb_reader import OfflineRun, offline_run_dirs
 from wandb_testing import (
     BOXES,
     CAPTIONS,
@@ -30,8 +31,6 @@ from wandb_testing import (
     isolate,
     run_fit,
 )
-
-from ganforge.wandb_reader import OfflineRun, offline_run_dirs
 
 TRAIN_KEYS = [
     "train/d_loss",

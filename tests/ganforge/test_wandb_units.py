@@ -14,6 +14,7 @@ import pytest
 import torch
 import wandb
 from PIL import Image
+from wandb_reader import BLOCK_SIZE, offline_run_dirs, read_run
 from wandb_testing import decoded_frames, finished_runs, isolate
 
 from ganforge.logging import WandbOptions, resolve_mode, resolve_run_id
@@ -22,7 +23,6 @@ from ganforge.media_files import check_media, write_media
 from ganforge.sample_logging import take_first
 from ganforge.wandb_logger import GANForgeWandbLogger, summary_ops, unreachable_reason
 from ganforge.wandb_media import to_wandb, wandb_boxes
-from ganforge.wandb_reader import BLOCK_SIZE, offline_run_dirs, read_run
 
 
 # ---------------------------------------------------------------------- run identity and mode

@@ -9,9 +9,9 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from wandb_reader import offline_run_dirs
 from wandb_testing import decoded_frames, finished_runs, isolate
 
-from ganforge.wandb_reader import offline_run_dirs
 from vidgan.cli import lightning_main
 
 CONFIG = Path(__file__).resolve().parents[2] / "configs" / "vidgan" / "moving_mnist.yaml"

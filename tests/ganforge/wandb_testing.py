@@ -14,11 +14,11 @@ import pytest
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader
+from wandb_reader import OfflineRun, offline_run_dirs, read_run
 
 from ganforge.examples.ring import RingBatches, RingDataModule, RingGAN, ring_modes
 from ganforge.lightning_cli import run_lightning_cli
 from ganforge.media import ImageMedia, LabeledBox, VideoMedia
-from ganforge.wandb_reader import OfflineRun, offline_run_dirs, read_run
 
 CLIPS, FRAMES, FRAME_H, FRAME_W = 2, 3, 8, 12
 IMAGES, IMAGE_SIZE = 2, 8

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 from slurm_jobs import describe_job, job_info, probe_records, sbatch, wait_for_job
+from wandb_reader import OfflineRun, offline_run_dirs, read_run
 
 from ganforge.checkpoint import load_checkpoint
-from ganforge.wandb_reader import OfflineRun, offline_run_dirs, read_run
 
 pytestmark = [pytest.mark.slurm, pytest.mark.xdist_group("slurm")]
 

@@ -3,6 +3,7 @@
 import pytest
 import torch
 import torch.nn.functional as F
+from spectral_norm_checks import has_spectral_norm
 from torch import nn
 from torch.testing import assert_close
 
@@ -12,7 +13,7 @@ from vidgan.models import (
     VideoDiscriminator,
     sample_frame_indices,
 )
-from vidgan.models.layers import SN_LAYERS, has_spectral_norm
+from vidgan.models.layers import SN_LAYERS
 
 
 def test_frame_indices_are_k_distinct_and_uniform(rng):

@@ -2,13 +2,14 @@
 
 import pytest
 import torch
+from spectral_norm_checks import has_spectral_norm
 from torch import nn
 from torch.testing import assert_close
 
 from vidgan.models import ConvGRUPredictor, VideoGenerator, copy_last_frame, zero_frames
 from vidgan.models.blocks import FrameBatchNorm
 from vidgan.models.convgru import ConvGRU
-from vidgan.models.layers import depth_to_space, has_spectral_norm, space_to_depth
+from vidgan.models.layers import depth_to_space, space_to_depth
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,6 @@ from __future__ import annotations
 from einops import rearrange
 from torch import Tensor, nn
 
-from ganforge.spectral_norm import has_spectral_norm as has_spectral_norm  # re-exported for vidgan's tests
 from ganforge.spectral_norm import spectral_norm
 
 SN_LAYERS = (nn.Conv2d, nn.Conv3d, nn.Linear, nn.Embedding)

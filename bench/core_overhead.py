@@ -38,6 +38,7 @@ from torch.utils.data import DataLoader
 
 from ganforge.examples.ring import RingBatches, RingGAN
 from ganforge.losses import hinge_d, hinge_g
+from vidgan.data.datamodule import linked_model_args
 from vidgan.models import sample_frame_indices
 from vidgan.module import VideoGAN
 
@@ -132,7 +133,8 @@ def raw_run(steps: int, warmup: int) -> float:
 
 def tiny_videogan() -> VideoGAN:
     torch.manual_seed(0)
-    return VideoGAN(**yaml.safe_load(TINY_VIDGAN.read_text())["model"]["init_args"])
+    config = yaml.safe_load(TINY_VIDGAN.read_text())
+    return VideoGAN(**config["model"]["init_args"], **linked_model_args(config["data"]))
 
 
 def vidgan_batches(count: int) -> list[tuple[torch.Tensor, torch.Tensor]]:

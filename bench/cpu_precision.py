@@ -83,7 +83,7 @@ def step_flops(model: Any, batch: Any, precision: str) -> float:
 def measure_steps(name: str, rounds: int, steps: int) -> dict[str, Any]:
     """Alternating fp32 / bf16 rounds of `steps` D + G cycles each; seconds per cycle per precision."""
     config = yaml.safe_load(CONFIGS[name].read_text())
-    data = config["data"].get("init_args", config["data"])
+    data = config["data"]["init_args"]
     models = {}
     for precision in PRECISIONS:
         torch.manual_seed(0)

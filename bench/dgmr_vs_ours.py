@@ -55,6 +55,7 @@ from batch_timing import fit_repeated_batch
 from stats import summary
 from torch.utils.flop_counter import FlopCounterMode
 
+from vidgan.data.datamodule import linked_model_args
 from vidgan.module import VideoGAN
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -76,7 +77,8 @@ def total_params(model: torch.nn.Module) -> int:
 
 # ---------------------------------------------------------------------------------------- ours
 def build_ours(widths: dict[str, list[int]] | None = None) -> VideoGAN:
-    init_args = yaml.safe_load(CONFIG.read_text())["model"]["init_args"]
+    config = yaml.safe_load(CONFIG.read_text())
+    init_args = config["model"]["init_args"] | linked_model_args(config["data"])
     init_args.update(context_frames=CONTEXT, future_frames=FUTURE, **(widths or {}))
     return VideoGAN(**init_args)
 

@@ -35,6 +35,8 @@ import yaml
 from batch_timing import fit_repeated_batch
 from torch.utils.flop_counter import FlopCounterMode
 
+from vidgan.data.datamodule import linked_model_args
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULT = ROOT / "bench" / "results" / "gpu_step.json"
 CONFIGS = {
@@ -51,12 +53,14 @@ def build(config: dict[str, Any]) -> pl.LightningModule:
     init_args = dict(config["model"]["init_args"])
     if class_name == "ImageGAN":
         init_args |= T2I_OVERRIDES
+    if module_name.startswith("vidgan."):
+        init_args |= linked_model_args(config["data"])  # as `vidgan fit` links them
     return cls(**init_args)
 
 
 def synthetic_batch(config: dict[str, Any], batch: int) -> Any:
     """One batch shaped as the config's data module gives it (values random)."""
-    data = config["data"].get("init_args", config["data"])
+    data = config["data"]["init_args"]
     size = data["image_size"]
     if config["model"]["class_path"].startswith("vidgan."):
         channels = data["channels"]
@@ -92,7 +96,7 @@ def matmul_tflops(device: torch.device, n: int = 8192, iters: int = 20) -> float
 
 def measure(name: str, args: argparse.Namespace, accelerator: str) -> dict[str, Any]:
     config = yaml.safe_load(CONFIGS[name].read_text())
-    data = config["data"].get("init_args", config["data"])
+    data = config["data"]["init_args"]
     batch_size = 1 if args.cpu_smoke else data["batch_size"]
     torch.manual_seed(0)
     model = build(config)

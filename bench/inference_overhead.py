@@ -35,6 +35,7 @@ from stats import summary
 
 from t2i.image_stage import ImageGAN
 from t2i.pipeline import Box, TextToImage
+from vidgan.data.datamodule import linked_model_args
 from vidgan.module import VideoGAN
 from vidgan.predictor import FramePredictor
 
@@ -196,7 +197,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     torch.manual_seed(0)
-    vidgan = VideoGAN(**yaml.safe_load(VIDGAN_CONFIG.read_text())["model"]["init_args"])
+    config = yaml.safe_load(VIDGAN_CONFIG.read_text())
+    vidgan = VideoGAN(**config["model"]["init_args"], **linked_model_args(config["data"]))
     predictor = FramePredictor(vidgan.ema.model.to(device), batch_size=64)
     init_args = yaml.safe_load(T2I_CONFIG.read_text())["model"]["init_args"]
     image_stage = ImageGAN(**(init_args | {"clip_path": None, "layout_checkpoint": None}))

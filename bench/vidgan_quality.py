@@ -8,14 +8,14 @@ Rows:
 - DVD-GAN-FP + L1: the same config with `lambda_rec = --l1-weight` and `rec_loss: l1`.
 
 Every learned row trains for the same wall-clock budget (`--minutes`, 15 by default) through the
-same Lightning Trainer and the config's own `VideoDataModule` (on-the-fly sequences from the train
+same Lightning Trainer and the config's own `MovingMNISTDataModule` (on-the-fly sequences from the train
 digit pool), with `--threads` torch threads. All rows are scored on the same fixed test set drawn
 from the disjoint test digit pool. Metrics follow OpenSTL: MSE and MAE per frame (summed over
 pixels, averaged over frames and sequences), SSIM and PSNR averaged per frame. GAN rows draw
 `--samples` predictions per sequence (a new z each) and report mean-of-S (metrics averaged over the
 samples) and best-of-S (per sequence, the sample with the best SSIM; SVG/SAVP convention).
 
-    python bench/vidgan_quality.py --minutes 30 --threads 1   # the docs/results.md table: 3 x 30 min of training
+    python bench/vidgan_quality.py --minutes 30 --threads 1   # docs/results.md: 3 x 30 min of training
     python bench/vidgan_quality.py --minutes 0.5        # smoke run
 
 Writes bench/results/vidgan_quality.json and bench/results/vidgan_quality_ssim.png (per-step SSIM).
@@ -38,7 +38,7 @@ import pytorch_lightning as pl
 import torch
 import yaml
 
-from vidgan.data import VideoDataModule
+from vidgan.data.datamodule import data_module, linked_model_args
 from vidgan.metrics import frame_metrics
 from vidgan.models import copy_last_frame, zero_frames
 
@@ -54,10 +54,11 @@ def load_config(path: Path) -> dict[str, Any]:
 
 
 def build_model(config: dict[str, Any], overrides: dict[str, Any]) -> pl.LightningModule:
-    """The config's `model` (class_path + init_args), with `overrides` applied to its init args."""
+    """The config's `model` (class_path + init_args, and the frame settings of its data block, as
+    `vidgan fit` links them), with `overrides` applied to its init args."""
     module_name, _, class_name = config["model"]["class_path"].rpartition(".")
     cls = getattr(importlib.import_module(module_name), class_name)
-    return cls(**{**config["model"].get("init_args", {}), **overrides})
+    return cls(**{**config["model"].get("init_args", {}), **linked_model_args(config["data"]), **overrides})
 
 
 def train_for(
@@ -68,10 +69,9 @@ def train_for(
     precision: str = "32-true",
 ) -> dict:
     """Fit `model` on the config's data for `minutes` of wall time at `precision`; returns timing facts."""
-    data_args = dict(config["data"])
-    if batch_size is not None:
-        data_args["batch_size"] = batch_size
-    data = VideoDataModule(**{**data_args, "train_sequences": 10**7})  # one long epoch: time is the limit
+    batch_size = batch_size or config["data"]["init_args"]["batch_size"]
+    # one long epoch: time is the limit
+    data = data_module(config["data"], batch_size=batch_size, train_sequences=10**7)
     trainer = pl.Trainer(
         accelerator="cpu",
         devices=1,
@@ -91,7 +91,7 @@ def train_for(
     return {
         "train_seconds": round(seconds, 1),
         "train_batches": batches,
-        "batch_size": data_args["batch_size"],
+        "batch_size": batch_size,
         "seconds_per_batch": round(seconds / max(batches, 1), 3),
         "g_steps": int(getattr(model, "g_step", batches)),
         "precision": precision,
@@ -100,7 +100,7 @@ def train_for(
 
 def test_set(config: dict[str, Any], sequences: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """The fixed test batches (context, target) from the test digit pool."""
-    data = VideoDataModule(**{**config["data"], "val_sequences": sequences, "batch_size": 32})
+    data = data_module(config["data"], val_sequences=sequences, batch_size=32)
     data.setup("test")
     return [(c, t) for c, t, *_ in data.test_dataloader()]
 
@@ -180,7 +180,7 @@ def main() -> None:
     args.precision = args.precision or gan_config["trainer"].get("precision", "32-true")
     l1_weight = args.l1_weight
     batches = test_set(gan_config, args.test_sequences)
-    future = gan_config["data"]["future_frames"]
+    future = gan_config["data"]["init_args"]["future_frames"]
 
     results: dict[str, dict[str, Any]] = {}
     results["copy-last"] = evaluate(lambda c, g: copy_last_frame(c, future), batches, 1, args.seed)["single"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pytorch_lightning.callbacks import ModelCheckpoint
@@ -39,8 +39,33 @@ class GANForgeCLI(LightningCLI):
     - a rich progress bar in generator steps;
     - whenever more than one process trains, the `gan_ddp` strategy (G and D synchronised separately;
       plain DDP for other modules; `ganforge.gan_ddp`);
-    - Slurm preemption (`SlurmRequeue`) whenever `GANFORGE_REQUEUE_FILE` is set (slurm/train.sbatch).
+    - Slurm preemption (`SlurmRequeue`) whenever `GANFORGE_REQUEUE_FILE` is set (slurm/train.sbatch);
+    - `links`: (source, target) config keys whose target value is the source's (`link_arguments`),
+      e.g. ("data.init_args.image_size", "model.init_args.resolution"): the config states it once;
+    - `retired`: {config key: how to rewrite it}; a config that still uses the key fails with that
+      message instead of jsonargparse's.
     """
+
+    def __init__(
+        self,
+        *args: Any,
+        links: Sequence[tuple[str, str]] = (),
+        retired: Mapping[str, str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self.links, self.retired = tuple(links), dict(retired or {})
+        super().__init__(*args, **kwargs)
+
+    def parse_arguments(self, parser: Any, args: Any) -> None:
+        from jsonargparse import ArgumentError
+
+        try:
+            super().parse_arguments(parser, args)
+        except ArgumentError as err:
+            hint = next((hint for key, hint in self.retired.items() if _rejects(err, key)), None)
+            if hint is None:
+                raise
+            raise ValueError(hint) from err
 
     def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Any]) -> Any:
         # Added here rather than in trainer_defaults: jsonargparse cannot serialise the plugin into
@@ -69,6 +94,8 @@ class GANForgeCLI(LightningCLI):
     # ------------------------------------------------------------------ logging (see ganforge.logging)
     def add_arguments_to_parser(self, parser: Any) -> None:
         parser.add_class_arguments(WandbOptions, "wandb")
+        for source, target in self.links:
+            parser.link_arguments(source, target)
 
     def _default_logging(self, config: dict[str, Any], callbacks: list[Any]) -> tuple[dict[str, Any], list]:
         """`trainer.logger: true` -> W&B + CSV loggers and, for fit, the sample-media callback.
@@ -156,6 +183,13 @@ class GANForgeCLI(LightningCLI):
         return ends[0].stopped_by if ends else None
 
 
+def _rejects(err: Exception, key: str) -> bool:
+    """Whether jsonargparse's `err` refuses option `key` ("data.source": option source of section data)."""
+    section, _, option = key.rpartition(".")
+    text = str(err)
+    return f'"{section}"' in text and f"'{option}' is not accepted" in text
+
+
 def _as_list(value: Any) -> list[Any]:
     return [] if value is None else list(value) if isinstance(value, (list, tuple)) else [value]
 
@@ -179,11 +213,14 @@ def run_lightning_cli(
     *,
     subclass_mode_model: bool = False,
     subclass_mode_data: bool = False,
+    links: Sequence[tuple[str, str]] = (),
+    retired: Mapping[str, str] | None = None,
 ) -> int:
     """Run LightningCLI (`fit`, `validate`, `test`, ...) for one family with one-line errors.
 
     With `subclass_mode_model` / `subclass_mode_data` the config's `class_path` picks any subclass
-    of `model_class` / `datamodule_class` (vidgan: VideoGAN or the baseline; t2i: every stage).
+    of `model_class` / `datamodule_class` (vidgan: VideoGAN or the baseline, Moving MNIST or video
+    folders; t2i: every stage). `links` and `retired`: see `GANForgeCLI`.
     """
 
     stopped: list[int] = []
@@ -214,6 +251,8 @@ def run_lightning_cli(
                 save_config_kwargs={"overwrite": True},
                 parser_kwargs={"exit_on_error": False, "prog": prog},
                 auto_configure_optimizers=False,
+                links=links,
+                retired=retired,
             )
 
     try:

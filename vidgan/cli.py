@@ -2,11 +2,18 @@
 
 A table for `ganforge.cli.dispatch`, which imports only the module of the command that runs, so
 `vidgan --help` and `vidgan data ...` start without loading Lightning. The config chooses the model
-by class path, so `vidgan fit` trains DVD-GAN-FP or the baseline:
+and the data module by class path, so `vidgan fit` trains DVD-GAN-FP or the baseline on Moving MNIST or
+a video folder:
 
     model:
       class_path: vidgan.module.VideoGAN            # or vidgan.baseline_module.ConvGRUBaseline
       init_args: {...}
+    data:
+      class_path: vidgan.data.MovingMNISTDataModule  # or vidgan.data.VideoFolderDataModule
+      init_args: {context_frames: 10, future_frames: 10, image_size: 64, ...}
+
+The model's context_frames, future_frames, channels and resolution come from the data block
+(`vidgan.data.datamodule.MODEL_LINKS`).
 """
 
 from __future__ import annotations
@@ -32,17 +39,25 @@ COMMANDS = {
         "score predictions: vidgan eval --ckpt_path C --data PATH --out metrics.json",
     ),
 }
+RETIRED = {
+    "data.source": "data: `source:` is gone; name the data module instead: `data: {class_path: "
+    "vidgan.data.MovingMNISTDataModule, init_args: {...}}` for source: moving_mnist, "
+    "vidgan.data.VideoFolderDataModule for source: video_folder; the other fields move under init_args, "
+    "and the model takes context_frames, future_frames, channels and resolution from them",
+}
 
 
 def lightning_main(argv: list[str]) -> int:
     """LightningCLI on argv, e.g. `fit --config configs/vidgan/moving_mnist.yaml`; returns the exit code."""
     from ganforge.lightning_cli import run_lightning_cli
-    from vidgan.data import VideoDataModule
+    from vidgan.data.datamodule import MODEL_LINKS, VideoDataModule
     from vidgan.module import VideoPredictionModule
 
+    links = [(f"data.init_args.{data}", f"model.init_args.{model}") for data, model in MODEL_LINKS]
     return run_lightning_cli(
-        PROG, VideoPredictionModule, VideoDataModule, argv, family=PROG, subclass_mode_model=True
-    )
+        PROG, VideoPredictionModule, VideoDataModule, argv, family=PROG, subclass_mode_model=True,
+        subclass_mode_data=True, links=links, retired=RETIRED,
+    )  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> int:

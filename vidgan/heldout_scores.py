@@ -3,8 +3,8 @@
     python -m vidgan.heldout_scores --ckpt_path runs/demo/vidgan/checkpoints/last.ckpt --sequences 64 \
         --out runs/demo/vidgan/metrics.json
 
-The sequences are the test split of the checkpoint's own data settings (`VideoDataModule` with
-`source: moving_mnist` and no data_dir: a fixed seeded draw from the test digit pool, disjoint from
+The sequences are the test split of the checkpoint's own data settings (`MovingMNISTDataModule`
+with no data_dir: a fixed seeded draw from the test digit pool, disjoint from
 the training digits, and a different draw from the validation set). Metrics follow OpenSTL
 (`vidgan.metrics.frame_metrics`): MSE summed over pixels per frame and SSIM per frame, both averaged
 over frames and sequences. The model predicts one sample per sequence (seeded latents).
@@ -14,6 +14,7 @@ over frames and sequences. The model predicts one sample per sequence (seeded la
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from ganforge.checkpoint import load_checkpoint
 from ganforge.cli import alias
 from ganforge.devices import DEFAULT_DEVICE, DEVICE_HELP
 from ganforge.errors import CheckpointError, run_guarded
-from vidgan.data import VideoDataModule
+from vidgan.data import MovingMNISTDataModule
 from vidgan.metrics import frame_metrics
 from vidgan.models import copy_last_frame, zero_frames
 from vidgan.predictor import FramePredictor
@@ -36,13 +37,16 @@ ROWS = ("model", "copy_last", "black_frames")
 def heldout_batch(ckpt_path: Path, sequences: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(context (N, Tc, C, H, W), target (N, Tf, C, H, W)): the test split of the checkpoint's data."""
     data = dict(load_checkpoint(ckpt_path, family="vidgan").get("datamodule_hyper_parameters", {}))
-    if data.get("source") != "moving_mnist" or data.get("data_dir") is not None:
+    # MovingMNISTDataModule's fields: a video folder has no `digits`; older checkpoints name a `source`
+    generated = "digits" in data and data.get("source", "moving_mnist") == "moving_mnist"
+    if not generated or data.get("data_dir") is not None:
         raise CheckpointError(
-            f"checkpoint '{ckpt_path}' was not trained on generated Moving MNIST (data: "
-            f"source={data.get('source')}, data_dir={data.get('data_dir')}); use `vidgan eval` for other data"
+            f"checkpoint '{ckpt_path}' was not trained on generated Moving MNIST (data_dir="
+            f"{data.get('data_dir')}); use `vidgan eval` for other data"
         )
-    data = {k: v for k, v in data.items() if not k.startswith("_")}
-    module = VideoDataModule(
+    fields = inspect.signature(MovingMNISTDataModule).parameters
+    data = {k: v for k, v in data.items() if k in fields}
+    module = MovingMNISTDataModule(
         **{**data, "val_sequences": sequences, "batch_size": sequences, "num_workers": 0}
     )
     context, target = next(iter(module.test_dataloader()))[:2]

@@ -280,7 +280,7 @@ def missing_data_t2i(f, c):
 
 
 def corrupt_folder(f, c):
-    data = ["--data.source=video_folder", f"--data.data_dir={f['corrupt_videos']}"]
+    data = ["--data=vidgan.data.VideoFolderDataModule", f"--data.data_dir={f['corrupt_videos']}"]
     return cli(vidgan_main, fit_vidgan(f, VIDGAN_TINY, *data), c)
 
 

@@ -18,6 +18,7 @@ from ganforge.acceleration import compile_calls
 from t2i.cli import main as t2i_main
 from t2i.image_stage import ImageGAN
 from vidgan.cli import lightning_main as vidgan_main
+from vidgan.data.datamodule import linked_model_args
 from vidgan.module import VideoGAN
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
@@ -32,11 +33,9 @@ TOLERANCE = {"rtol": 1e-4, "atol": 1e-5}
 
 def tiny_videogan(**overrides: object) -> VideoGAN:
     """configs/vidgan/moving_mnist_tiny.yaml's networks; frames shortened where a test says so."""
-    init_args = yaml.safe_load((CONFIGS / "vidgan" / "moving_mnist_tiny.yaml").read_text())["model"][
-        "init_args"
-    ]
+    config = yaml.safe_load((CONFIGS / "vidgan" / "moving_mnist_tiny.yaml").read_text())
     torch.manual_seed(0)
-    return VideoGAN(**(init_args | overrides))
+    return VideoGAN(**(config["model"]["init_args"] | linked_model_args(config["data"]) | overrides))
 
 
 def conv2d_weights(net: nn.Module) -> list[torch.Tensor]:

@@ -1,4 +1,5 @@
-"""VideoDataModule: both sources from config, field checks, epochs through a real Trainer, rank sharding."""
+"""MovingMNISTDataModule and VideoFolderDataModule: splits, field checks, epochs through a real Trainer,
+rank sharding, the index path."""
 
 from __future__ import annotations
 
@@ -11,7 +12,14 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
-from vidgan.data import MovingMNISTStream, VideoDataModule, VideoFolderDataset, write_moving_mnist
+from vidgan.data import (
+    MovingMNISTDataModule,
+    MovingMNISTStream,
+    VideoDataModule,
+    VideoFolderDataModule,
+    VideoFolderDataset,
+    write_moving_mnist,
+)
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +30,7 @@ def mnist_dir(tmp_path_factory):
 
 
 def test_moving_mnist_files_serve_train_and_test_npy(mnist_dir):
-    dm = VideoDataModule(
+    dm = MovingMNISTDataModule(
         data_dir=str(mnist_dir), context_frames=4, future_frames=2, image_size=32, batch_size=2
     )
     context, target = next(iter(dm.train_dataloader()))
@@ -33,18 +41,18 @@ def test_moving_mnist_files_serve_train_and_test_npy(mnist_dir):
     test = np.load(mnist_dir / "test.npy")
     torch.testing.assert_close(val[0][0][1, :, 0] * 255, torch.from_numpy(test[:4, 1]).float())
     with pytest.raises(ValueError, match=r"image_size=64 but 'train.npy' has frames of \(32, 32\)"):
-        VideoDataModule(data_dir=str(mnist_dir), image_size=64, context_frames=3, future_frames=3).setup(
-            "fit"
-        )
+        MovingMNISTDataModule(
+            data_dir=str(mnist_dir), image_size=64, context_frames=3, future_frames=3
+        ).setup("fit")
 
 
 def test_generated_moving_mnist_is_fixed_for_validation_and_new_for_training():
     kwargs = dict(
         context_frames=2, future_frames=2, image_size=32, batch_size=2, train_sequences=4, val_sequences=3
     )
-    dm = VideoDataModule(**kwargs)
+    dm = MovingMNISTDataModule(**kwargs)
     val_a = torch.cat([b[0] for b in dm.val_dataloader()])
-    val_b = torch.cat([b[0] for b in VideoDataModule(**kwargs).val_dataloader()])
+    val_b = torch.cat([b[0] for b in MovingMNISTDataModule(**kwargs).val_dataloader()])
     assert val_a.shape == (3, 2, 1, 32, 32) and torch.equal(val_a, val_b)
     test = torch.cat([b[0] for b in dm.test_dataloader()])
     assert not torch.equal(val_a, test)
@@ -56,7 +64,7 @@ def test_generated_moving_mnist_is_fixed_for_validation_and_new_for_training():
 
 
 def test_generated_training_stream_is_sharded_by_rank():
-    dm = VideoDataModule(image_size=32, context_frames=2, future_frames=2, train_sequences=10)
+    dm = MovingMNISTDataModule(image_size=32, context_frames=2, future_frames=2, train_sequences=10)
     dm.trainer = SimpleNamespace(global_rank=1, world_size=2)
     dm.setup("fit")
     assert isinstance(dm.datasets["train"], MovingMNISTStream)
@@ -88,7 +96,7 @@ class Recorder(pl.LightningModule):
 
 @pytest.mark.parametrize("num_workers", [0, 1])
 def test_trainer_sees_new_training_sequences_every_epoch(num_workers):
-    dm = VideoDataModule(
+    dm = MovingMNISTDataModule(
         image_size=32, context_frames=2, future_frames=2, batch_size=2, train_sequences=4, val_sequences=2,
         num_workers=num_workers,
     )  # fmt: skip
@@ -114,8 +122,8 @@ def split_root(tmp_path_factory, make_video):
 
 
 def test_video_folder_train_and_val_folders_with_labels(split_root):
-    dm = VideoDataModule(
-        source="video_folder", data_dir=str(split_root), channels=3, image_size=16, context_frames=2,
+    dm = VideoFolderDataModule(
+        data_dir=str(split_root), channels=3, image_size=16, context_frames=2,
         future_frames=3, frame_stride=2, batch_size=2, return_labels=True,
     )  # fmt: skip
     context, target, labels = next(iter(dm.train_dataloader()))
@@ -128,9 +136,7 @@ def test_video_folder_train_and_val_folders_with_labels(split_root):
     assert (split_root / "train" / ".vidgan_index.json").is_file() and (
         split_root / "val" / ".vidgan_index.json"
     ).is_file()
-    dm = VideoDataModule(
-        source="video_folder", data_dir=str(split_root), channels=3, image_size=16, open_readers=2
-    )
+    dm = VideoFolderDataModule(data_dir=str(split_root), channels=3, image_size=16, open_readers=2)
     dm.setup("fit")
     assert (
         dm.datasets["train"].readers.capacity == 2 and dm.datasets["train"].probed == 0
@@ -140,8 +146,8 @@ def test_video_folder_train_and_val_folders_with_labels(split_root):
 def test_video_folder_split_files_and_missing_val_split(split_root, tmp_path, caplog):
     (split_root / "lists").mkdir(exist_ok=True)
     (split_root / "lists" / "trainlist01.txt").write_text("train/red/a.mp4 1\n")
-    dm = VideoDataModule(
-        source="video_folder", data_dir=str(split_root), split_file="lists/trainlist01.txt", channels=1,
+    dm = VideoFolderDataModule(
+        data_dir=str(split_root), split_file="lists/trainlist01.txt", channels=1,
         image_size=16, context_frames=2, future_frames=2, batch_size=1,
     )  # fmt: skip
     with caplog.at_level(logging.WARNING, logger="vidgan.data"):
@@ -154,42 +160,50 @@ def test_video_folder_split_files_and_missing_val_split(split_root, tmp_path, ca
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "error", "message"),
+    ("module", "kwargs", "error", "message"),
     [
-        (dict(source="kinetics"), ValueError, "source='kinetics'"),
-        (dict(data_dir="/no/such/dir"), FileNotFoundError, "data_dir='/no/such/dir'"),
-        (dict(source="video_folder"), ValueError, "data_dir is required"),
-        (dict(channels=3), ValueError, "channels=3"),
-        (dict(batch_size=0), ValueError, "batch_size=0"),
-        (dict(frame_stride=0), ValueError, "frame_stride=0"),
-        (dict(image_size=28), ValueError, "image_size=28"),
-        (dict(backend="ffmpeg"), ValueError, "backend='ffmpeg'"),
-        (dict(open_readers=-1), ValueError, "open_readers=-1 must be >= 0"),
-        (dict(return_labels=True), ValueError, "return_labels=True"),
+        (MovingMNISTDataModule, dict(data_dir="/no/such/dir"), FileNotFoundError, "data_dir='/no/such/dir'"),
+        (MovingMNISTDataModule, dict(channels=3), ValueError, "channels=3"),
+        (MovingMNISTDataModule, dict(batch_size=0), ValueError, "batch_size=0"),
+        (MovingMNISTDataModule, dict(digits=0), ValueError, "digits=0"),
+        (MovingMNISTDataModule, dict(image_size=28), ValueError, "image_size=28"),
+        (MovingMNISTDataModule, dict(num_workers=-1), ValueError, "num_workers=-1 must be >= 0"),
+        (VideoFolderDataModule, dict(data_dir="/no/such/dir"), FileNotFoundError, "data_dir='/no/such/dir'"),
+        (VideoFolderDataModule, dict(data_dir=".", channels=2), ValueError, "channels=2"),
+        (VideoFolderDataModule, dict(data_dir=".", frame_stride=0), ValueError, "frame_stride=0"),
+        (VideoFolderDataModule, dict(data_dir=".", backend="ffmpeg"), ValueError, "backend='ffmpeg'"),
         (
-            dict(source="video_folder", split_file="nolist.txt", data_dir="."),
+            VideoFolderDataModule,
+            dict(data_dir=".", open_readers=-1),
+            ValueError,
+            "open_readers=-1 must be >= 0",
+        ),
+        (
+            VideoFolderDataModule,
+            dict(data_dir=".", split_file="nolist.txt"),
             FileNotFoundError,
             "split_file=",
         ),
+        (VideoDataModule, {}, TypeError, "name a class_path"),
     ],
 )
-def test_bad_fields_are_named(kwargs, error, message):
+def test_bad_fields_are_named(module, kwargs, error, message):
     with pytest.raises(error, match=message.replace("(", r"\(").replace(".", r"\.")):
-        VideoDataModule(**kwargs)
+        module(**kwargs)
 
 
 def test_a_moving_mnist_dir_without_train_npy_is_named(tmp_path):
     np.save(tmp_path / "test.npy", np.zeros((4, 1, 32, 32), dtype=np.uint8))
     with pytest.raises(FileNotFoundError, match="train.npy"):
-        VideoDataModule(data_dir=str(tmp_path))
+        MovingMNISTDataModule(data_dir=str(tmp_path))
 
 
 def test_video_folder_training_batches_resume_exactly(class_root):
     """A new loader given another's state_dict serves exactly the batches the first had left."""
 
     def loader():
-        dm = VideoDataModule(
-            source="video_folder", data_dir=str(class_root), channels=1, image_size=16, context_frames=2,
+        dm = VideoFolderDataModule(
+            data_dir=str(class_root), channels=1, image_size=16, context_frames=2,
             future_frames=2, batch_size=1, seed=4,
         )  # fmt: skip
         return dm.train_dataloader()
@@ -205,3 +219,21 @@ def test_video_folder_training_batches_resume_exactly(class_root):
     rest = [torch.cat(batch, dim=1) for batch in resumed]
     assert len(whole) == 3 and len(rest) == 2
     assert all(torch.equal(a, b) for a, b in zip(whole[1:], rest))
+
+
+def test_video_folder_index_path_holds_each_split_index(split_root, tmp_path):
+    index = tmp_path / "index" / "videos_{split}.json"
+    index.parent.mkdir()
+    dm = VideoFolderDataModule(data_dir=str(split_root), image_size=16, index_path=str(index))
+    dm.setup("fit")
+    assert sorted(p.name for p in index.parent.iterdir()) == ["videos_train.json", "videos_val.json"]
+    shared = VideoFolderDataModule(data_dir=str(split_root), index_path=str(tmp_path / "one.json"))
+    with pytest.raises(ValueError, match=r"index_path=.* would be shared by the split folders"):
+        shared.setup("fit")
+
+
+def test_video_folder_index_path_of_one_root(class_root, tmp_path):
+    index = tmp_path / "index.json"
+    dm = VideoFolderDataModule(data_dir=str(class_root), image_size=16, index_path=str(index))
+    dm.setup("validate")  # no val split: the training videos, one root and one index
+    assert index.is_file() and dm.datasets["val"].probed > 0  # not the root's own index

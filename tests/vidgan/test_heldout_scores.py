@@ -45,9 +45,9 @@ def test_the_held_out_sequences_are_the_test_draw_not_the_validation_set(fitted)
     first, _ = heldout_batch(fitted, 4)
     again, _ = heldout_batch(fitted, 4)
     assert (first == again).all()  # fixed and seeded
-    from vidgan.data import VideoDataModule
+    from vidgan.data import MovingMNISTDataModule
 
-    val = VideoDataModule(context_frames=5, future_frames=5, digits=1, val_sequences=4, batch_size=4)
+    val = MovingMNISTDataModule(context_frames=5, future_frames=5, digits=1, val_sequences=4, batch_size=4)
     assert not (next(iter(val.val_dataloader()))[0] == first).all()
 
 

@@ -1,4 +1,4 @@
-"""vidgan data: Moving MNIST on real digits, video-file folders, and the LightningDataModule serving both.
+"""vidgan data: Moving MNIST on real digits, video-file folders, and a LightningDataModule for each.
 
 Names load lazily, so `vidgan data moving-mnist` does not import Lightning.
 """
@@ -15,18 +15,22 @@ _EXPORTS = {
     "VideoFolderDataset": "vidgan.data.video_folder",
     "SkippedVideo": "vidgan.data.video_folder",
     "VideoDataModule": "vidgan.data.datamodule",
+    "MovingMNISTDataModule": "vidgan.data.datamodule",
+    "VideoFolderDataModule": "vidgan.data.datamodule",
 }
 __all__ = [
+    "MovingMNISTDataModule",
     "MovingMNISTDataset",
     "MovingMNISTStream",
     "SkippedVideo",
     "VideoDataModule",
+    "VideoFolderDataModule",
     "VideoFolderDataset",
     "write_moving_mnist",
 ]
 
 if TYPE_CHECKING:
-    from vidgan.data.datamodule import VideoDataModule
+    from vidgan.data.datamodule import MovingMNISTDataModule, VideoDataModule, VideoFolderDataModule
     from vidgan.data.moving_mnist import MovingMNISTDataset, MovingMNISTStream, write_moving_mnist
     from vidgan.data.video_folder import SkippedVideo, VideoFolderDataset
 

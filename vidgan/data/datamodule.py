@@ -1,9 +1,22 @@
-"""One LightningDataModule for vidgan, configured from YAML: Moving MNIST or a folder of video files."""
+"""vidgan's LightningDataModules, chosen in configs by class path: Moving MNIST or a folder of videos.
+
+    data:
+      class_path: vidgan.data.MovingMNISTDataModule      # or vidgan.data.VideoFolderDataModule
+      init_args: {context_frames: 10, future_frames: 10, image_size: 64, ...}
+
+`vidgan fit` links the model's `context_frames`, `future_frames`, `channels` and `resolution` to the
+data module's `context_frames`, `future_frames`, `channels` and `image_size` (`MODEL_LINKS`), so a
+config states them once, in its data block.
+"""
 
 from __future__ import annotations
 
+import inspect
 import logging
+from collections.abc import Mapping
+from importlib import import_module
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytorch_lightning as pl
@@ -18,168 +31,70 @@ from vidgan.data.video_reader import resolve_backends
 
 log = logging.getLogger("vidgan.data")
 
-SOURCES = ("moving_mnist", "video_folder")
 STAGE_SPLITS = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ("test",)}
-POSITIVE_FIELDS = (
-    "context_frames", "future_frames", "image_size", "batch_size", "train_sequences", "val_sequences",
-    "digits", "frame_stride",
-)  # fmt: skip
+# (data module init arg, model init arg): what `vidgan fit` copies from the data block to the model.
+MODEL_LINKS = (
+    ("context_frames", "context_frames"),
+    ("future_frames", "future_frames"),
+    ("channels", "channels"),
+    ("image_size", "resolution"),
+)
+SPLIT_PLACEHOLDER = "{split}"
 
 
 class VideoDataModule(pl.LightningDataModule):
-    """Batches (context (B, Tc, C, H, W), target (B, Tf, C, H, W)) float32 in [0, 1] (+ labels (B,)).
+    """Base of vidgan's data modules: batches (context (B, Tc, C, H, W), target (B, Tf, C, H, W))
+    float32 in [0, 1] (+ labels (B,)), H = W = image_size.
 
-    `source="moving_mnist"`:
-    - `data_dir` with `train.npy` and `test.npy` (`vidgan data moving-mnist`, or the public
-      `mnist_test_seq.npy` renamed): train on train.npy; validate and test on test.npy;
-    - `data_dir=None`: `train_sequences` new sequences every epoch from the train digit pool, and
-      fixed seeded validation and test sets of `val_sequences` each from the test digit pool.
-
-    `source="video_folder"`: `data_dir` is the video root (see VideoFolderDataset). Training clips
-    come from `split_file`, else `data_dir/train/` when it exists, else the whole root; they start at
-    random frames. Validation clips come from `val_split_file`, else `data_dir/val/`; testing from
-    `test_split_file`, else `data_dir/test/`. Without either, the training videos are reused with
-    centred clips (logged). Each split root keeps a video index built by rank 0 only, and
-    `open_readers` files stay open per worker (see VideoFolderDataset).
-
-    The training loader is a `ResumableDataLoader`: its `ResumableSampler` shards by DDP rank,
-    shuffles by `(seed, epoch)` (the on-the-fly Moving MNIST stream reads fresh indices each epoch
-    instead), and its position inside the epoch is saved in checkpoints, so a resumed fit sees the
-    batches it would have seen. Video-folder clips start at frames drawn from `(seed, index)`, new
-    every epoch, so they too are the same on resume.
+    A subclass builds the dataset of a split (`_dataset`); this class checks the shared fields and
+    serves the loaders. The training loader is a `ResumableDataLoader`: its `ResumableSampler` shards
+    by DDP rank, shuffles by `(seed, epoch)`, and its position inside the epoch is saved in
+    checkpoints, so a resumed fit sees the batches it would have seen.
     """
 
     def __init__(
         self,
-        source: str = "moving_mnist",
-        data_dir: str | None = None,
         context_frames: int = 10,
         future_frames: int = 10,
         image_size: int = 64,
         channels: int = 1,
         batch_size: int = 16,
         num_workers: int = 0,
-        train_sequences: int = 10000,
-        val_sequences: int = 256,
-        digits: int = 2,
         seed: int = 0,
-        frame_stride: int = 1,
-        split_file: str | None = None,
-        val_split_file: str | None = None,
-        test_split_file: str | None = None,
-        return_labels: bool = False,
-        backend: str = "auto",
-        open_readers: int = 0,
         persistent_workers: bool = True,
         pin_memory: bool = False,
     ) -> None:
         super().__init__()
+        name = type(self).__name__
+        if type(self) is VideoDataModule:
+            raise TypeError(
+                "data: name a class_path: vidgan.data.MovingMNISTDataModule or "
+                "vidgan.data.VideoFolderDataModule"
+            )
         self.save_hyperparameters()
-        self._check_args()
+        for field in ("context_frames", "future_frames", "image_size", "batch_size"):
+            if self.hparams[field] < 1:
+                raise ValueError(f"{name}: {field}={self.hparams[field]} must be >= 1")
+        if num_workers < 0:
+            raise ValueError(f"{name}: num_workers={num_workers} must be >= 0")
         self.datasets: dict[str, Dataset] = {}
 
-    def _check_args(self) -> None:
-        hp = self.hparams
-        if hp.source not in SOURCES:
-            raise ValueError(f"VideoDataModule: source={hp.source!r}, expected one of {SOURCES}")
-        for name in POSITIVE_FIELDS:
-            if hp[name] < 1:
-                raise ValueError(f"VideoDataModule: {name}={hp[name]} must be >= 1")
-        for name in ("num_workers", "open_readers"):
-            if hp[name] < 0:
-                raise ValueError(f"VideoDataModule: {name}={hp[name]} must be >= 0")
-        resolve_backends(hp.backend)
-        if hp.data_dir is not None and not Path(hp.data_dir).is_dir():
-            raise FileNotFoundError(f"VideoDataModule: data_dir='{hp.data_dir}' is not a directory")
-        for name in ("split_file", "val_split_file", "test_split_file"):
-            if hp[name] is not None and not self._path(hp[name]).is_file():
-                raise FileNotFoundError(f"VideoDataModule: {name}='{hp[name]}' does not exist")
-        if hp.source == "video_folder":
-            if hp.data_dir is None:
-                raise ValueError("VideoDataModule: data_dir is required for source='video_folder'")
-            if hp.channels not in (1, 3):
-                raise ValueError(f"VideoDataModule: channels={hp.channels}, expected 1 or 3")
-            return
-        if hp.channels != 1:
-            raise ValueError(f"VideoDataModule: channels={hp.channels}, but Moving MNIST has 1 channel")
-        if hp.return_labels:
-            raise ValueError("VideoDataModule: return_labels=True needs source='video_folder'")
-        if hp.data_dir is None and hp.image_size <= DIGIT_SIZE:
-            raise ValueError(
-                f"VideoDataModule: image_size={hp.image_size} must be > {DIGIT_SIZE} to generate"
-            )
-        for file in ("train.npy", "test.npy") if hp.data_dir is not None else ():
-            if not (Path(hp.data_dir) / file).is_file():
-                raise FileNotFoundError(
-                    f"VideoDataModule: data_dir='{hp.data_dir}' has no {file} "
-                    "(write both with `vidgan data moving-mnist --out DIR`)"
-                )
+    def _dataset(self, split: str) -> Dataset:
+        """The dataset of "train", "val" or "test"."""
+        raise NotImplementedError
 
-    def _path(self, name: str) -> Path:
-        """A split file path as given, or relative to data_dir when it is not found as given."""
-        path = Path(name)
-        if path.is_file() or path.is_absolute() or self.hparams.data_dir is None:
-            return path
-        return Path(self.hparams.data_dir) / path
+    def _training_order(self, dataset: Dataset) -> tuple[bool, bool]:
+        """(shuffle, fresh_each_epoch) of the training loader over `dataset` (see `training_loader`)."""
+        return True, False
 
-    # ------------------------------------------------------------------ datasets
     def setup(self, stage: str) -> None:
         """Build the datasets `stage` needs ("fit" builds train and val)."""
         if stage not in STAGE_SPLITS:
-            raise ValueError(f"VideoDataModule: stage={stage!r}, expected one of {tuple(STAGE_SPLITS)}")
+            raise ValueError(f"{type(self).__name__}: stage={stage!r}, expected one of {tuple(STAGE_SPLITS)}")
         for split in STAGE_SPLITS[stage]:
             if split not in self.datasets:
-                build = self._moving_mnist if self.hparams.source == "moving_mnist" else self._video_folder
-                self.datasets[split] = build(split)
+                self.datasets[split] = self._dataset(split)
 
-    def _moving_mnist(self, split: str) -> Dataset:
-        hp = self.hparams
-        if hp.data_dir is not None:
-            file = "train.npy" if split == "train" else "test.npy"
-            dataset = MovingMNISTDataset(Path(hp.data_dir) / file, hp.context_frames, hp.future_frames)
-            if dataset.image_size != (hp.image_size, hp.image_size):
-                raise ValueError(
-                    f"VideoDataModule: image_size={hp.image_size} but '{file}' has frames of "
-                    f"{dataset.image_size}"
-                )
-            return dataset
-        frames = hp.context_frames + hp.future_frames
-        if split == "train":
-            return MovingMNISTStream(
-                hp.train_sequences, hp.context_frames, hp.future_frames, hp.image_size, hp.digits,
-                pool="train", seed=hp.seed,
-            )  # fmt: skip
-        # Fixed sets: the same on every rank and run; the test set is a different draw.
-        rng = np.random.default_rng([hp.seed, 2 if split == "val" else 3])
-        array = sample_sequences(hp.val_sequences, frames, hp.image_size, hp.digits, "test", rng)[0]
-        return MovingMNISTDataset(array, hp.context_frames, hp.future_frames)
-
-    def _video_source(self, split: str) -> tuple[Path, Path | None, str]:
-        """(root, split file, temporal start) of a video-folder split."""
-        hp = self.hparams
-        base, start = Path(hp.data_dir), "random" if split == "train" else "centre"
-        split_file = {"train": hp.split_file, "val": hp.val_split_file, "test": hp.test_split_file}[split]
-        if split_file is not None:
-            return base, self._path(split_file), start
-        if (base / split).is_dir():
-            return base / split, None, start
-        if split == "train":
-            return base, None, start
-        log.warning(
-            "vidgan.data: no %s split under '%s'; using the training videos with centred clips", split, base
-        )
-        return (*self._video_source("train")[:2], start)
-
-    def _video_folder(self, split: str) -> VideoFolderDataset:
-        hp = self.hparams
-        root, split_file, start = self._video_source(split)
-        return VideoFolderDataset(
-            root, hp.context_frames, hp.future_frames, hp.image_size, hp.channels, hp.frame_stride,
-            split_file=split_file, temporal_start=start, return_labels=hp.return_labels, backend=hp.backend,
-            seed=hp.seed, rank=rank_and_world_size(self.trainer)[0], open_readers=hp.open_readers,
-        )  # fmt: skip
-
-    # ------------------------------------------------------------------ loaders
     def _loader(self, split: str) -> DataLoader:
         if split not in self.datasets:
             self.setup({"train": "fit", "val": "validate", "test": "test"}[split])
@@ -194,14 +109,9 @@ class VideoDataModule(pl.LightningDataModule):
         if split != "train":
             return DataLoader(dataset, shuffle=False, **kwargs)
         # The training position is saved in checkpoints (exact resume; see ganforge.resumable).
-        generated = isinstance(dataset, MovingMNISTStream)  # every index is a new sequence: no shuffle
+        shuffle, fresh = self._training_order(dataset)
         return training_loader(
-            dataset,
-            self.trainer,
-            seed=hp.seed,
-            shuffle=not generated,
-            fresh_each_epoch=generated or isinstance(dataset, VideoFolderDataset),  # new clip starts
-            **kwargs,
+            dataset, self.trainer, seed=hp.seed, shuffle=shuffle, fresh_each_epoch=fresh, **kwargs
         )
 
     def train_dataloader(self) -> DataLoader:
@@ -212,3 +122,201 @@ class VideoDataModule(pl.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return self._loader("test")
+
+
+class MovingMNISTDataModule(VideoDataModule):
+    """Moving MNIST (1 channel) on real digits:
+
+    - `data_dir` with `train.npy` and `test.npy` (`vidgan data moving-mnist`, or the public
+      `mnist_test_seq.npy` renamed): train on train.npy; validate and test on test.npy;
+    - `data_dir=None`: `train_sequences` new sequences every epoch from the train digit pool (the
+      stream reads fresh indices each epoch, unshuffled), and fixed seeded validation and test sets
+      of `val_sequences` each from the test digit pool.
+    """
+
+    def __init__(
+        self,
+        data_dir: str | None = None,
+        context_frames: int = 10,
+        future_frames: int = 10,
+        image_size: int = 64,
+        channels: int = 1,
+        batch_size: int = 16,
+        num_workers: int = 0,
+        train_sequences: int = 10000,
+        val_sequences: int = 256,
+        digits: int = 2,
+        seed: int = 0,
+        persistent_workers: bool = True,
+        pin_memory: bool = False,
+    ) -> None:
+        super().__init__(
+            context_frames, future_frames, image_size, channels, batch_size, num_workers, seed,
+            persistent_workers, pin_memory,
+        )  # fmt: skip
+        for name in ("train_sequences", "val_sequences", "digits"):
+            if self.hparams[name] < 1:
+                raise ValueError(f"MovingMNISTDataModule: {name}={self.hparams[name]} must be >= 1")
+        if channels != 1:
+            raise ValueError(f"MovingMNISTDataModule: channels={channels}, but Moving MNIST has 1 channel")
+        if data_dir is None:
+            if image_size <= DIGIT_SIZE:
+                raise ValueError(
+                    f"MovingMNISTDataModule: image_size={image_size} must be > {DIGIT_SIZE} to generate"
+                )
+            return
+        if not Path(data_dir).is_dir():
+            raise FileNotFoundError(f"MovingMNISTDataModule: data_dir='{data_dir}' is not a directory")
+        for file in ("train.npy", "test.npy"):
+            if not (Path(data_dir) / file).is_file():
+                raise FileNotFoundError(
+                    f"MovingMNISTDataModule: data_dir='{data_dir}' has no {file} "
+                    "(write both with `vidgan data moving-mnist --out DIR`)"
+                )
+
+    def _dataset(self, split: str) -> Dataset:
+        hp = self.hparams
+        if hp.data_dir is not None:
+            file = "train.npy" if split == "train" else "test.npy"
+            dataset = MovingMNISTDataset(Path(hp.data_dir) / file, hp.context_frames, hp.future_frames)
+            if dataset.image_size != (hp.image_size, hp.image_size):
+                raise ValueError(
+                    f"MovingMNISTDataModule: image_size={hp.image_size} but '{file}' has frames of "
+                    f"{dataset.image_size}"
+                )
+            return dataset
+        frames = hp.context_frames + hp.future_frames
+        if split == "train":
+            return MovingMNISTStream(
+                hp.train_sequences, hp.context_frames, hp.future_frames, hp.image_size, hp.digits,
+                pool="train", seed=hp.seed,
+            )  # fmt: skip
+        # Fixed sets: the same on every rank and run; the test set is a different draw.
+        rng = np.random.default_rng([hp.seed, 2 if split == "val" else 3])
+        array = sample_sequences(hp.val_sequences, frames, hp.image_size, hp.digits, "test", rng)[0]
+        return MovingMNISTDataset(array, hp.context_frames, hp.future_frames)
+
+    def _training_order(self, dataset: Dataset) -> tuple[bool, bool]:
+        generated = isinstance(dataset, MovingMNISTStream)  # every index is a new sequence: no shuffle
+        return not generated, generated
+
+
+class VideoFolderDataModule(VideoDataModule):
+    """Clips of a folder of video files (`data_dir`, see VideoFolderDataset).
+
+    Training clips come from `split_file`, else `data_dir/train/` when it exists, else the whole
+    root; they start at frames drawn from `(seed, index)`, new every epoch (so the same on resume).
+    Validation clips come from `val_split_file`, else `data_dir/val/`; testing from
+    `test_split_file`, else `data_dir/test/`. Without either, the training videos are reused with
+    centred clips (logged). Split files are paths as given, or relative to `data_dir`.
+
+    Each split root keeps a video index built by rank 0 only: `root/.vidgan_index.json`, or
+    `index_path` (e.g. outside a read-only dataset). When the splits are folders of their own,
+    `index_path` must hold `{split}`, filled in with train, val or test. `open_readers` files stay
+    open per worker (see VideoFolderDataset).
+    """
+
+    def __init__(
+        self,
+        data_dir: str,
+        context_frames: int = 10,
+        future_frames: int = 10,
+        image_size: int = 64,
+        channels: int = 1,
+        batch_size: int = 16,
+        num_workers: int = 0,
+        seed: int = 0,
+        frame_stride: int = 1,
+        split_file: str | None = None,
+        val_split_file: str | None = None,
+        test_split_file: str | None = None,
+        index_path: str | None = None,
+        return_labels: bool = False,
+        backend: str = "auto",
+        open_readers: int = 0,
+        persistent_workers: bool = True,
+        pin_memory: bool = False,
+    ) -> None:
+        super().__init__(
+            context_frames, future_frames, image_size, channels, batch_size, num_workers, seed,
+            persistent_workers, pin_memory,
+        )  # fmt: skip
+        if frame_stride < 1:
+            raise ValueError(f"VideoFolderDataModule: frame_stride={frame_stride} must be >= 1")
+        if open_readers < 0:
+            raise ValueError(f"VideoFolderDataModule: open_readers={open_readers} must be >= 0")
+        if channels not in (1, 3):
+            raise ValueError(f"VideoFolderDataModule: channels={channels}, expected 1 or 3")
+        resolve_backends(backend)
+        if not Path(data_dir).is_dir():
+            raise FileNotFoundError(f"VideoFolderDataModule: data_dir='{data_dir}' is not a directory")
+        for name in ("split_file", "val_split_file", "test_split_file"):
+            if self.hparams[name] is not None and not self._path(self.hparams[name]).is_file():
+                raise FileNotFoundError(
+                    f"VideoFolderDataModule: {name}='{self.hparams[name]}' does not exist"
+                )
+
+    def _path(self, name: str) -> Path:
+        """A split file path as given, or relative to data_dir when it is not found as given."""
+        path = Path(name)
+        return path if path.is_file() or path.is_absolute() else Path(self.hparams.data_dir) / path
+
+    def _source(self, split: str) -> tuple[Path, Path | None, str]:
+        """(root, split file, temporal start) of a split."""
+        hp = self.hparams
+        base, start = Path(hp.data_dir), "random" if split == "train" else "centre"
+        split_file = {"train": hp.split_file, "val": hp.val_split_file, "test": hp.test_split_file}[split]
+        if split_file is not None:
+            return base, self._path(split_file), start
+        if (base / split).is_dir():
+            return base / split, None, start
+        if split == "train":
+            return base, None, start
+        log.warning(
+            "vidgan.data: no %s split under '%s'; using the training videos with centred clips", split, base
+        )
+        return (*self._source("train")[:2], start)
+
+    def _index_path(self, root: Path) -> Path | None:
+        """Where the index of split root `root` is kept: `index_path` with `{split}` filled in."""
+        hp = self.hparams
+        if hp.index_path is None:
+            return None
+        if root != Path(hp.data_dir) and SPLIT_PLACEHOLDER not in hp.index_path:
+            raise ValueError(
+                f"VideoFolderDataModule: index_path='{hp.index_path}' would be shared by the split "
+                f"folders under '{hp.data_dir}'; put {SPLIT_PLACEHOLDER} in it (e.g. index_{{split}}.json)"
+            )
+        return Path(hp.index_path.replace(SPLIT_PLACEHOLDER, root.name))
+
+    def _dataset(self, split: str) -> VideoFolderDataset:
+        hp = self.hparams
+        root, split_file, start = self._source(split)
+        return VideoFolderDataset(
+            root, hp.context_frames, hp.future_frames, hp.image_size, hp.channels, hp.frame_stride,
+            split_file=split_file, temporal_start=start, return_labels=hp.return_labels, backend=hp.backend,
+            seed=hp.seed, rank=rank_and_world_size(self.trainer)[0], index_path=self._index_path(root),
+            open_readers=hp.open_readers,
+        )  # fmt: skip
+
+    def _training_order(self, dataset: Dataset) -> tuple[bool, bool]:
+        return True, True  # clip starts are new every epoch
+
+
+def data_module(section: Mapping[str, Any], **overrides: Any) -> VideoDataModule:
+    """The data module of a config's `data:` block ({class_path, init_args}), with `overrides`."""
+    return data_class(section)(**{**section.get("init_args", {}), **overrides})
+
+
+def data_class(section: Mapping[str, Any]) -> type[VideoDataModule]:
+    """The class a config's `data:` block names."""
+    module_name, _, class_name = section["class_path"].rpartition(".")
+    return getattr(import_module(module_name), class_name)
+
+
+def linked_model_args(section: Mapping[str, Any]) -> dict[str, Any]:
+    """The model init args `vidgan fit` takes from a config's `data:` block (`MODEL_LINKS`), defaults
+    included, e.g. {"context_frames": 10, "future_frames": 10, "channels": 1, "resolution": 64}."""
+    defaults = inspect.signature(data_class(section)).parameters
+    args = section.get("init_args", {})
+    return {model: args.get(data, defaults[data].default) for data, model in MODEL_LINKS}

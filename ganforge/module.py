@@ -60,6 +60,16 @@ from ganforge.options import GANOptions
 from ganforge.rng import all_ranks, restore_rng_states, rng_states, seed_rank
 
 
+def standard_normal(
+    shape: Sequence[int], device: torch.device | str, rng: torch.Generator | None = None
+) -> Tensor:
+    """Noise of `shape` from N(0, 1) on `device`: from `device`'s global RNG, or drawn from `rng` on
+    the generator's own device and then moved, so a CPU `rng` gives the same values on any device."""
+    if rng is None:
+        return torch.randn(*shape, device=device)
+    return torch.randn(*shape, generator=rng, device=rng.device).to(device)
+
+
 class GANModule(pl.LightningModule):
     """Lightning core with manual optimisation, TTUR Adam, EMA of G and a non-finite guard.
 
@@ -149,6 +159,11 @@ class GANModule(pl.LightningModule):
     def sample(self, batch: Any) -> Any:
         """Media for logging, made with the EMA generator `self.ema.model`."""
         raise NotImplementedError
+
+    def noise(self, *shape: int, rng: torch.Generator | None = None) -> Tensor:
+        """Latents of `shape` (e.g. (B, latent_dim)) from N(0, 1) on this module's device: from the
+        global RNG (seeded per rank in `on_fit_start`), or from `rng` (see `standard_normal`)."""
+        return standard_normal(shape, self.device, rng)
 
     # ------------------------------------------------------------------ helpers for subclasses
     def adversarial_d_loss(

@@ -284,16 +284,10 @@ class ImageGAN(GANModule):
         with torch.no_grad():
             return self.text_encoder(batch["tokens"], batch["used_tokens"])
 
-    def noise(self, batch: int, generator: torch.Generator | None = None) -> Tensor:
-        """z (batch, latent_dim) on this module's device (drawn on CPU when a generator is given)."""
-        if generator is None:
-            return torch.randn(batch, self.generator.latent_dim, device=self.device)
-        return torch.randn(batch, self.generator.latent_dim, generator=generator).to(self.device)
-
     def _generate(self, batch: Mapping[str, Any], text: TextFeatures) -> list[Tensor]:
         """The live generator's images, one per stage, for the batch's captions and true layouts."""
         masks = batch_masks(batch, self.generator.image_size)
-        z = self.noise(len(batch["caption"]))
+        z = self.noise(len(batch["caption"]), self.generator.latent_dim)
         return self.generator(z, text, batch["labels"], masks, batch["object_mask"])
 
     def _reals(self, images: Tensor) -> list[Tensor]:
@@ -396,7 +390,7 @@ class ImageGAN(GANModule):
         cut = {k: v[:SAMPLE_IMAGES] if isinstance(v, (Tensor, list)) else v for k, v in batch.items()}
         text = self.encode(cut["caption"])
         masks = batch_masks(cut, self.generator.image_size)
-        z = self.noise(len(cut["caption"]), generator)
+        z = self.noise(len(cut["caption"]), self.generator.latent_dim, rng=generator)
         images = self.ema.model(z, text, cut["labels"], masks, cut["object_mask"])[-1]
         return {"samples": ImageMedia(images.float().cpu(), list(cut["caption"]), self.labeled_boxes(cut))}
 

@@ -212,13 +212,6 @@ class VideoGAN(VideoPredictionModule, GANModule):
         )
 
     # ------------------------------------------------------------------ pieces
-    def noise(self, batch: int, generator: torch.Generator | None = None) -> Tensor:
-        """Latents z (batch, latent_dim) on this module's device (drawn on CPU when a generator is given)."""
-        latent_dim = self.hparams.latent_dim
-        if generator is None:
-            return torch.randn(batch, latent_dim, device=self.device)
-        return torch.randn(batch, latent_dim, generator=generator).to(self.device)
-
     def frame_indices(self, batch: int, frames: int) -> Tensor:
         """D_S's k distinct frame indices per clip (batch, min(k, frames)), from `frame_rng`."""
         return sample_frame_indices(batch, frames, self.discriminator.spatial.k, self.frame_rng, self.device)
@@ -228,14 +221,16 @@ class VideoGAN(VideoPredictionModule, GANModule):
     ) -> Tensor:
         """EMA-generator prediction (B, Tf, C, H, W) in [0, 1] for context (B, Tc, C, H, W); a new z each."""
         with torch.no_grad():
-            return self.ema.model(context, self.noise(context.shape[0], generator), labels)
+            return self.ema.model(
+                context, self.noise(len(context), self.hparams.latent_dim, rng=generator), labels
+            )
 
     # ------------------------------------------------------------------ GANModule interface
     def discriminator_loss(self, batch: Any) -> tuple[Tensor, dict[str, Tensor]]:
         """Hinge (or configured) loss of D_S plus D_T on real vs predicted clips, context included."""
         context, target, labels = unpack(batch)
         with torch.no_grad():
-            pred = self.generator(context, self.noise(context.shape[0]), labels)
+            pred = self.generator(context, self.noise(len(context), self.hparams.latent_dim), labels)
         real, fake = torch.cat([context, target], dim=1), torch.cat([context, pred], dim=1)
         indices = self.frame_indices(real.shape[0], real.shape[1])
         spatial, temporal = self.discriminator.spatial, self.discriminator.temporal
@@ -247,7 +242,7 @@ class VideoGAN(VideoPredictionModule, GANModule):
     def generator_loss(self, batch: Any) -> tuple[Tensor, dict[str, Tensor]]:
         """-E[D_S] - E[D_T] on predicted clips (+ lambda_rec * reconstruction)."""
         context, target, labels = unpack(batch)
-        pred = self.generator(context, self.noise(context.shape[0]), labels)
+        pred = self.generator(context, self.noise(len(context), self.hparams.latent_dim), labels)
         fake = torch.cat([context, pred], dim=1)
         indices = self.frame_indices(fake.shape[0], fake.shape[1])
         g_spatial = self.g_adversarial(self.discriminator.spatial(fake, indices, labels))

@@ -122,24 +122,19 @@ class RingGAN(GANModule):
         """Logits (B / pack,) for points (B, 2): D judges `pack` samples jointly (PacGAN)."""
         return self.discriminator(x.reshape(-1, 2 * self.pack)).squeeze(-1)
 
-    def noise(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        """Latents (n, latent_dim) on this module's device."""
-        return torch.randn(n, self.latent_dim, generator=generator, device=self.device)
-
     def discriminator_loss(self, batch: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         with torch.no_grad():
-            fake = self.generator(self.noise(batch.shape[0]))
+            fake = self.generator(self.noise(batch.shape[0], self.latent_dim))
         return self.adversarial_d_loss(self.critic, batch, fake)
 
     def generator_loss(self, batch: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
-        fake = self.generator(self.noise(batch.shape[0]))
+        fake = self.generator(self.noise(batch.shape[0], self.latent_dim))
         return self.g_adversarial(self.critic(fake)), {}
 
     @torch.no_grad()
     def sample_points(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """n points (n, 2) from the EMA generator."""
-        z = torch.randn(n, self.latent_dim, generator=generator).to(self.device)
-        return self.ema.model(z)
+        return self.ema.model(self.noise(n, self.latent_dim, rng=generator))
 
     def sample(self, batch: Tensor) -> dict[str, ImageMedia]:
         """A scatter of the real batch (B, 2) against as many EMA samples, as one image."""

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from ganforge.module import standard_normal
 from t2i.clip_model import build_clip, load_clip
 from t2i.layout.boxes import BoxGenerator, SampledBoxes
 from t2i.layout.shapes import ShapeGenerator
@@ -84,6 +85,5 @@ class LayoutGenerator(nn.Module):
         return self.shapes(layout.labels, layout.boxes, layout.object_mask, text.sentence.detach(), noise)
 
     def noise(self, layout: SampledBoxes, generator: torch.Generator | None = None) -> Tensor:
-        """Standard normal per-box noise (B, N, Z) drawn from `generator` on the layout's device."""
-        shape = (*layout.labels.shape, self.shapes.noise_dim)
-        return torch.randn(shape, generator=generator, device=layout.boxes.device)
+        """Per-box noise (B, N, Z) on the layout's device (`ganforge.module.standard_normal`)."""
+        return standard_normal((*layout.labels.shape, self.shapes.noise_dim), layout.boxes.device, generator)

@@ -26,9 +26,9 @@ SAVE_AFTER, G_STEPS = 4, 4  # batches; VideoGAN takes 2 batches (D, D+G) per gen
 class RecordingVideoGAN(VideoGAN):
     """VideoGAN that appends each training draw (kind, batches_seen, value) to DRAWS."""
 
-    def noise(self, batch: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        z = super().noise(batch, generator)
-        if generator is None:
+    def noise(self, *shape: int, rng: torch.Generator | None = None) -> torch.Tensor:
+        z = super().noise(*shape, rng=rng)
+        if rng is None:
             DRAWS.append(("z", self.batches_seen, z.clone()))
         return z
 

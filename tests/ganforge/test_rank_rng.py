@@ -40,8 +40,8 @@ def test_all_ranks_without_a_process_group_is_this_process_alone():
 class RecordingRing(RingGAN):
     """RingGAN that records the latents its training steps draw."""
 
-    def noise(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        z = super().noise(n, generator)
+    def noise(self, *shape: int, rng: torch.Generator | None = None) -> torch.Tensor:
+        z = super().noise(*shape, rng=rng)
         self.__dict__.setdefault("drawn", []).append(z.clone())
         return z
 

@@ -44,7 +44,9 @@ class MediaRingGAN(RingGAN):
     """RingGAN with `sample(batch) -> {"rollout": VideoMedia, "scene": ImageMedia}` and val/mse, val/psnr."""
 
     def sample(self, batch: Tensor) -> dict[str, VideoMedia | ImageMedia]:  # type: ignore[override]
-        points = torch.sigmoid(self.ema.model(self.noise(batch.shape[0])))  # (B, 2) in (0, 1)
+        points = torch.sigmoid(
+            self.ema.model(self.noise(batch.shape[0], self.latent_dim))
+        )  # (B, 2) in (0, 1)
         # Frame t of clip i is flat grey (40 (t + 1) + 10 i): distinct frames, so no encoder merges them.
         level = 40 * torch.arange(1, FRAMES + 1)[None, :] + 10 * torch.arange(CLIPS)[:, None]  # (N, T)
         frames = level[:, :, None, None, None].expand(CLIPS, FRAMES, 1, FRAME_H, FRAME_W).to(torch.uint8)
@@ -56,7 +58,7 @@ class MediaRingGAN(RingGAN):
         }
 
     def validation_step(self, batch: Tensor, batch_idx: int) -> None:
-        fake = self.ema.model(self.noise(batch.shape[0]))
+        fake = self.ema.model(self.noise(batch.shape[0], self.latent_dim))
         mse = torch.cdist(fake, ring_modes(fake.device)).min(dim=1).values.pow(2).mean()
         psnr = 10 * torch.log10(RING_PEAK**2 / mse)
         self.log_dict({"val/mse": mse, "val/psnr": psnr}, batch_size=batch.shape[0])

@@ -104,7 +104,13 @@ def test_two_stage_generator_emits_an_image_per_stage() -> None:
     )
     batch = collate_layouts(single_object_items(2, 32, seed=2), max_objects=1)
     text = model.encode(batch["caption"])
-    images = model.generator(model.noise(2), text, batch["labels"], batch["masks"], batch["object_mask"])
+    images = model.generator(
+        model.noise(2, model.generator.latent_dim),
+        text,
+        batch["labels"],
+        batch["masks"],
+        batch["object_mask"],
+    )
     assert [tuple(x.shape) for x in images] == [(2, 3, 16, 16), (2, 3, 32, 32)]
     assert len(model.discriminator.patch) == 2
     loss, logs = model.discriminator_loss(batch)

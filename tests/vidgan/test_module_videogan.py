@@ -59,7 +59,7 @@ def test_discriminator_loss_is_hinge_on_both_discriminators_with_context():
     torch.manual_seed(2)
     loss, logs = module.discriminator_loss((context, target))
     torch.manual_seed(2)
-    pred = reference.generator(context, reference.noise(4))
+    pred = reference.generator(context, reference.noise(4, reference.hparams.latent_dim))
     idx = reference.frame_indices(4, 5)
     real, fake = torch.cat([context, target], 1), torch.cat([context, pred], 1)
     spatial, temporal = reference.discriminator.spatial, reference.discriminator.temporal

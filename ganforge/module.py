@@ -70,6 +70,21 @@ def standard_normal(
     return torch.randn(*shape, generator=rng, device=rng.device).to(device)
 
 
+def check_data_settings(settings: Mapping[str, Any], datamodule: Any) -> None:
+    """Raise one ValueError naming each of a model's data `settings` ({attribute: value}) that
+    `datamodule` holds with another value. Settings the data module has no attribute for are not
+    checked, so any data module may be given, or None (no data module: nothing to check)."""
+    absent = object()
+    held = {name: getattr(datamodule, name, absent) for name in settings}
+    differ = [
+        f"model {name}={value!r} but data {name}={held[name]!r}"
+        for name, value in settings.items()
+        if held[name] is not absent and held[name] != value
+    ]
+    if differ:
+        raise ValueError(f"{'; '.join(differ)}: set both to the same value")
+
+
 class GANModule(pl.LightningModule):
     """Lightning core with manual optimisation, TTUR Adam, EMA of G and a non-finite guard.
 
@@ -159,6 +174,15 @@ class GANModule(pl.LightningModule):
     def sample(self, batch: Any) -> Any:
         """Media for logging, made with the EMA generator `self.ema.model`."""
         raise NotImplementedError
+
+    def data_settings(self) -> dict[str, Any]:
+        """What this model assumes of its data, by the data module's attribute name (e.g. {"image_size":
+        64}); `setup` checks them against the trainer's data module (a subclass's own `setup`
+        calls super). GANModule declares none."""
+        return {}
+
+    def setup(self, stage: str) -> None:
+        check_data_settings(self.data_settings(), self.trainer.datamodule)
 
     def noise(self, *shape: int, rng: torch.Generator | None = None) -> Tensor:
         """Latents of `shape` (e.g. (B, latent_dim)) from N(0, 1) on this module's device: from the

@@ -231,21 +231,9 @@ class ImageGAN(GANModule):
         self.class_names = [PAD_LABEL_NAME, *class_names]
         self.lambda_object = lambda_object
 
-    def setup(self, stage: str) -> None:
-        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
-        if datamodule is None or not hasattr(datamodule, "dataset"):
-            return
-        names = datamodule.dataset("train" if stage == "fit" else "val").category_names
-        if list(names) != self.class_names:
-            raise ValueError(
-                f"image stage: class_names={self.class_names[1:]} but the data's categories are "
-                f"{list(names[1:])}"
-            )
-        if getattr(datamodule, "image_size", self.generator.image_size) != self.generator.image_size:
-            raise ValueError(
-                f"image stage: image_size={self.generator.image_size} but the data's image_size is "
-                f"{datamodule.image_size}; set both to the same value"
-            )
+    def data_settings(self) -> dict[str, Any]:
+        """The data's categories (without the padding class) and image side, checked in `setup`."""
+        return {"class_names": self.class_names[1:], "image_size": self.generator.image_size}
 
     # ------------------------------------------------------------------ pieces
     def train(self, mode: bool = True) -> ImageGAN:

@@ -171,22 +171,9 @@ class LayoutGAN(GANModule):
         self.eval_metrics = LayoutAccuracy()
 
     # ------------------------------------------------------------------ data checks
-    def setup(self, stage: str) -> None:
-        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
-        if datamodule is None or not hasattr(datamodule, "dataset"):
-            return
-        split = "train" if stage == "fit" else ("test" if stage == "test" else "val")
-        names = datamodule.dataset(split).category_names
-        if list(names) != self.class_names:
-            raise ValueError(
-                f"LayoutGAN: class_names={self.class_names[1:]} but the data's categories are "
-                f"{list(names[1:])}"
-            )
-        if getattr(datamodule, "max_objects", self.hparams.max_objects) != self.hparams.max_objects:
-            raise ValueError(
-                f"LayoutGAN: max_objects={self.hparams.max_objects} but the data pads to "
-                f"max_objects={datamodule.max_objects}; set both to the same value"
-            )
+    def data_settings(self) -> dict[str, Any]:
+        """The data's categories (without the padding class) and objects per layout, checked in `setup`."""
+        return {"class_names": self.class_names[1:], "max_objects": self.hparams.max_objects}
 
     # ------------------------------------------------------------------ shared pieces
     def batch_size(self, batch: dict[str, Any]) -> int:

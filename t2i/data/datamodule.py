@@ -12,6 +12,8 @@ from ganforge.resumable import training_loader
 from t2i.data.coco import CocoLayoutDataset, check_coco_splits, collate_layouts
 from t2i.data.shapes import ShapesSpec, render_shapes
 
+STAGE_SPLITS = {"fit": "train", "validate": "val", "test": "test", "predict": "test"}
+
 
 class CocoLayoutDataModule(pl.LightningDataModule):
     """Train / val / test loaders of `CocoLayoutDataset` items collated by `collate_layouts`.
@@ -72,6 +74,15 @@ class CocoLayoutDataModule(pl.LightningDataModule):
 
     def _instances(self, split: str) -> Path:
         return self.data_dir / "annotations" / f"instances_{split}.json"
+
+    def setup(self, stage: str) -> None:
+        """Read the dataset `stage` runs on ("fit": train), which `class_names` then comes from."""
+        self.dataset(STAGE_SPLITS[stage])
+
+    @property
+    def class_names(self) -> list[str]:
+        """Category names in id order, without the padding class, of the first split read (else train)."""
+        return list(self.dataset(next(iter(self.datasets), "train")).category_names[1:])
 
     def dataset(self, stage: str) -> CocoLayoutDataset:
         """The dataset of "train", "val" or "test", read on first use."""

@@ -1,6 +1,7 @@
 """GANModule schedule, non-finite guard, gradient clipping and checkpoint header, on the ring GAN."""
 
 import math
+from types import SimpleNamespace
 
 import pytest
 import pytorch_lightning as pl
@@ -13,6 +14,7 @@ from ganforge import NonFiniteLossError
 from ganforge.checkpoint import AtomicCheckpointIO, load_checkpoint
 from ganforge.examples.ring import RingBatches, RingGAN
 from ganforge.losses import hinge_d, r1_penalty
+from ganforge.module import check_data_settings
 
 
 def fit(model: pl.LightningModule, batches: int, **trainer_kwargs) -> pl.Trainer:
@@ -242,3 +244,37 @@ def test_r1_in_adversarial_d_loss_reuses_the_real_logits():
     expected_r1 = r1_penalty(model.critic(real_in), real_in)
     assert_close(logs["r1"], expected_r1.detach())
     assert_close(loss, hinge_d(model.critic(real), model.critic(fake)) + 0.5 * 2.0 * expected_r1)
+
+
+def test_check_data_settings_names_the_model_and_the_data_field():
+    data = SimpleNamespace(image_size=64, class_names=["circle", "square"])
+    check_data_settings({"image_size": 64, "class_names": ["circle", "square"], "max_objects": 3}, data)
+    check_data_settings({"image_size": 32}, None)  # no data module: nothing to check
+    with pytest.raises(ValueError) as info:
+        check_data_settings({"image_size": 32, "class_names": ["circle"]}, data)
+    assert str(info.value) == (
+        "model image_size=32 but data image_size=64; model class_names=['circle'] but data "
+        "class_names=['circle', 'square']: set both to the same value"
+    )
+
+
+class SizedRing(RingGAN):
+    def data_settings(self) -> dict:
+        return {"image_size": 8}
+
+
+class RingData(pl.LightningDataModule):
+    image_size = 16
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(RingBatches(8, 2, seed=0), batch_size=None)
+
+
+def test_a_fit_stops_before_training_when_the_data_disagrees_with_the_model(tmp_path):
+    trainer = pl.Trainer(
+        accelerator="cpu", max_steps=1, logger=False, enable_checkpointing=False,
+        enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path,
+    )  # fmt: skip
+    with pytest.raises(ValueError, match="model image_size=8 but data image_size=16"):
+        trainer.fit(SizedRing(hidden=8), datamodule=RingData())
+    assert trainer.global_step == 0

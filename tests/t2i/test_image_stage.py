@@ -46,10 +46,14 @@ def test_fit_writes_a_checkpoint_textoimage_loads(tmp_path: Path) -> None:
     assert out.images.shape == (1, 2, 3, 32, 32)
 
 
-def test_fit_refuses_class_names_that_differ_from_the_data(tmp_path: Path, capsys) -> None:
+def test_fit_refuses_class_names_or_image_size_that_differ_from_the_data(tmp_path: Path, capsys) -> None:
     args = ["fit", "--config", str(CONFIG), *tiny_overrides(tmp_path), "--model.init_args.class_names=[a,b]"]
     assert main(args) == 1
-    assert "class_names=['a', 'b'] but the data's categories are" in capsys.readouterr().err
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("t2i: error: model class_names=['a', 'b'] but data class_names=['circle', ")
+    size = "--data.init_args.image_size=64"
+    assert main(["fit", "--config", str(CONFIG), *tiny_overrides(tmp_path), size]) == 1
+    assert "model image_size=32 but data image_size=64: set both" in capsys.readouterr().err
 
 
 def test_sample_media_carry_captions_and_boxes() -> None:

@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ganforge.losses import masked_d_loss, masked_g_loss
 from ganforge.media import ImageMedia, LabeledBox
 from ganforge.module import GANModule
 from ganforge.options import GANOptions
@@ -70,37 +71,6 @@ def conditional_d_loss(
     negatives = torch.cat([fake.flatten(), mismatched.flatten()])
     negatives_present = torch.cat([present.expand_as(fake).flatten(), wrong.expand_as(mismatched).flatten()])
     return masked_d_loss(d_loss, real, present, negatives, negatives_present)
-
-
-def masked_d_loss(
-    d_loss: Callable[[Tensor, Tensor], Tensor],
-    real: Tensor,
-    real_mask: Tensor,
-    fake: Tensor,
-    fake_mask: Tensor,
-) -> Tensor:
-    """`d_loss(real[real_mask], fake[fake_mask])` on fixed shapes: no boolean selection, so no host sync.
-
-    Logits of any shape with bool masks of the same shape. Every D loss of `ganforge.losses` is a
-    real term plus a fake term, each a mean over its logits: L(r, f) = mean a(r) + mean b(f). Per
-    logit L(r_i, 0) = a(r_i) + b(0) and L(0, f_j) = a(0) + b(f_j), so the masked means of these
-    minus L(0, 0) are L of the selection. 0 when `real_mask` selects nothing.
-    """
-    zero = real.new_zeros(())
-    real_terms = torch.vmap(lambda r: d_loss(r, zero))(real.flatten())
-    fake_terms = torch.vmap(lambda f: d_loss(zero, f))(fake.flatten())
-    loss = masked_mean(real_terms, real_mask.flatten()) + masked_mean(fake_terms, fake_mask.flatten())
-    return (loss - d_loss(zero, zero)) * real_mask.any()
-
-
-def masked_g_loss(g_loss: Callable[[Tensor], Tensor], fake: Tensor, mask: Tensor) -> Tensor:
-    """`g_loss(fake[mask])` on fixed shapes (logits, bool mask of one shape); 0 when `mask` selects none."""
-    return masked_mean(torch.vmap(g_loss)(fake.flatten()), mask.flatten())
-
-
-def masked_mean(values: Tensor, mask: Tensor) -> Tensor:
-    """Mean of values (M,) where mask (M,) is True; 0 when none is (values elsewhere may be anything)."""
-    return torch.where(mask, values, 0.0).sum() / mask.sum().clamp_min(1)
 
 
 def patch_logits(critic: nn.Module, images: Tensor, sentence: Tensor) -> Tensor:

@@ -85,3 +85,48 @@ def test_gradient_penalty_is_zero_for_unit_slope_critic():
     x = torch.randn(4, 3).requires_grad_(True)
     logits = x @ torch.tensor([0.6, 0.8, 0.0])  # |grad| = 1 everywhere
     assert_close(losses.gradient_penalty(logits, x), torch.tensor(0.0))
+
+
+MASK = torch.tensor([True, False, True, True, False, True])
+
+
+@pytest.mark.parametrize("name", sorted(losses.LOSS_PAIRS))
+def test_masked_losses_equal_the_selection_and_its_gradients(name: str) -> None:
+    d_loss, g_loss = losses.loss_pair(name)
+    gen = torch.Generator().manual_seed(0)
+    real, fake = (torch.randn(6, generator=gen).requires_grad_(True) for _ in range(2))
+    fake_mask = torch.tensor([True, True, False, True, False, False])
+    masked = losses.masked_d_loss(d_loss, real, MASK, fake, fake_mask) + losses.masked_g_loss(
+        g_loss, fake, MASK
+    )
+    masked_grads = torch.autograd.grad(masked, (real, fake))
+    selected = d_loss(real[MASK], fake[fake_mask]) + g_loss(fake[MASK])
+    assert_close(masked, selected)
+    for got, want in zip(masked_grads, torch.autograd.grad(selected, (real, fake))):
+        assert_close(got, want)
+    none = torch.zeros(6, dtype=torch.bool)
+    assert (
+        losses.masked_d_loss(d_loss, real, none, fake, none) == 0
+        and losses.masked_g_loss(g_loss, fake, none) == 0
+    )
+
+
+def test_masked_penalties_equal_the_selected_rows_and_their_gradients() -> None:
+    gen = torch.Generator().manual_seed(1)
+    weight = torch.randn(5, generator=gen).requires_grad_(True)
+
+    def critic(x: torch.Tensor) -> torch.Tensor:  # row-wise, with a parameter to differentiate
+        return torch.tanh(x @ weight).pow(2)
+
+    x = torch.randn(6, 5, generator=gen)
+    masked_in, selected_in = x.clone().requires_grad_(True), x[MASK].clone().requires_grad_(True)
+    for penalty in (losses.r1_penalty, losses.gradient_penalty):
+        masked = penalty(critic(masked_in), masked_in, MASK)
+        selected = penalty(critic(selected_in), selected_in)
+        assert_close(masked, selected)
+        (masked_grad,) = torch.autograd.grad(masked, weight)
+        assert_close(masked_grad, torch.autograd.grad(selected, weight)[0])
+        assert_close(
+            penalty(critic(masked_in), masked_in, torch.ones(6, dtype=torch.bool)),
+            penalty(critic(masked_in), masked_in),
+        )

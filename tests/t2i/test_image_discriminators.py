@@ -7,9 +7,9 @@ import torch
 import torch.nn.functional as F
 from torch.testing import assert_close
 
-from ganforge.losses import hinge_d, loss_pair
+from ganforge.losses import hinge_d, loss_pair, masked_g_loss
 from t2i.image.discriminators import ObjectDiscriminator, PatchDiscriminator, crop_objects
-from t2i.image_stage import conditional_d_loss, masked_g_loss, mismatched_captions
+from t2i.image_stage import conditional_d_loss, mismatched_captions
 from t2i.layout.shapes import box_indicator
 from t2i.text import TextFeatures
 

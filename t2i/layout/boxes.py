@@ -21,11 +21,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ganforge.losses import masked_mean
 from t2i.layout.mixture import PARAMS_PER_COMPONENT, BivariateMixture
 from t2i.text import TextFeatures
 
 END = 0
 MIN_SIDE = 0.01  # sampled sides are clamped to at least 1% of the image so every box has area
+PAD_BOX = (0.25, 0.25, 0.5, 0.5)  # the (x, y, w, h) a padded slot's NLL is taken at, then weighed 0
 
 
 @dataclass
@@ -189,15 +191,21 @@ class BoxGenerator(nn.Module):
             raise ValueError(f"BoxGenerator: {n} object slots > max_objects={self.max_objects}")
         states = self.decode(text, self.memory(text), labels, boxes, 2 * n)  # (B, 2N, hidden)
         class_states, box_states = states[:, 0::2], states[:, 1::2]  # (B, N, hidden) each
+        # Every slot is scored and the means count the real ones (`masked_mean`): selecting them
+        # would make the host read their number.
         # Class targets: the objects, then the end token once (a full row of N objects stops by length).
         counts = object_mask.sum(1)
         class_valid = torch.arange(n, device=labels.device)[None] <= counts[:, None]
         class_targets = labels.masked_fill(~object_mask, END)
-        class_nll = F.cross_entropy(self.class_head(class_states)[class_valid], class_targets[class_valid])
-        centres, sizes = to_centre_size(boxes)
-        real_states, real_centres = box_states[object_mask], centres[object_mask]
-        centre_nll = self.centre_mixture(real_states).nll(real_centres).mean()
-        size_nll = self.size_mixture(real_states, real_centres).nll(sizes[object_mask]).mean()
+        logits = self.class_head(class_states)
+        class_terms = F.cross_entropy(logits.flatten(0, 1), class_targets.flatten(), reduction="none")
+        class_nll = masked_mean(class_terms, class_valid.flatten())
+        # Padded boxes become a valid dummy, so their (unused) NLLs and gradients stay finite.
+        safe = torch.where(object_mask[..., None], boxes, boxes.new_tensor(PAD_BOX))
+        centres, sizes = to_centre_size(safe)
+        real = object_mask.flatten()
+        centre_nll = masked_mean(self.centre_mixture(box_states).nll(centres).flatten(), real)
+        size_nll = masked_mean(self.size_mixture(box_states, centres).nll(sizes).flatten(), real)
         return BoxLosses(class_nll, centre_nll, size_nll)
 
     # ------------------------------------------------------------------ sampling

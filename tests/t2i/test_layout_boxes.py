@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from t2i.layout import Box, BoxGenerator, boxes_from_tensors, sort_largest_first
-from t2i.layout.boxes import END
+from t2i.layout.boxes import END, to_centre_size
 from t2i.layout.generator import TextTowerShape, build_text_encoder
 from t2i.text import TextEncoder, TextFeatures
 
@@ -96,6 +97,52 @@ def test_loss_ignores_padded_slots_and_is_causal(text: TextEncoder, rng: torch.G
             torch.zeros(3, 6, 4),
             torch.zeros(3, 6, dtype=torch.bool),
         )
+
+
+def selected_losses(
+    net: BoxGenerator,
+    features: TextFeatures,
+    labels: torch.Tensor,
+    boxes: torch.Tensor,
+    object_mask: torch.Tensor,
+) -> torch.Tensor:
+    """The box NLLs (3,) taken on the real objects by boolean selection: what the masked loss must equal."""
+    n = labels.shape[1]
+    states = net.decode(features, net.memory(features), labels, boxes, 2 * n)
+    class_states, box_states = states[:, 0::2], states[:, 1::2]
+    class_valid = torch.arange(n)[None] <= object_mask.sum(1)[:, None]
+    targets = labels.masked_fill(~object_mask, END)
+    class_nll = F.cross_entropy(net.class_head(class_states)[class_valid], targets[class_valid])
+    centres, sizes = to_centre_size(boxes)
+    real_states, real_centres = box_states[object_mask], centres[object_mask]
+    centre_nll = net.centre_mixture(real_states).nll(real_centres).mean()
+    size_nll = net.size_mixture(real_states, real_centres).nll(sizes[object_mask]).mean()
+    return torch.stack([class_nll, centre_nll, size_nll])
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_masked_loss_equals_the_selected_objects_and_their_gradients(text: TextEncoder, seed: int) -> None:
+    gen = torch.Generator().manual_seed(seed)
+    net = _generator(text)
+    features = text.encode(CAPTIONS * 2)
+    counts = torch.randint(0, 5, (6,), generator=gen)
+    counts[0] = 4  # a full row, which ends by length
+    object_mask = torch.arange(4)[None] < counts[:, None]
+    labels = torch.randint(1, 5, (6, 4), generator=gen) * object_mask
+    boxes = torch.rand(6, 4, 4, generator=gen) * 0.5 * object_mask[..., None]
+    params = [p for p in net.parameters() if p.requires_grad]
+    loss = net.loss(features, labels, boxes, object_mask)
+    masked = torch.stack([loss.class_nll, loss.centre_nll, loss.size_nll])
+    selected = selected_losses(net, features, labels, boxes, object_mask)
+    torch.testing.assert_close(masked, selected)
+    weights = torch.tensor([1.0, 0.7, 0.3])
+    got = torch.autograd.grad((masked * weights).sum(), params, allow_unused=True)
+    want = torch.autograd.grad((selected * weights).sum(), params, allow_unused=True)
+    for g, w in zip(got, want):
+        assert (g is None) == (w is None)
+        if g is not None:
+            assert torch.isfinite(g).all()
+            torch.testing.assert_close(g, w)
 
 
 def test_sentence_only_mode_never_reads_token_features(text: TextEncoder, rng: torch.Generator) -> None:

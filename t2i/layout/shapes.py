@@ -18,17 +18,25 @@ from einops import rearrange
 from torch import Tensor, nn
 from torchvision.ops import roi_align
 
+from ganforge.losses import masked_mean
+
 MIN_BOX_SIDE = 1e-3  # guards the 1 / w of the paste transform
 BCE_EPS = 1e-6  # keeps log(p) finite for saturated masks
 
 
-def mask_bce(pred: Tensor, target: Tensor) -> Tensor:
+def mask_bce(pred: Tensor, target: Tensor, mask: Tensor | None = None) -> Tensor:
     """Mean binary cross-entropy of mask probabilities `pred` against `target` (same shape), in fp32.
 
-    Written out because `F.binary_cross_entropy` refuses to run under CUDA autocast (bf16-mixed).
+    With `mask` (bool, the leading dims of `pred`, e.g. (B, N) for masks (B, N, M, M)) only the
+    masks where it is True count: `mask_bce(pred[mask], target[mask])` without the selection (0
+    when none is). Written out because `F.binary_cross_entropy` refuses to run under CUDA autocast
+    (bf16-mixed).
     """
     p, t = pred.float().clamp(BCE_EPS, 1 - BCE_EPS), target.float()
-    return -(t * p.log() + (1 - t) * (1 - p).log()).mean()
+    bce = -(t * p.log() + (1 - t) * (1 - p).log())
+    if mask is None:
+        return bce.mean()
+    return masked_mean(bce.flatten(mask.dim()).mean(-1).flatten(), mask.flatten())
 
 
 def box_indicator(boxes: Tensor, height: int, width: int) -> Tensor:
@@ -164,9 +172,8 @@ class ShapeGenerator(nn.Module):
         keys_pad = ~object_mask
         keys_pad[:, 0] = keys_pad[:, 0] & object_mask.any(1)
         context = self.context(tokens, src_key_padding_mask=keys_pad)  # (B, N, hidden)
-        real = context[object_mask]  # (K, hidden) only real objects are decoded
-        grid = self.to_grid(real).view(-1, self.channels, 4, 4)
-        logits = self.up(grid)[:, 0]  # (K, M, M)
-        masks = logits.new_zeros(*labels.shape, self.mask_size, self.mask_size)
-        masks[object_mask] = torch.sigmoid(logits)
-        return masks
+        # Every slot is decoded (each on its own: GroupNorm has no batch statistics) and the padded
+        # ones are zeroed; selecting the real ones would make the host read their number.
+        grid = self.to_grid(context).view(-1, self.channels, 4, 4)
+        logits = self.up(grid).view(*labels.shape, self.mask_size, self.mask_size)
+        return torch.where(object_mask[..., None, None], torch.sigmoid(logits), 0.0)

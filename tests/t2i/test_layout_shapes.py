@@ -91,3 +91,37 @@ def test_mask_bce_matches_torch_and_survives_saturated_masks(rng: torch.Generato
     torch.testing.assert_close(mask_bce(pred, target), torch.nn.functional.binary_cross_entropy(pred, target))
     saturated = mask_bce(torch.tensor([0.0, 1.0]), torch.tensor([1.0, 0.0]))
     assert torch.isfinite(saturated) and saturated > 10
+
+
+def test_shape_generator_decodes_every_slot_as_the_selected_objects(rng: torch.Generator) -> None:
+    torch.manual_seed(0)
+    net = ShapeGenerator(num_classes=5, sentence_dim=8, hidden=32, noise_dim=4, mask_size=8, channels=16)
+    object_mask = torch.tensor([[True, True, False, False], [True, False, False, False], [False] * 4])
+    labels = torch.randint(1, 5, (3, 4), generator=rng) * object_mask
+    boxes, sentence = _random_boxes(rng, 3, 4), torch.randn(3, 8, generator=rng)
+    noise = torch.randn(3, 4, 4, generator=rng)
+    contexts: list[torch.Tensor] = []
+    net.context.register_forward_hook(lambda module, args, out: contexts.append(out))
+    masks = net(labels, boxes, object_mask, sentence, noise)
+    # The selection-based decoding: only the real objects' context vectors go through the mask head.
+    real = contexts[0][object_mask]
+    selected = torch.sigmoid(net.up(net.to_grid(real).view(-1, net.channels, 4, 4))[:, 0])
+    torch.testing.assert_close(masks[object_mask], selected)
+    assert (masks[~object_mask] == 0).all()
+    weights = torch.rand_like(selected)
+    params = list(net.parameters())
+    got = torch.autograd.grad((masks[object_mask] * weights).sum(), params, retain_graph=True)
+    want = torch.autograd.grad((selected * weights).sum(), params)
+    for g, w in zip(got, want):
+        torch.testing.assert_close(g, w)
+
+
+def test_masked_mask_bce_equals_the_selected_masks(rng: torch.Generator) -> None:
+    pred = torch.rand(3, 4, 8, 8, generator=rng).requires_grad_(True)
+    target = (torch.rand(3, 4, 8, 8, generator=rng) > 0.5).float()
+    mask = torch.tensor([[True, False, True, False], [False] * 4, [True] * 4])
+    masked, selected = mask_bce(pred, target, mask), mask_bce(pred[mask], target[mask])
+    torch.testing.assert_close(masked, selected)
+    (got,) = torch.autograd.grad(masked, pred)
+    torch.testing.assert_close(got, torch.autograd.grad(selected, pred)[0])
+    assert mask_bce(pred, target, mask & False) == 0

@@ -25,7 +25,6 @@ from contextlib import ExitStack, contextmanager, nullcontext
 from typing import Any
 
 import torch
-import torch.distributed as dist
 from pytorch_lightning.overrides.distributed import (
     _register_ddp_comm_hook,
     _sync_module_states,
@@ -33,7 +32,7 @@ from pytorch_lightning.overrides.distributed import (
 )
 from pytorch_lightning.strategies import DDPStrategy, StrategyRegistry
 from pytorch_lightning.utilities.exceptions import _augment_message
-from torch import Tensor, nn
+from torch import Tensor
 from torch.nn.parallel import DistributedDataParallel
 
 GAN_DDP_STRATEGY = "gan_ddp"
@@ -127,15 +126,6 @@ class GANDDPStrategy(DDPStrategy):
     def teardown(self) -> None:
         self.networks = {}  # the reducers' gradient hooks go with them
         super().teardown()
-
-
-def average_gradients(net: nn.Module) -> None:
-    """Average the gradients `net` holds across ranks in place (for gradients DDP did not reduce)."""
-    world = dist.get_world_size()
-    for p in net.parameters():
-        if p.grad is not None:
-            dist.all_reduce(p.grad)
-            p.grad.div_(world)
 
 
 StrategyRegistry.register(

@@ -50,9 +50,8 @@ from pytorch_lightning.strategies import ParallelStrategy
 from pytorch_lightning.utilities import rank_zero_warn
 from torch import Tensor, nn
 
-from ganforge import __version__
 from ganforge.acceleration import compile_calls, use_channels_last
-from ganforge.checkpoint import FORMAT_VERSION, HEADER_KEY
+from ganforge.checkpoint import read_header, stamp_header
 from ganforge.ema import EMA
 from ganforge.errors import NonFiniteLossError
 from ganforge.losses import gradient_penalty, interpolate, loss_pair, r1_penalty
@@ -468,24 +467,23 @@ class GANModule(pl.LightningModule):
             "generators": {name: gen.get_state() for name, gen in self._own_generators()},
         }
         ranks = all_ranks(own)
-        checkpoint[HEADER_KEY] = {
-            "format_version": FORMAT_VERSION,
-            "family": self.family,
-            "ganforge_version": __version__,
-            "batches_seen": self.batches_seen,
-            "g_step": self.g_step,
-            "nonfinite_steps": self.nonfinite_steps,
+        stamp_header(
+            checkpoint,
+            self.family,
+            batches_seen=self.batches_seen,
+            g_step=self.g_step,
+            nonfinite_steps=self.nonfinite_steps,
             # Each rank's own RNG states, as lists indexed by rank (see on_train_start).
-            "rng_states": [states["global"] for states in ranks],
-            "generators": [states["generators"] for states in ranks],
-        }
+            rng_states=[states["global"] for states in ranks],
+            generators=[states["generators"] for states in ranks],
+        )
 
     def _own_generators(self) -> list[tuple[str, torch.Generator]]:
         """The module's own `torch.Generator` attributes (e.g. vidgan's `frame_rng`), by name."""
         return sorted((k, v) for k, v in vars(self).items() if isinstance(v, torch.Generator))
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        header = checkpoint.get(HEADER_KEY, {})
+        header = read_header(checkpoint)
         self.batches_seen = int(header.get("batches_seen", 0))
         self.g_step = int(header.get("g_step", 0))
         self.nonfinite_steps = int(header.get("nonfinite_steps", 0))

@@ -54,7 +54,14 @@ from ganforge.acceleration import compile_calls, use_channels_last
 from ganforge.checkpoint import read_header, stamp_header
 from ganforge.ema import EMA
 from ganforge.errors import NonFiniteLossError
-from ganforge.losses import gradient_penalty, interpolate, loss_pair, r1_penalty
+from ganforge.losses import (
+    gradient_penalty,
+    interpolate,
+    loss_pair,
+    masked_d_loss,
+    r1_penalty,
+    sample_mean,
+)
 from ganforge.options import GANOptions
 from ganforge.rng import all_ranks, restore_rng_states, rng_states, seed_rank
 
@@ -194,18 +201,28 @@ class GANModule(pl.LightningModule):
         critic: Callable[[Tensor], Tensor],
         real: Tensor,
         fake: Tensor,
+        mask: Tensor | None = None,
     ) -> tuple[Tensor, dict[str, Tensor]]:
         """D loss of `critic` on real and (detached) fake inputs of shape (B, ...), with `d_penalties`.
 
+        `mask` (B,) bool, when given, keeps only its True rows in the loss, the logs and the
+        penalties (e.g. the real objects among padded slots), as selecting them would, without the
+        selection's host sync (`ganforge.losses.masked_d_loss`); the critic then gives logits (B,).
         Returns the loss and `d_real`/`d_fake` logit means (plus the penalties' logs).
         """
         fake = fake.detach()
         if self.r1_weight > 0:  # R1 differentiates these same real logits: no second forward
             real = real.detach().requires_grad_(True)
         real_logits, fake_logits = critic(real), critic(fake)
-        loss = self.d_adversarial(real_logits, fake_logits)
-        logs = {"d_real": real_logits.detach().mean(), "d_fake": fake_logits.detach().mean()}
-        penalty, penalty_logs = self.d_penalties(critic, real, fake, real_logits)
+        if mask is None:
+            loss = self.d_adversarial(real_logits, fake_logits)
+        else:
+            loss = masked_d_loss(self.d_adversarial, real_logits, mask, fake_logits, mask)
+        logs = {
+            "d_real": sample_mean(real_logits.detach(), mask),
+            "d_fake": sample_mean(fake_logits.detach(), mask),
+        }
+        penalty, penalty_logs = self.d_penalties(critic, real, fake, real_logits, mask)
         return loss + penalty, logs | penalty_logs
 
     def d_penalties(
@@ -214,6 +231,7 @@ class GANModule(pl.LightningModule):
         real: Tensor,
         fake: Tensor,
         real_logits: Tensor | None = None,
+        mask: Tensor | None = None,
     ) -> tuple[Tensor, dict[str, Tensor]]:
         """The weighted R1 (on `real`) and WGAN gradient penalty (at random interpolates) of `critic`.
 
@@ -222,7 +240,8 @@ class GANModule(pl.LightningModule):
         positive `gp_weight` or `r1_weight` whose penalty never ran in a D step is an error
         (`_d_step`), never a silent no-op. `critic` maps inputs (B, ...) to logits (B, ...).
         `real_logits`, when given, are `critic(real)` computed on a `real` that requires grad: R1 then
-        reuses them instead of running the critic on the real inputs again.
+        reuses them instead of running the critic on the real inputs again. `mask` (B,) bool, when
+        given, averages both penalties over its True rows only (`ganforge.losses.r1_penalty`).
         """
         self._penalties_ran = True
         loss, logs = torch.zeros((), device=real.device), {}
@@ -230,13 +249,13 @@ class GANModule(pl.LightningModule):
             if real_logits is None or not real.requires_grad:
                 real = real.detach().requires_grad_(True)
                 real_logits = critic(real)
-            r1 = r1_penalty(real_logits, real)
+            r1 = r1_penalty(real_logits, real, mask)
             loss = loss + 0.5 * self.r1_weight * r1
             logs["r1"] = r1.detach()
         if self.gp_weight > 0:
             alpha = torch.rand(real.shape[0], device=real.device)
             x_hat = interpolate(real.detach(), fake.detach(), alpha)
-            gp = gradient_penalty(critic(x_hat), x_hat)
+            gp = gradient_penalty(critic(x_hat), x_hat, mask)
             loss = loss + self.gp_weight * gp
             logs["gp"] = gp.detach()
         return loss, logs

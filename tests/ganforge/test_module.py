@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader
 from ganforge import NonFiniteLossError
 from ganforge.checkpoint import AtomicCheckpointIO, load_checkpoint
 from ganforge.examples.ring import RingBatches, RingGAN
-from ganforge.losses import hinge_d, r1_penalty
+from ganforge.losses import gradient_penalty, hinge_d, interpolate, r1_penalty
 from ganforge.module import check_data_settings
 
 
@@ -244,6 +244,33 @@ def test_r1_in_adversarial_d_loss_reuses_the_real_logits():
     expected_r1 = r1_penalty(model.critic(real_in), real_in)
     assert_close(logs["r1"], expected_r1.detach())
     assert_close(loss, hinge_d(model.critic(real), model.critic(fake)) + 0.5 * 2.0 * expected_r1)
+
+
+@pytest.mark.parametrize("loss", ["hinge", "ns", "wgan-gp"])
+def test_masked_adversarial_d_loss_equals_the_selected_rows(loss):
+    """A mask keeps only its rows in the loss, the logs, R1 and the gradient penalty (same interpolates)."""
+    torch.manual_seed(0)
+    model = RingGAN(hidden=16, pack=1, gan=RingGAN.gan_options(loss=loss, r1_weight=2.0, gp_weight=3.0))
+    real, fake = torch.randn(8, 2), torch.randn(8, 2)
+    mask = torch.tensor([True, False, True, True, False, False, True, False])
+    torch.manual_seed(1)
+    masked, logs = model.adversarial_d_loss(model.critic, real, fake, mask=mask)
+    torch.manual_seed(1)
+    alpha = torch.rand(8)[mask]  # the interpolation weights the masked call drew, of the kept rows
+    real_in = real[mask].clone().requires_grad_(True)
+    real_logits, fake_logits = model.critic(real_in), model.critic(fake[mask])
+    r1 = r1_penalty(real_logits, real_in)
+    x_hat = interpolate(real[mask], fake[mask], alpha)
+    gp = gradient_penalty(model.critic(x_hat), x_hat)
+    selected = model.d_adversarial(real_logits, fake_logits) + 0.5 * 2.0 * r1 + 3.0 * gp
+    assert_close(masked, selected)
+    assert_close(logs["r1"], r1.detach())
+    assert_close(logs["gp"], gp.detach())
+    assert_close(logs["d_real"], real_logits.detach().mean())
+    assert_close(logs["d_fake"], fake_logits.detach().mean())
+    params = list(model.discriminator.parameters())
+    for got, want in zip(torch.autograd.grad(masked, params), torch.autograd.grad(selected, params)):
+        assert_close(got, want)
 
 
 def test_check_data_settings_names_the_model_and_the_data_field():

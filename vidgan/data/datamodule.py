@@ -211,9 +211,10 @@ class VideoFolderDataModule(VideoDataModule):
     centred clips (logged). Split files are paths as given, or relative to `data_dir`.
 
     Each split root keeps a video index built by rank 0 only: `root/.vidgan_index.json`, or
-    `index_path` (e.g. outside a read-only dataset). When the splits are folders of their own,
-    `index_path` must hold `{split}`, filled in with train, val or test. `open_readers` files stay
-    open per worker (see VideoFolderDataset).
+    `index_path` (e.g. outside a read-only dataset). `{split}` in `index_path` is replaced by the
+    root's folder name (train, val, test; `data_dir`'s own name when the splits are lists or there
+    are no split folders); with split folders it is required. `open_readers` files stay open per
+    worker (see VideoFolderDataset).
     """
 
     def __init__(
@@ -278,7 +279,7 @@ class VideoFolderDataModule(VideoDataModule):
         return (*self._source("train")[:2], start)
 
     def _index_path(self, root: Path) -> Path | None:
-        """Where the index of split root `root` is kept: `index_path` with `{split}` filled in."""
+        """Where the index of split root `root` is kept: `index_path` with `{split}` -> root's name."""
         hp = self.hparams
         if hp.index_path is None:
             return None

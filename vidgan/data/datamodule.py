@@ -84,7 +84,8 @@ class VideoDataModule(pl.LightningDataModule):
         raise NotImplementedError
 
     def _training_order(self, dataset: Dataset) -> tuple[bool, bool]:
-        """(shuffle, fresh_each_epoch) of the training loader over `dataset` (see `training_loader`)."""
+        """(shuffle, fresh_each_epoch) of the training loader over `dataset` (see `training_loader`):
+        fixed items, shuffled every epoch."""
         return True, False
 
     def setup(self, stage: str) -> None:
@@ -197,8 +198,9 @@ class MovingMNISTDataModule(VideoDataModule):
         return MovingMNISTDataset(array, hp.context_frames, hp.future_frames)
 
     def _training_order(self, dataset: Dataset) -> tuple[bool, bool]:
-        generated = isinstance(dataset, MovingMNISTStream)  # every index is a new sequence: no shuffle
-        return not generated, generated
+        if isinstance(dataset, MovingMNISTStream):  # every index is a new sequence: no shuffle
+            return False, True
+        return super()._training_order(dataset)
 
 
 class VideoFolderDataModule(VideoDataModule):

@@ -8,6 +8,9 @@ schedule:
 - the `ShapeGenerator` adversarially on ground-truth boxes: an instance D per mask and a global D
   per layout (hinge loss by default), plus a mask reconstruction term (BCE against the ground
   truth cut into each box).
+No training step waits for the GPU: every object slot is scored (box NLLs, masks, instance D) and
+the losses weigh the padded slots 0 (`ganforge.losses.masked_mean` and its kin) instead of
+selecting the real objects, whose count the host would have to read.
 Validation (and `t2i test`) samples a layout per caption with the EMA generator and logs
 val/object_set_accuracy, val/relation_accuracy, val/size_accuracy, val/mask_iou (masks drawn on
 ground-truth boxes) and the val NLLs (`t2i.metrics.layout`); `test/...` likewise.
@@ -20,6 +23,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ganforge.losses import masked_g_loss
 from ganforge.media import ImageMedia
 from ganforge.module import GANModule
 from ganforge.options import GANOptions
@@ -239,10 +243,12 @@ class LayoutGAN(GANModule):
         with torch.no_grad():
             text = self._batch_text(batch)
             real, fake, layout = self._mask_pairs(self.generator, batch, text)
-        objects, labels = layout.object_mask, layout.labels[layout.object_mask]
-        d = self.discriminator
+        labels, d = layout.labels.flatten(), self.discriminator
         inst_loss, inst_logs = self.adversarial_d_loss(
-            lambda m: d.instance(m, labels), real[objects], fake[objects]
+            lambda m: d.instance(m, labels),
+            real.flatten(0, 1),
+            fake.flatten(0, 1),
+            mask=layout.object_mask.flatten(),
         )
         glob_loss, glob_logs = self.adversarial_d_loss(
             d.layout, self._layout_canvas(real, layout), self._layout_canvas(fake, layout)
@@ -258,9 +264,10 @@ class LayoutGAN(GANModule):
         box = self.box_losses(self.generator, batch, text)
         real, fake, layout = self._mask_pairs(self.generator, batch, text)
         objects = layout.object_mask
-        inst_adv = self.g_adversarial(self.discriminator.instance(fake[objects], layout.labels[objects]))
+        inst_logits = self.discriminator.instance(fake.flatten(0, 1), layout.labels.flatten())
+        inst_adv = masked_g_loss(self.g_adversarial, inst_logits, objects.flatten())
         glob_adv = self.g_adversarial(self.discriminator.layout(self._layout_canvas(fake, layout)))
-        recon = mask_bce(fake[objects], real[objects])
+        recon = mask_bce(fake, real, objects)
         hp = self.hparams
         loss = (
             box.total(hp.size_nll_weight)

@@ -1,4 +1,4 @@
-"""The training step keeps no host-device syncs on non-log steps: ring, vidgan, t2i image stage.
+"""The training step keeps no host-device syncs on non-log steps: ring, vidgan, t2i layout and image stages.
 
 `SyncRecorder` is a TorchDispatchMode that records the aten ops that make the host wait for a GPU:
 reading a value (`_local_scalar_dense`, behind `item()`, `bool()`, `int()`; `is_nonzero`), shapes
@@ -6,9 +6,6 @@ that depend on values (`nonzero`, `masked_select`, indexing with a boolean mask)
 CPU. On CPU nothing waits, but the same ops run, so a CPU fit finds the syncs a GPU fit would have.
 `RecordNonLogSteps` installs it around every training batch that is not a log step; with a GPU,
 those batches also run under `torch.cuda.set_sync_debug_mode("error")`.
-
-The t2i layout stage still selects its real objects with boolean masks: its test is an expected
-failure until that goes (issue 21).
 """
 
 from __future__ import annotations
@@ -163,17 +160,12 @@ def layout_loader(objects: int) -> DataLoader:
     return DataLoader(items, batch_size=2, collate_fn=lambda b: collate_layouts(b, max_objects=objects))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 21, still open for the layout stage: boolean-mask selection of the real objects in the "
-    "box NLLs (t2i/layout/boxes.py BoxGenerator.loss), the shape generator (t2i/layout/shapes.py) and the "
-    "instance-D / mask-reconstruction losses (t2i/layout_stage.py)",
-)
-def test_t2i_layout_steps_do_not_sync() -> None:
+@pytest.mark.parametrize("penalties", [{}, {"r1_weight": 1.0, "gp_weight": 1.0}])
+def test_t2i_layout_steps_do_not_sync(penalties: dict[str, float]) -> None:
     torch.manual_seed(0)
     model = LayoutGAN(
         CLASSES, max_objects=3, box_hidden=32, box_layers=1, box_heads=2, shape_hidden=32, mask_size=8,
-        layout_size=16, **TEXT,
+        layout_size=16, **TEXT, gan=LayoutGAN.gan_options(**penalties),
     )  # fmt: skip
     fit_without_syncs(model, layout_loader(3))
 

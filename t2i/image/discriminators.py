@@ -119,7 +119,7 @@ class PatchDiscriminator(nn.Module):
 class ObjectDiscriminator(nn.Module):
     """Object-wise D: ROI features of every object slot (B, N, C), class- and caption-projected logits (B, N).
 
-    Padding slots get finite logits too; the stage's losses weigh them 0 (`t2i.image_stage.masked_d_loss`).
+    Padding slots get finite logits too; the stage's losses weigh them 0 (`ganforge.losses.masked_d_loss`).
 
     Args:
         stem_width: channels of the patch D's stem features it reads.

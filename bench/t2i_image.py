@@ -1,4 +1,4 @@
-"""Shapes-scenes text-to-image quality under one CPU wall budget: the docs/results.md table of the t2i image stage.
+"""Shapes-scenes text-to-image quality under one CPU wall budget: the t2i image-stage table (docs/results.md).
 
 Runs the whole user path with the `t2i` command, each stage capped by its share of `--minutes`
 (`trainer.max_time`):

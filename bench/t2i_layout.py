@@ -1,4 +1,4 @@
-"""Layout-stage quality on shapes-scenes: the docs/results.md table, the text-pathway comparison, novel compositions.
+"""Layout-stage quality on shapes-scenes (docs/results.md): the table, text pathways, novel compositions.
 
     .venv/bin/python bench/t2i_layout.py --minutes 60          # the docs/results.md numbers (CPU budget)
     .venv/bin/python bench/t2i_layout.py --minutes 2 --train 400 --val 80 --data /tmp/shapes_small   # smoke

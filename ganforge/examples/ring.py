@@ -165,18 +165,18 @@ def train_ring(
     out.mkdir(parents=True, exist_ok=True)
     model = RingGAN(gan=RingGAN.gan_options(loss=loss, ema_start_step=int(0.8 * steps)))
     data = DataLoader(RingBatches(steps, batch_size, seed), batch_size=None)
-    trainer = pl.Trainer(
-        accelerator="cpu",
-        max_epochs=1,
-        max_steps=steps,  # generator steps: one per batch
-        logger=False,
-        enable_checkpointing=False,
-        enable_model_summary=False,
-        enable_progress_bar=progress,
-        callbacks=progress_callbacks(progress),
-        log_every_n_steps=100,
-    )
-    with quiet_lightning():
+    with quiet_lightning():  # the Trainer's start-up lines too
+        trainer = pl.Trainer(
+            accelerator="cpu",
+            max_epochs=1,
+            max_steps=steps,  # generator steps: one per batch
+            logger=False,
+            enable_checkpointing=False,
+            enable_model_summary=False,
+            enable_progress_bar=progress,
+            callbacks=progress_callbacks(progress),
+            log_every_n_steps=100,
+        )
         trainer.fit(model, data)
     fake = model.sample_points(2500, torch.Generator().manual_seed(seed)).cpu()
     metrics = {**ring_metrics(fake), "steps": steps, "seed": seed, "loss": loss}

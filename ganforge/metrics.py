@@ -8,7 +8,7 @@
 - `train_feature_net`: without those networks each family trains a small `FeatureNet` on real data
   (vidgan: real vs frame-shuffled clips; t2i: which objects an image holds) and reports the Fréchet
   distance in its feature space as `fd_local`. The loop is the same for both: Adam, binary
-  cross-entropy on the net's head, batches drawn with replacement from a seeded generator.
+  cross-entropy on the net's head, batches drawn with replacement from a seeded `torch.Generator`.
 - `save_feature_net` / `load_feature_net`: such nets as `ganforge.checkpoint` artefacts (header, config,
   weights; read with weights_only=True). Files written before the artefact format, a plain
   `{**config, "state_dict": ...}`, still load.
@@ -120,12 +120,12 @@ def train_feature_net(
     Args:
         build: makes the untrained net; it runs on the CPU with the RNG seeded by `seed` (the caller's
             RNG state is left as it was), so the initialisation does not depend on `device`.
-        sample: `sample(index (B,), generator) -> (inputs (B', ...), targets (B', K))`, one batch from
+        sample: `sample(index (B,), rng) -> (inputs (B', ...), targets (B', K))`, one batch from
             the real items at `index` (drawn with replacement); targets in {0, 1} match `net.logits`.
-            It may draw more randomness (negatives, augmentation) from the generator.
+            It may draw more randomness (negatives, augmentation) from `rng`.
         size: how many real items `index` draws from.
         steps, batch_size, lr: Adam steps, items per step, learning rate.
-        seed: seeds the initialisation and the generator `sample` gets.
+        seed: seeds the initialisation and the `rng` that `sample` gets.
         device: where the net trains; each batch is moved there.
         on_step: called with the step index after each step (progress bars).
 
@@ -138,7 +138,7 @@ def train_feature_net(
         raise ValueError("no real items to train the feature net on")
     if steps < 1:
         raise ValueError(f"feature net steps={steps} must be >= 1")
-    generator = torch.Generator().manual_seed(seed)
+    rng = torch.Generator().manual_seed(seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         net = build()
@@ -146,7 +146,7 @@ def train_feature_net(
     optimizer = torch.optim.Adam(net.parameters(), lr=lr)
     accuracies: deque[Tensor] = deque(maxlen=ACCURACY_WINDOW)
     for step in range(steps):
-        inputs, targets = sample(torch.randint(0, size, (batch_size,), generator=generator), generator)
+        inputs, targets = sample(torch.randint(0, size, (batch_size,), generator=rng), rng)
         inputs, targets = inputs.to(device), targets.to(device)
         logits = net.logits(inputs)
         loss = F.binary_cross_entropy_with_logits(logits, targets)

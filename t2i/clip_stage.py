@@ -130,8 +130,8 @@ class ContrastiveCLIP(pl.LightningModule):
                 f"instead of {self.hparams.r_precision_candidates}",
                 stacklevel=2,
             )
-        generator = torch.Generator().manual_seed(self.hparams.seed)
-        score = r_precision(image, text, num_candidates=candidates, generator=generator)
+        rng = torch.Generator().manual_seed(self.hparams.seed)
+        score = r_precision(image, text, num_candidates=candidates, rng=rng)
         self.log(f"{prefix}/r_precision", score, prog_bar=True, sync_dist=True)
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:

@@ -341,14 +341,12 @@ class ImageGAN(GANModule):
 
     # ------------------------------------------------------------------ sampling
     @torch.no_grad()
-    def sample(
-        self, batch: Mapping[str, Any], generator: torch.Generator | None = None
-    ) -> dict[str, ImageMedia]:
+    def sample(self, batch: Mapping[str, Any], rng: torch.Generator | None = None) -> dict[str, ImageMedia]:
         """{"samples": EMA-generator images for the batch's captions and ground-truth layouts, with boxes}."""
         cut = {k: v[:SAMPLE_IMAGES] if isinstance(v, (Tensor, list)) else v for k, v in batch.items()}
         text = self.encode(cut["caption"])
         masks = batch_masks(cut, self.generator.image_size)
-        z = self.noise(len(cut["caption"]), self.generator.latent_dim, rng=generator)
+        z = self.noise(len(cut["caption"]), self.generator.latent_dim, rng=rng)
         images = self.ema.model(z, text, cut["labels"], masks, cut["object_mask"])[-1]
         return {"samples": ImageMedia(images.float().cpu(), list(cut["caption"]), self.labeled_boxes(cut))}
 

@@ -309,19 +309,19 @@ class LayoutGAN(GANModule):
     def generate_layouts(
         self,
         captions: list[str],
-        generator: torch.Generator | None = None,
+        rng: torch.Generator | None = None,
         temperature: float | None = None,
     ) -> list[list[Box]]:
         """One layout per caption from the EMA generator: `Box`es with box-frame masks, largest first.
 
-        Draws use `generator` only (on this module's device); `temperature` defaults to the
+        Draws use `rng` only (on this module's device); `temperature` defaults to the
         configured one.
         """
         net = self.ema.model
         text = net.encode(captions)
         tau = self.hparams.temperature if temperature is None else temperature
-        layout = net.boxes.sample(text, tau, generator)
-        masks = net.masks(text, layout, net.noise(layout, generator))
+        layout = net.boxes.sample(text, tau, rng)
+        masks = net.masks(text, layout, net.noise(layout, rng))
         return [
             boxes_from_tensors(
                 layout.labels[b], layout.boxes[b], layout.object_mask[b], self.class_names, masks[b]
@@ -360,8 +360,8 @@ class LayoutGAN(GANModule):
         self.log_dict({f"{prefix}/{k}": v for k, v in nlls.items()}, batch_size=size, sync_dist=True)
         self.log(f"{prefix}/box_nll", box.total(), batch_size=size, sync_dist=True, prog_bar=True)
 
-        generator = self._generator_on_device(1 + batch_idx)
-        sampled = net.boxes.sample(text, self.hparams.temperature, generator)
+        rng = self._generator_on_device(1 + batch_idx)
+        sampled = net.boxes.sample(text, self.hparams.temperature, rng)
         scores = []
         for b in range(size):
             real = batch["object_mask"][b]
@@ -379,7 +379,7 @@ class LayoutGAN(GANModule):
             )
         # Masks on the ground-truth boxes, pasted at the data's mask resolution, against the truth.
         layout = self._true_layout(batch)
-        masks = net.masks(text, layout, net.noise(layout, generator))
+        masks = net.masks(text, layout, net.noise(layout, rng))
         height, width = batch["masks"].shape[-2:]
         pasted = paste_masks(masks, layout.boxes, height, width)
         ious = mask_iou(pasted[layout.object_mask], batch["masks"][layout.object_mask])

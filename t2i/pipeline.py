@@ -235,7 +235,7 @@ class TextToImage:
                 "this model has no layout stage; pass layouts=... or load it with layout_checkpoint=PATH"
             )
         else:
-            flat_layouts = self.layout.generate_layouts(flat_captions, generator=layout_rng)
+            flat_layouts = self.layout.generate_layouts(flat_captions, rng=layout_rng)
         z_rng = torch.Generator().manual_seed(seed)
         z = torch.randn(len(flat_captions), self.image.generator.latent_dim, generator=z_rng)
         images = torch.cat(
@@ -252,7 +252,7 @@ class TextToImage:
         return Generation(images.view(batch, num_samples, *images.shape[1:]).cpu(), grouped)
 
     def complete_shapes(
-        self, captions: list[str], layouts: list[list[Box]], generator: torch.Generator | None
+        self, captions: list[str], layouts: list[list[Box]], rng: torch.Generator | None
     ) -> list[list[Box]]:
         """`layouts` with a shape-generator mask on every box that has none (needs the layout stage)."""
         if self.layout is None or all(box.mask is not None for layout in layouts for box in layout):
@@ -260,7 +260,7 @@ class TextToImage:
         net = self.layout.ema.model
         labels, boxes, present = (t.to(self.layout.device) for t in self.box_tensors(layouts))
         sampled = SampledBoxes(labels, boxes, present)
-        masks = net.masks(net.encode(captions), sampled, net.noise(sampled, generator)).cpu()  # (K, N, M, M)
+        masks = net.masks(net.encode(captions), sampled, net.noise(sampled, rng)).cpu()  # (K, N, M, M)
         return [
             [box if box.mask is not None else replace(box, mask=masks[k, n]) for n, box in enumerate(layout)]
             for k, layout in enumerate(layouts)

@@ -55,9 +55,9 @@ class ConvGRUBaseline(VideoPredictionModule):
         )  # fmt: skip
 
     def predict(
-        self, context: Tensor, labels: Tensor | None = None, generator: torch.Generator | None = None
+        self, context: Tensor, labels: Tensor | None = None, rng: torch.Generator | None = None
     ) -> Tensor:
-        """Prediction (B, Tf, C, H, W) in [0, 1] for context (B, Tc, C, H, W); labels, generator unused."""
+        """Prediction (B, Tf, C, H, W) in [0, 1] for context (B, Tc, C, H, W); labels, rng unused."""
         with torch.no_grad():
             return self.generator(context)
 

@@ -56,10 +56,10 @@ class LocalVideoFeatures(FeatureNet):
         return self.body(video).mean(dim=(2, 3, 4))
 
 
-def shuffle_frames(clips: Tensor, generator: torch.Generator) -> Tensor:
+def shuffle_frames(clips: Tensor, rng: torch.Generator) -> Tensor:
     """Each clip (B, T, C, H, W) with its frames in a random order other than the original (T >= 2)."""
     batch, frames = clips.shape[:2]
-    order = torch.stack([torch.randperm(frames, generator=generator) for _ in range(batch)])
+    order = torch.stack([torch.randperm(frames, generator=rng) for _ in range(batch)])
     identity = torch.arange(frames)
     unchanged = (order == identity).all(dim=1)
     order[unchanged] = identity.roll(1)  # a permutation that moves every frame
@@ -83,9 +83,9 @@ def train_local_features(
         raise ValueError(f"fd_local training needs >= 2 clips (N, T >= 2, C, H, W), got {tuple(clips.shape)}")
     labels = torch.cat([torch.ones(batch_size, 1), torch.zeros(batch_size, 1)])
 
-    def real_and_shuffled(index: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+    def real_and_shuffled(index: Tensor, rng: torch.Generator) -> tuple[Tensor, Tensor]:
         real = clips[index]
-        return torch.cat([real, shuffle_frames(real, generator)]), labels
+        return torch.cat([real, shuffle_frames(real, rng)]), labels
 
     return train_feature_net(
         lambda: LocalVideoFeatures(clips.shape[2], clips.shape[1]),

@@ -78,7 +78,7 @@ class VideoPredictionModule(pl.LightningModule):
     """Base of every vidgan LightningModule (the class `vidgan fit` configs choose from by class_path).
 
     Gives validation metrics and sample media; subclasses implement
-    `predict(context, labels, generator) -> (B, Tf, C, H, W)` with their inference network
+    `predict(context, labels, rng) -> (B, Tf, C, H, W)` with their inference network
     (VideoGAN: the EMA generator).
     """
 
@@ -100,7 +100,7 @@ class VideoPredictionModule(pl.LightningModule):
         """The inference network from the full constructor arguments (names as in `__init__`)."""
         raise NotImplementedError
 
-    def predict(self, context: Tensor, labels: Tensor | None, generator: torch.Generator | None) -> Tensor:
+    def predict(self, context: Tensor, labels: Tensor | None, rng: torch.Generator | None) -> Tensor:
         """Predicted future frames (B, Tf, C, H, W) in [0, 1] for context (B, Tc, C, H, W)."""
         raise NotImplementedError
 
@@ -123,12 +123,12 @@ class VideoPredictionModule(pl.LightningModule):
         self.log_dict(metrics, on_epoch=True, batch_size=context.shape[0], sync_dist=True)
 
     @torch.no_grad()
-    def sample(self, batch: Any, generator: torch.Generator | None = None) -> dict[str, VideoMedia]:
+    def sample(self, batch: Any, rng: torch.Generator | None = None) -> dict[str, VideoMedia]:
         """{"video": context | prediction | truth clips of the first batch items}; see `comparison_video`."""
         context, target, labels = unpack(batch)
         context, target = context[:SAMPLE_CLIPS], target[:SAMPLE_CLIPS]
         labels = None if labels is None else labels[:SAMPLE_CLIPS]
-        pred = self.predict(context, labels, generator)
+        pred = self.predict(context, labels, rng)
         return {"video": VideoMedia(comparison_video(context, pred, target).cpu())}
 
 
@@ -217,13 +217,11 @@ class VideoGAN(VideoPredictionModule, GANModule):
         return sample_frame_indices(batch, frames, self.discriminator.spatial.k, self.frame_rng, self.device)
 
     def predict(
-        self, context: Tensor, labels: Tensor | None = None, generator: torch.Generator | None = None
+        self, context: Tensor, labels: Tensor | None = None, rng: torch.Generator | None = None
     ) -> Tensor:
         """EMA-generator prediction (B, Tf, C, H, W) in [0, 1] for context (B, Tc, C, H, W); a new z each."""
         with torch.no_grad():
-            return self.ema.model(
-                context, self.noise(len(context), self.hparams.latent_dim, rng=generator), labels
-            )
+            return self.ema.model(context, self.noise(len(context), self.hparams.latent_dim, rng=rng), labels)
 
     # ------------------------------------------------------------------ GANModule interface
     def discriminator_loss(self, batch: Any) -> tuple[Tensor, dict[str, Tensor]]:

@@ -252,9 +252,9 @@ class FramePredictor:
         """
         if self.latent_dim == 0:
             return None
-        generator = torch.Generator().manual_seed(seed)
+        rng = torch.Generator().manual_seed(seed)
         chunks = math.ceil(steps / self.future_frames)
-        z = [torch.randn(batch * samples, self.latent_dim, generator=generator) for _ in range(chunks)]
+        z = [torch.randn(batch * samples, self.latent_dim, generator=rng) for _ in range(chunks)]
         return torch.stack(z, dim=1).to(self.device)
 
     def _labels(self, labels: Any, batch: int) -> Tensor | None:

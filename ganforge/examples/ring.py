@@ -29,11 +29,11 @@ def ring_modes(device: torch.device | str = "cpu") -> Tensor:
     return RADIUS * torch.stack([angles.cos(), angles.sin()], dim=1)
 
 
-def sample_ring(n: int, generator: torch.Generator | None = None) -> Tensor:
+def sample_ring(n: int, rng: torch.Generator | None = None) -> Tensor:
     """n points from the ring mixture, shape (n, 2)."""
     modes = ring_modes()
-    idx = torch.randint(NUM_MODES, (n,), generator=generator)
-    return modes[idx] + STD * torch.randn(n, 2, generator=generator)
+    idx = torch.randint(NUM_MODES, (n,), generator=rng)
+    return modes[idx] + STD * torch.randn(n, 2, generator=rng)
 
 
 def ring_metrics(samples: Tensor) -> dict[str, float]:
@@ -132,9 +132,9 @@ class RingGAN(GANModule):
         return self.g_adversarial(self.critic(fake)), {}
 
     @torch.no_grad()
-    def sample_points(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+    def sample_points(self, n: int, rng: torch.Generator | None = None) -> Tensor:
         """n points (n, 2) from the EMA generator."""
-        return self.ema.model(self.noise(n, self.latent_dim, rng=generator))
+        return self.ema.model(self.noise(n, self.latent_dim, rng=rng))
 
     def sample(self, batch: Tensor) -> dict[str, ImageMedia]:
         """A scatter of the real batch (B, 2) against as many EMA samples, as one image."""

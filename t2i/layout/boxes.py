@@ -214,7 +214,7 @@ class BoxGenerator(nn.Module):
         self,
         text: TextFeatures,
         temperature: float = 0.4,
-        generator: torch.Generator | None = None,
+        rng: torch.Generator | None = None,
         max_objects: int | None = None,
     ) -> SampledBoxes:
         """Draw one layout per caption (B of them), at most `max_objects` objects each.
@@ -233,13 +233,13 @@ class BoxGenerator(nn.Module):
         alive = torch.ones(batch, dtype=torch.bool, device=device)
         for t in range(limit):
             state = self.decode(text, memory, labels, boxes, 2 * t + 1)[:, -1]  # (B, hidden)
-            label = self._sample_class(self.class_head(state), temperature, generator)
+            label = self._sample_class(self.class_head(state), temperature, rng)
             alive = alive & (label != END)
             labels = torch.cat([labels, label.masked_fill(~alive, END)[:, None]], 1)
             pending = torch.cat([boxes, boxes.new_zeros(batch, 1, 4)], 1)  # the box is not decoded yet
             state = self.decode(text, memory, labels, pending, 2 * t + 2)[:, -1]
-            centre = self.centre_mixture(state).sample(temperature, generator)
-            size = self.size_mixture(state, centre).sample(temperature, generator).clamp(MIN_SIDE, 1.0)
+            centre = self.centre_mixture(state).sample(temperature, rng)
+            size = self.size_mixture(state, centre).sample(temperature, rng).clamp(MIN_SIDE, 1.0)
             corner = torch.minimum((centre - size / 2).clamp_min(0.0), 1.0 - size)
             boxes = torch.cat([boxes, (torch.cat([corner, size], -1) * alive[:, None])[:, None]], 1)
             if not alive.any():
@@ -247,11 +247,11 @@ class BoxGenerator(nn.Module):
         return sort_largest_first(labels, boxes, labels != END)
 
     @staticmethod
-    def _sample_class(logits: Tensor, temperature: float, generator: torch.Generator | None) -> Tensor:
+    def _sample_class(logits: Tensor, temperature: float, rng: torch.Generator | None) -> Tensor:
         if temperature == 0:
             return logits.argmax(-1)
         probs = torch.softmax(logits / temperature, dim=-1)
-        return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+        return torch.multinomial(probs, 1, generator=rng).squeeze(-1)
 
 
 def sort_largest_first(labels: Tensor, boxes: Tensor, object_mask: Tensor) -> SampledBoxes:

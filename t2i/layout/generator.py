@@ -84,6 +84,6 @@ class LayoutGenerator(nn.Module):
         """Box-frame masks (B, N, M, M) for a layout, with per-box noise (B, N, Z)."""
         return self.shapes(layout.labels, layout.boxes, layout.object_mask, text.sentence.detach(), noise)
 
-    def noise(self, layout: SampledBoxes, generator: torch.Generator | None = None) -> Tensor:
+    def noise(self, layout: SampledBoxes, rng: torch.Generator | None = None) -> Tensor:
         """Per-box noise (B, N, Z) on the layout's device (`ganforge.module.standard_normal`)."""
-        return standard_normal((*layout.labels.shape, self.shapes.noise_dim), layout.boxes.device, generator)
+        return standard_normal((*layout.labels.shape, self.shapes.noise_dim), layout.boxes.device, rng)

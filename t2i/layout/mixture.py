@@ -68,10 +68,10 @@ class BivariateMixture:
         """Negative log-likelihood (...) of points (..., 2)."""
         return -self.log_prob(value)
 
-    def sample(self, temperature: float = 1.0, generator: torch.Generator | None = None) -> Tensor:
+    def sample(self, temperature: float = 1.0, rng: torch.Generator | None = None) -> Tensor:
         """Points (..., 2): a component from softmax(logits / tau), then its Gaussian with std * sqrt(tau).
 
-        `temperature=0` is exact: the heaviest component's mean. Draws use `generator` only.
+        `temperature=0` is exact: the heaviest component's mean. Draws use `rng` only.
         """
         if temperature < 0:
             raise ValueError(f"BivariateMixture.sample: temperature={temperature}; expected >= 0")
@@ -80,14 +80,14 @@ class BivariateMixture:
             index = flat_logits.argmax(-1)
         else:
             probs = torch.softmax(flat_logits / temperature, dim=-1)
-            index = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+            index = torch.multinomial(probs, 1, generator=rng).squeeze(-1)
         rows = torch.arange(len(index), device=index.device)
         mean = self.mean.reshape(-1, self.components, 2)[rows, index]  # (M, 2)
         if temperature == 0:
             return mean.reshape(*self.logits.shape[:-1], 2)
         std = self.log_std.reshape(-1, self.components, 2)[rows, index].exp() * math.sqrt(temperature)
         rho = self.rho.reshape(-1, self.components)[rows, index]
-        eps = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+        eps = torch.randn(mean.shape, generator=rng, device=mean.device, dtype=mean.dtype)
         # Correlated pair from independent normals: y uses rho * e0 + sqrt(1 - rho^2) * e1.
         x = mean[:, 0] + std[:, 0] * eps[:, 0]
         y = mean[:, 1] + std[:, 1] * (rho * eps[:, 0] + (1 - rho.square()).sqrt() * eps[:, 1])

@@ -17,7 +17,7 @@ def r_precision(
     image_features: Tensor,
     text_features: Tensor,
     num_candidates: int = 100,
-    generator: torch.Generator | None = None,
+    rng: torch.Generator | None = None,
     chunk: int = 512,
 ) -> float:
     """Mean top-1 R-precision of images (N, D) against their captions (N, D), row i matching row i.
@@ -26,7 +26,7 @@ def r_precision(
         image_features: image embeddings (N, D), any scale (they are unit-normalised here).
         text_features: caption embeddings (N, D) in the same space.
         num_candidates: true caption + distractors per image (AttnGAN: 100).
-        generator: draws the distractors (CPU generator); pass a seeded one for reproducible numbers.
+        rng: draws the distractors (CPU generator); pass a seeded one for reproducible numbers.
         chunk: rows scored at a time, bounding memory at chunk x N.
     """
     n = image_features.shape[0]
@@ -43,7 +43,7 @@ def r_precision(
     for start in range(0, n, chunk):
         rows = torch.arange(start, min(start + chunk, n))
         # Distractors: the num_candidates - 1 smallest random keys among the other images.
-        keys = torch.rand(len(rows), n, generator=generator)
+        keys = torch.rand(len(rows), n, generator=rng)
         keys[torch.arange(len(rows)), rows] = float("inf")
         others = keys.topk(num_candidates - 1, dim=1, largest=False).indices  # (R, K-1)
         sim = image[rows] @ text.T  # (R, N) cosine similarities

@@ -139,7 +139,7 @@ POINTS = torch.randn(256, 2, generator=torch.Generator().manual_seed(5))
 LABELS = (POINTS[:, :1] > POINTS[:, 1:]).float()
 
 
-def sample_points(index: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+def sample_points(index: Tensor, rng: torch.Generator) -> tuple[Tensor, Tensor]:
     return POINTS[index], LABELS[index]
 
 

@@ -64,7 +64,7 @@ def _val_r_precision(model: torch.nn.Module, data: Path) -> float:
     with torch.no_grad():
         image = encode_images(model, torch.stack([item["image"] for item in items]))
         text = TextEncoder(model).encode([item["caption"] for item in items]).sentence
-    return r_precision(image, text, num_candidates=100, generator=torch.Generator().manual_seed(0))
+    return r_precision(image, text, num_candidates=100, rng=torch.Generator().manual_seed(0))
 
 
 @pytest.mark.slow

@@ -41,7 +41,7 @@ def test_end_token_stops_generation(text: TextEncoder, monkeypatch: pytest.Monke
     decoded = []
     original = net.decode
     monkeypatch.setattr(net, "decode", lambda *a: decoded.append(a[-1]) or original(*a))
-    out = net.sample(text.encode(CAPTIONS), temperature=0.4, generator=torch.Generator().manual_seed(0))
+    out = net.sample(text.encode(CAPTIONS), temperature=0.4, rng=torch.Generator().manual_seed(0))
     # Rows 0 and 2 end at step 2; row 1 ends at once, so its later class 1 is ignored.
     assert out.object_mask.sum(1).tolist() == [2, 0, 2]
     assert sorted(out.labels[0][out.object_mask[0]].tolist()) == [1, 2]
@@ -51,14 +51,14 @@ def test_end_token_stops_generation(text: TextEncoder, monkeypatch: pytest.Monke
 
 def test_samples_are_valid_boxes_sorted_largest_first(text: TextEncoder) -> None:
     net = _generator(text)
-    out = net.sample(text.encode(CAPTIONS * 4), temperature=1.0, generator=torch.Generator().manual_seed(0))
+    out = net.sample(text.encode(CAPTIONS * 4), temperature=1.0, rng=torch.Generator().manual_seed(0))
     assert out.labels.shape[1] <= 4 and out.object_mask.any()
     real = out.boxes[out.object_mask]
     assert (real >= 0).all() and (real[:, 2:] > 0).all()
     assert (real[:, 0] + real[:, 2] <= 1 + 1e-6).all() and (real[:, 1] + real[:, 3] <= 1 + 1e-6).all()
     area = torch.where(out.object_mask, out.boxes[..., 2] * out.boxes[..., 3], torch.tensor(-1.0))
     assert (area[:, :-1] >= area[:, 1:]).all()
-    again = net.sample(text.encode(CAPTIONS * 4), temperature=1.0, generator=torch.Generator().manual_seed(0))
+    again = net.sample(text.encode(CAPTIONS * 4), temperature=1.0, rng=torch.Generator().manual_seed(0))
     assert torch.equal(again.boxes, out.boxes) and torch.equal(again.labels, out.labels)
     with pytest.raises(ValueError, match="max_objects=5"):
         net.sample(text.encode(CAPTIONS), max_objects=5)

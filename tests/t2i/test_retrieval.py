@@ -19,7 +19,7 @@ def test_hand_computed_with_every_other_caption_as_distractor() -> None:
 
 def test_perfect_features_score_one_and_scale_does_not_matter(rng: torch.Generator) -> None:
     features = torch.randn(150, 8, generator=rng)
-    assert r_precision(features * 5, features, generator=rng) == 1.0
+    assert r_precision(features * 5, features, rng=rng) == 1.0
 
 
 def test_ties_score_as_a_random_tie_break() -> None:
@@ -30,14 +30,14 @@ def test_ties_score_as_a_random_tie_break() -> None:
 
 def test_unrelated_features_score_near_chance(rng: torch.Generator) -> None:
     image, text = torch.randn(2000, 16, generator=rng), torch.randn(2000, 16, generator=rng)
-    assert r_precision(image, text, generator=rng) < 0.02  # chance 0.01; 5 standard errors is 0.011
+    assert r_precision(image, text, rng=rng) < 0.02  # chance 0.01; 5 standard errors is 0.011
 
 
 def test_same_generator_seed_same_score(rng: torch.Generator) -> None:
     image, text = torch.randn(300, 16, generator=rng), torch.randn(300, 16, generator=rng)
     text = image + 1.5 * text  # partly matching, so the draw of distractors matters
-    first = r_precision(image, text, generator=torch.Generator().manual_seed(1))
-    again = r_precision(image, text, generator=torch.Generator().manual_seed(1))
+    first = r_precision(image, text, rng=torch.Generator().manual_seed(1))
+    again = r_precision(image, text, rng=torch.Generator().manual_seed(1))
     assert first == again and 0.05 < first < 0.95
 
 

@@ -11,14 +11,14 @@ from vidgan.models import TemporalDiscriminator, copy_last_frame, zero_frames
 from vidgan.module import VideoGAN
 
 
-def shuffle_frames(clips: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+def shuffle_frames(clips: torch.Tensor, rng: torch.Generator) -> torch.Tensor:
     """Each clip (N, T, ...) with its frames in a random order other than the identity."""
     frames = clips.shape[1]
     out = torch.empty_like(clips)
     for i in range(clips.shape[0]):
         order = torch.arange(frames)
         while torch.equal(order, torch.arange(frames)):
-            order = torch.randperm(frames, generator=gen)
+            order = torch.randperm(frames, generator=rng)
         out[i] = clips[i, order]
     return out
 

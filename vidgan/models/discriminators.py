@@ -29,7 +29,7 @@ def sample_frame_indices(
     batch: int,
     frames: int,
     k: int,
-    generator: torch.Generator | None = None,
+    rng: torch.Generator | None = None,
     device: torch.device | None = None,
 ) -> Tensor:
     """k distinct frame indices per clip, a uniform random k-subset of range(frames): (B, min(k, T)) long.
@@ -42,8 +42,8 @@ def sample_frame_indices(
         raise ValueError(f"spatial discriminator k={k} must be >= 1")
     if frames <= k:
         return torch.arange(frames, device=device).expand(batch, frames)
-    draw_on = generator.device if generator is not None else device  # a device generator: no copy
-    order = torch.rand(batch, frames, generator=generator, device=draw_on).argsort(dim=1)
+    draw_on = rng.device if rng is not None else device  # a device generator: no copy
+    order = torch.rand(batch, frames, generator=rng, device=draw_on).argsort(dim=1)
     return order[:, :k].sort(dim=1).values.to(device)
 
 

@@ -34,6 +34,7 @@ from ganforge.module import GANModule
 from ganforge.options import GANOptions
 from t2i.data.coco import PAD_LABEL_NAME
 from t2i.data.shapes import SHAPES
+from t2i.host_inputs import HostInputs
 from t2i.image import (
     ImageGANDiscriminator,
     ImageGenerator,
@@ -105,7 +106,7 @@ def batch_masks(batch: Mapping[str, Any], side: int) -> Tensor:
     return masks
 
 
-class ImageGAN(GANModule):
+class ImageGAN(HostInputs, GANModule):
     """Text + layout -> image GAN (Obj-GAN generator, patch + object-wise D, hinge, EMA).
 
     Args:
@@ -216,29 +217,17 @@ class ImageGAN(GANModule):
         with torch.no_grad():
             return self.text_encoder.encode(list(captions))
 
-    def text_inputs(self, captions: list[str]) -> dict[str, Any]:
-        """What a step needs of a batch's captions (B), made on the host: `tokens` (B, L) and
-        `used_tokens` (int) for the frozen encoder, `mismatch_other` (B,) long and `mismatch_valid`
-        (B,) bool for the mismatched-caption negatives (`mismatched_captions`)."""
-        tokens, used = self.text_encoder.tokens_of(list(captions))
-        other, valid = mismatched_captions(list(captions))
+    def host_inputs(self, batch: Mapping[str, Any]) -> dict[str, Any]:
+        """What a step needs of a batch's captions (B), made on the host (`t2i.host_inputs`): `tokens`
+        (B, L) and `used_tokens` (int) for the frozen encoder, `mismatch_other` (B,) long and
+        `mismatch_valid` (B,) bool for the mismatched-caption negatives (`mismatched_captions`)."""
+        captions = list(batch["caption"])
+        tokens, used = self.text_encoder.tokens_of(captions)
+        other, valid = mismatched_captions(captions)
         return {"tokens": tokens, "used_tokens": used, "mismatch_other": other, "mismatch_valid": valid}
 
-    def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        """Adds `text_inputs` to a batch of captions while it is still on the host."""
-        if isinstance(batch, Mapping) and "caption" in batch and "tokens" not in batch:
-            return {**batch, **self.text_inputs(batch["caption"])}
-        return batch
-
-    def _with_text_inputs(self, batch: Mapping[str, Any]) -> Mapping[str, Any]:
-        """The batch with its `text_inputs` on this module's device (made here when the hook did not run)."""
-        if "tokens" in batch:
-            return batch
-        made = self.text_inputs(batch["caption"])
-        return {**batch, **{k: v.to(self.device) if isinstance(v, Tensor) else v for k, v in made.items()}}
-
     def _batch_text(self, batch: Mapping[str, Any]) -> TextFeatures:
-        """Frozen text features of a batch carrying `text_inputs`."""
+        """Frozen text features of a batch carrying `host_inputs`."""
         with torch.no_grad():
             return self.text_encoder(batch["tokens"], batch["used_tokens"])
 
@@ -260,7 +249,7 @@ class ImageGAN(GANModule):
     # ------------------------------------------------------------------ GANModule interface
     def discriminator_loss(self, batch: Mapping[str, Any]) -> tuple[Tensor, dict[str, Tensor]]:
         """Patch D (unconditional + conditional with mismatched captions) per stage plus object-wise D."""
-        batch = self._with_text_inputs(batch)
+        batch = self._with_host_inputs(batch)
         text = self._batch_text(batch)
         valid = batch["mismatch_valid"]
         wrong = select_text(text, batch["mismatch_other"])
@@ -317,7 +306,7 @@ class ImageGAN(GANModule):
 
     def generator_loss(self, batch: Mapping[str, Any]) -> tuple[Tensor, dict[str, Tensor]]:
         """g(D_u) + g(D_c) per stage plus lambda_object * g(D_o) on the generated images."""
-        batch = self._with_text_inputs(batch)
+        batch = self._with_host_inputs(batch)
         text = self._batch_text(batch)
         fakes = self._generate(batch, text)
         loss, logs = torch.zeros((), device=self.device), {}

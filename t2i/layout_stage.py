@@ -28,6 +28,7 @@ from ganforge.media import ImageMedia
 from ganforge.module import GANModule
 from ganforge.options import GANOptions
 from t2i.data.coco import PAD_LABEL_NAME
+from t2i.host_inputs import HostInputs
 from t2i.layout.box import Box, boxes_from_tensors
 from t2i.layout.boxes import BoxGenerator, BoxLosses, SampledBoxes
 from t2i.layout.discriminators import MaskDiscriminators, layout_channels
@@ -47,7 +48,7 @@ from t2i.text import TextFeatures
 OBJECT_ORDERS = ("mention", "area")
 
 
-class LayoutGAN(GANModule):
+class LayoutGAN(HostInputs, GANModule):
     """Text -> layout (classes, boxes, masks).
 
     Args:
@@ -184,7 +185,7 @@ class LayoutGAN(GANModule):
         return len(batch["caption"])
 
     def host_inputs(self, batch: dict[str, Any]) -> dict[str, Any]:
-        """What a step reads of a host batch, made there so the device step waits for nothing:
+        """What a step reads of a host batch, made there (`t2i.host_inputs`):
         `tokens` (B, L) and `used_tokens` (int) of the captions; with object_order "mention", the
         slot order (B, N) long that puts each row's objects in mention order (`mention_order`)."""
         tokens, used = self.generator.text.tokens_of(list(batch["caption"]))
@@ -194,19 +195,6 @@ class LayoutGAN(GANModule):
                 batch["caption"], batch["labels"], batch["object_mask"], batch["colors"], self.class_names
             )
         return inputs
-
-    def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        """Adds `host_inputs` to a batch of captions while it is still on the host."""
-        if isinstance(batch, dict) and "caption" in batch and "tokens" not in batch:
-            return {**batch, **self.host_inputs(batch)}
-        return batch
-
-    def _with_host_inputs(self, batch: dict[str, Any]) -> dict[str, Any]:
-        """The batch with its `host_inputs` on this module's device (made here when the hook did not run)."""
-        if "tokens" in batch:
-            return batch
-        made = self.host_inputs(batch)
-        return {**batch, **{k: v.to(self.device) if isinstance(v, Tensor) else v for k, v in made.items()}}
 
     def _batch_text(self, batch: dict[str, Any]) -> TextFeatures:
         """The generator's text features of a batch carrying `host_inputs`."""

@@ -64,9 +64,14 @@ def test_generate_bad_input_is_one_line(
     assert err.startswith("t2i generate: error:") and message in err and "\n" not in err
 
 
+def eval_args(setup: dict, out: Path) -> list[str]:
+    """`t2i eval` of the fixture's image checkpoint on its data, writing `out`."""
+    return ["eval", "--ckpt_path", str(setup["ckpt"]), "--data", str(setup["data"]), "--out", str(out)]
+
+
 def test_eval_writes_all_metrics_for_both_layout_conditions(setup: dict, tmp_path: Path) -> None:
     out = tmp_path / "metrics.json"
-    args = ["eval", "--ckpt_path", str(setup["ckpt"]), "--data", str(setup["data"]), "--out", str(out)]
+    args = eval_args(setup, out)
     fast = ["--clip", str(setup["judge_clip"]), "--soa-steps", "20", "--fd-steps", "10", "--quiet"]
     assert main([*args, *fast, "--batch-size", "4"]) == 0
     result = json.loads(out.read_text())
@@ -98,15 +103,7 @@ def test_eval_writes_all_metrics_for_both_layout_conditions(setup: dict, tmp_pat
 
 
 def test_eval_refuses_the_conditioning_clip_as_judge(setup: dict, tmp_path: Path, capsys) -> None:
-    args = [
-        "eval",
-        "--ckpt_path",
-        str(setup["ckpt"]),
-        "--data",
-        str(setup["data"]),
-        "--out",
-        str(tmp_path / "m.json"),
-    ]
+    args = eval_args(setup, tmp_path / "m.json")
     args += ["--clip", str(setup["conditioning_clip"]), "--soa-steps", "2", "--fd-steps", "2", "--quiet"]
     assert main(args) == 1
     assert "is the CLIP that conditions the generator" in capsys.readouterr().err
@@ -122,16 +119,7 @@ def test_eval_reports_fd_torchscript_not_fid_for_a_torchscript_net(
     inception = tmp_path / "inception.pt"
     torch.jit.script(Features()).save(str(inception))
     out = tmp_path / "metrics.json"
-    args = [
-        "eval",
-        "--ckpt_path",
-        str(setup["ckpt"]),
-        "--data",
-        str(setup["data"]),
-        "--out",
-        str(out),
-        "--quiet",
-    ]
+    args = [*eval_args(setup, out), "--quiet"]
     args += [
         "--clip",
         str(setup["judge_clip"]),
@@ -153,16 +141,7 @@ def test_eval_reports_fd_torchscript_not_fid_for_a_torchscript_net(
 
 def test_eval_trains_a_judge_clip_with_its_own_seed_when_none_is_given(setup: dict, tmp_path: Path) -> None:
     out = tmp_path / "metrics.json"
-    args = [
-        "eval",
-        "--ckpt_path",
-        str(setup["ckpt"]),
-        "--data",
-        str(setup["data"]),
-        "--out",
-        str(out),
-        "--quiet",
-    ]
+    args = [*eval_args(setup, out), "--quiet"]
     args += ["--clip-steps", "2", "--soa-steps", "2", "--fd-steps", "2", "--max-captions", "4"]
     assert main(args) == 0
     record = json.loads(out.read_text())["judges"]["clip"]

@@ -21,19 +21,24 @@ def ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tiny_pipeline(tmp_path_factory.mktemp("t2i_generate"))["ckpt"]
 
 
-def test_captions_file_writes_every_image_and_its_layout(ckpt: Path, tmp_path: Path) -> None:
-    captions_file = tmp_path / "captions.txt"
-    captions_file.write_text(f"{CAPTIONS[0]}\n\n{CAPTIONS[1]}\n  {CAPTIONS[2]}  \n", encoding="utf-8")
-    out = tmp_path / "gen"
-    args = [
+def generate_args(ckpt: Path, captions_file: Path, out_dir: Path) -> list[str]:
+    """`t2i generate` of every caption in `captions_file` into `out_dir`."""
+    return [
         "generate",
         "--ckpt_path",
         str(ckpt),
         "--captions-file",
         str(captions_file),
         "--out-dir",
-        str(out),
+        str(out_dir),
     ]
+
+
+def test_captions_file_writes_every_image_and_its_layout(ckpt: Path, tmp_path: Path) -> None:
+    captions_file = tmp_path / "captions.txt"
+    captions_file.write_text(f"{CAPTIONS[0]}\n\n{CAPTIONS[1]}\n  {CAPTIONS[2]}  \n", encoding="utf-8")
+    out = tmp_path / "gen"
+    args = generate_args(ckpt, captions_file, out)
     assert main([*args, "--samples", "2", "--batch-size", "2", "--seed", "5"]) == 0
     records = [json.loads(line) for line in (out / "captions.jsonl").read_text().splitlines()]
     assert [(r["index"], r["sample"]) for r in records] == [(i, s) for i in range(3) for s in range(2)]
@@ -69,15 +74,7 @@ def test_bad_captions_files_are_one_line_errors(
 ) -> None:
     captions_file = tmp_path / "captions.txt"
     captions_file.write_bytes(content)
-    args = [
-        "generate",
-        "--ckpt_path",
-        str(ckpt),
-        "--captions-file",
-        str(captions_file),
-        "--out-dir",
-        str(tmp_path),
-    ]
+    args = generate_args(ckpt, captions_file, tmp_path)
     assert main([*args, *extra]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("t2i generate: error:") and message in err and "\n" not in err

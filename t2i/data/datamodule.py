@@ -5,17 +5,16 @@ from __future__ import annotations
 from functools import partial
 from pathlib import Path
 
-import pytorch_lightning as pl
 from torch.utils.data import DataLoader
 
-from ganforge.resumable import training_loader
+from ganforge.data import SplitDataModule, split_loader
 from t2i.data.coco import CocoLayoutDataset, check_coco_splits, collate_layouts
 from t2i.data.shapes import ShapesSpec, render_shapes
 
 STAGE_SPLITS = {"fit": "train", "validate": "val", "test": "test", "predict": "test"}
 
 
-class CocoLayoutDataModule(pl.LightningDataModule):
+class CocoLayoutDataModule(SplitDataModule):
     """Train / val / test loaders of `CocoLayoutDataset` items collated by `collate_layouts`.
 
     Files are found as `data_dir/annotations/instances_{split}.json`,
@@ -100,24 +99,14 @@ class CocoLayoutDataModule(pl.LightningDataModule):
             )
         return self.datasets[stage]
 
-    def _loader(self, stage: str) -> DataLoader:
-        dataset = self.dataset(stage)
-        kwargs = dict(
+    def _loader(self, split: str) -> DataLoader:
+        return split_loader(
+            self.dataset(split),
+            split,
+            self.trainer,
+            dict(seed=self.seed),
             batch_size=self.batch_size,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
             collate_fn=partial(collate_layouts, max_objects=self.max_objects),
         )
-        if stage != "train":
-            return DataLoader(dataset, shuffle=False, **kwargs)
-        # The training position is saved in checkpoints (exact resume; see ganforge.resumable).
-        return training_loader(dataset, self.trainer, seed=self.seed, **kwargs)
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train")
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val")
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test")

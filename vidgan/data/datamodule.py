@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from ganforge.resumable import rank_and_world_size, training_loader
+from ganforge.data import SplitDataModule, split_loader
+from ganforge.resumable import rank_and_world_size
 from vidgan.data.mnist_digits import DIGIT_SIZE
 from vidgan.data.moving_mnist import MovingMNISTDataset, MovingMNISTStream, sample_sequences
 from vidgan.data.video_folder import VideoFolderDataset
@@ -42,14 +42,14 @@ MODEL_LINKS = (
 SPLIT_PLACEHOLDER = "{split}"
 
 
-class VideoDataModule(pl.LightningDataModule):
+class VideoDataModule(SplitDataModule):
     """Base of vidgan's data modules: batches (context (B, Tc, C, H, W), target (B, Tf, C, H, W))
     float32 in [0, 1] (+ labels (B,)), H = W = image_size.
 
     A subclass builds the dataset of a split (`_dataset`); this class checks the shared fields and
-    serves the loaders. The training loader is a `ResumableDataLoader`: its `ResumableSampler` shards
-    by DDP rank, shuffles by `(seed, epoch)`, and its position inside the epoch is saved in
-    checkpoints, so a resumed fit sees the batches it would have seen.
+    serves the loaders (`ganforge.data.split_loader`). The training loader is a `ResumableDataLoader`:
+    its `ResumableSampler` shards by DDP rank, shuffles by `(seed, epoch)`, and its position inside
+    the epoch is saved in checkpoints, so a resumed fit sees the batches it would have seen.
     """
 
     def __init__(
@@ -84,7 +84,7 @@ class VideoDataModule(pl.LightningDataModule):
         raise NotImplementedError
 
     def _training_order(self, dataset: Dataset) -> tuple[bool, bool]:
-        """(shuffle, fresh_each_epoch) of the training loader over `dataset` (see `training_loader`):
+        """(shuffle, fresh_each_epoch) of the training loader over `dataset` (see `split_loader`):
         fixed items, shuffled every epoch."""
         return True, False
 
@@ -100,29 +100,18 @@ class VideoDataModule(pl.LightningDataModule):
         if split not in self.datasets:
             self.setup({"train": "fit", "val": "validate", "test": "test"}[split])
         hp, dataset = self.hparams, self.datasets[split]
-        kwargs = dict(
+        shuffle, fresh = self._training_order(dataset)
+        return split_loader(
+            dataset,
+            split,
+            self.trainer,
+            dict(seed=hp.seed, shuffle=shuffle, fresh_each_epoch=fresh),
             batch_size=hp.batch_size,
             num_workers=hp.num_workers,
             persistent_workers=hp.persistent_workers and hp.num_workers > 0,
             pin_memory=hp.pin_memory,
             generator=torch.Generator().manual_seed(hp.seed),  # worker seeds
         )
-        if split != "train":
-            return DataLoader(dataset, shuffle=False, **kwargs)
-        # The training position is saved in checkpoints (exact resume; see ganforge.resumable).
-        shuffle, fresh = self._training_order(dataset)
-        return training_loader(
-            dataset, self.trainer, seed=hp.seed, shuffle=shuffle, fresh_each_epoch=fresh, **kwargs
-        )
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train")
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val")
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test")
 
 
 class MovingMNISTDataModule(VideoDataModule):

@@ -8,9 +8,14 @@ from __future__ import annotations
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["EMA", "GANModule", "NonFiniteLossError", "__version__"]
+__all__ = ["EMA", "GANModule", "NonFiniteLossError", "UserError", "__version__"]
 
-_EXPORTS = {"EMA": "ganforge.ema", "GANModule": "ganforge.module", "NonFiniteLossError": "ganforge.errors"}
+_EXPORTS = {
+    "EMA": "ganforge.ema",
+    "GANModule": "ganforge.module",
+    "NonFiniteLossError": "ganforge.errors",
+    "UserError": "ganforge.errors",
+}
 
 
 def __getattr__(name: str) -> Any:

@@ -1,4 +1,9 @@
-"""User-facing errors and the one-line error guard every command uses (imports nothing heavy)."""
+"""User-facing errors and the one-line error guard every command uses (imports nothing heavy).
+
+Raise `UserError` for bad input (a config value, a flag, a file, a caption, a data folder, a
+checkpoint's contents): the guard prints it as one line. Any other exception, a plain ValueError or
+TypeError included, is a bug and keeps its traceback.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,14 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 
-class CheckpointError(ValueError):
+class UserError(ValueError):
+    """Bad input from the user; commands print its message as one line, without a traceback.
+
+    A ValueError, so `except ValueError` and `pytest.raises(ValueError)` keep catching it.
+    """
+
+
+class CheckpointError(UserError):
     """A checkpoint file that cannot be used; the message names the file and the reason."""
 
 
@@ -25,14 +37,12 @@ class NonFiniteLossError(RuntimeError):
 
 
 USER_ERRORS = (
-    ValueError,
-    TypeError,
+    UserError,  # CheckpointError included
     FileNotFoundError,
     NotADirectoryError,
     FileExistsError,  # e.g. --out under a path that is a regular file
     IsADirectoryError,
     PermissionError,
-    CheckpointError,
     NonFiniteLossError,
 )
 
@@ -44,6 +54,21 @@ def one_line(err: BaseException) -> str:
     """The first non-empty line of an exception message."""
     lines = [line.strip() for line in str(err).splitlines() if line.strip()]
     return lines[0] if lines else type(err).__name__
+
+
+def caused_by_user(err: BaseException) -> bool:
+    """Whether `err` or an exception it was raised from (`__cause__`, `__context__`) is a user error.
+
+    jsonargparse re-raises an error of a class's `__init__` as its own ValueError chained to it.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        if isinstance(current, USER_ERRORS):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
 
 
 def union_cause(err: BaseException, sections: Mapping[str, type]) -> str | None:
@@ -74,7 +99,9 @@ def union_cause(err: BaseException, sections: Mapping[str, type]) -> str | None:
 def run_guarded(prog: str, fn: Callable[[], Any]) -> int:
     """Run `fn`; turn user-input errors into a one-line message and exit code 1 (2 for usage).
 
-    Set GANFORGE_DEBUG=1 to get the traceback instead.
+    User errors are `USER_ERRORS` (`UserError`, the OS file errors, `NonFiniteLossError`); any other
+    exception propagates with its traceback. Set GANFORGE_DEBUG=1 to get the traceback of user
+    errors too.
     """
     from jsonargparse import ArgumentError
 

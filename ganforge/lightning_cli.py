@@ -19,7 +19,7 @@ from pytorch_lightning.plugins.layer_sync import LayerSync
 
 from ganforge.checkpoint import AtomicCheckpointIO
 from ganforge.console import ParameterSummary, quiet_lightning
-from ganforge.errors import run_guarded, union_cause
+from ganforge.errors import UserError, caused_by_user, run_guarded, union_cause
 from ganforge.fit_end import FitEnd
 from ganforge.layer_sync import BatchStatisticsSync
 from ganforge.logging import WandbOptions, build_loggers
@@ -65,7 +65,7 @@ class GANForgeCLI(LightningCLI):
             hint = next((hint for key, hint in self.retired.items() if _rejects(err, key)), None)
             if hint is None:
                 raise
-            raise ValueError(hint) from err
+            raise UserError(hint) from err
 
     def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Any]) -> Any:
         # Added here rather than in trainer_defaults: jsonargparse cannot serialise the plugin into
@@ -228,11 +228,11 @@ def run_lightning_cli(
     def run() -> None:
         try:
             cli = instantiate()
-        except ValueError as err:
+        except ValueError as err:  # a user error in a class's __init__ arrives wrapped by jsonargparse
             cause = union_cause(err, {"model": model_class, "data": datamodule_class})
-            if cause is None:
+            if cause is None or not caused_by_user(err):
                 raise
-            raise ValueError(cause) from err
+            raise UserError(cause) from err
         signum = cli.stop_signal()
         if signum is not None:
             stopped.append(signum)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import pytest
 
 from ganforge.cli import alias, dispatch, parse_options
+from ganforge.errors import UserError
 
 PROBE = """
 import json, sys
@@ -68,13 +69,17 @@ def commands(monkeypatch):
     module = types.ModuleType("dispatch_testing")
     module.ok = lambda argv: calls.append(argv)  # returns None: exit code 0
     module.seven = lambda argv: 7
-    module.bad = lambda argv: int("x")  # a user error (ValueError)
+    module.bad = lambda argv: check_positive(-1)  # a user error (UserError)
+    module.bug = lambda argv: int("x")  # a programming error (plain ValueError)
+    module.typo = lambda argv: len(3)  # a programming error (TypeError)
     module.fit = lambda argv: calls.append(argv) or 3
     monkeypatch.setitem(sys.modules, "dispatch_testing", module)
     table = {
         "ok": ("dispatch_testing:ok", "the ok command"),
         "seven": "dispatch_testing:seven",
         "bad": "dispatch_testing:bad",
+        "bug": "dispatch_testing:bug",
+        "typo": "dispatch_testing:typo",
         "missing": ("no_such_module_here:main", "never imported unless run"),
     }
     return table, calls
@@ -92,9 +97,47 @@ def test_lightning_commands_get_the_whole_argv(commands):
     assert calls == [["fit", "--config", "c.yaml"]]
 
 
+def check_positive(steps: int) -> None:
+    if steps < 1:
+        raise UserError(f"--steps={steps} must be >= 1\nsecond line")
+
+
 def test_user_errors_are_one_line(commands, capsys):
     assert dispatch("prog", commands[0], ["bad"]) == 1
-    assert capsys.readouterr().err.strip() == "prog: error: invalid literal for int() with base 10: 'x'"
+    assert capsys.readouterr().err.strip() == "prog: error: --steps=-1 must be >= 1"
+
+
+@pytest.mark.parametrize(("command", "error"), [("bug", ValueError), ("typo", TypeError)])
+def test_programming_errors_keep_their_traceback(commands, capsys, command, error):
+    with pytest.raises(error) as raised:
+        dispatch("prog", commands[0], [command])
+    assert not isinstance(raised.value, UserError) and capsys.readouterr().err == ""
+
+
+CRASH = """
+import sys, types
+from ganforge.cli import dispatch
+from ganforge.errors import UserError
+module = types.ModuleType("crash_testing")
+def bad(argv):
+    raise UserError("--steps=0 must be >= 1")
+module.bad, module.bug = bad, lambda argv: int("x")
+sys.modules["crash_testing"] = module
+sys.exit(dispatch("prog", {"bad": "crash_testing:bad", "bug": "crash_testing:bug"}, sys.argv[1:]))
+"""
+
+
+def test_a_programming_error_prints_its_traceback_and_a_user_error_one_line():
+    def run(command: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-c", CRASH, command], capture_output=True, text=True, timeout=120
+        )
+
+    bug, bad = run("bug"), run("bad")
+    assert bug.returncode == 1 and "Traceback (most recent call last)" in bug.stderr
+    assert bug.stderr.strip().endswith("ValueError: invalid literal for int() with base 10: 'x'")
+    assert "prog: error" not in bug.stderr
+    assert (bad.returncode, bad.stderr) == (1, "prog: error: --steps=0 must be >= 1\n")
 
 
 def test_help_lists_every_command_and_unknown_commands_are_usage_errors(commands, capsys):
@@ -103,7 +146,7 @@ def test_help_lists_every_command_and_unknown_commands_are_usage_errors(commands
         dispatch("prog", table, ["--help"], lightning="dispatch_testing:fit")
     out = capsys.readouterr().out
     assert stop.value.code == 0 and "the ok command" in out and "never imported unless run" in out
-    assert all(name in out for name in ("fit", "validate", "test", "seven", "bad"))
+    assert all(name in out for name in ("fit", "validate", "test", "seven", "bad", "bug"))
     with pytest.raises(SystemExit) as stop:
         dispatch("prog", table, ["frobnicate"])
     assert stop.value.code == 2 and "invalid choice: 'frobnicate'" in capsys.readouterr().err

@@ -2,7 +2,7 @@
 
 import pytorch_lightning as pl
 
-from ganforge.errors import union_cause
+from ganforge.errors import CheckpointError, UserError, caused_by_user, union_cause
 
 SECTIONS = {"model": pl.LightningModule, "data": pl.LightningDataModule}
 
@@ -32,3 +32,19 @@ def test_union_cause_leaves_other_errors_alone():
         "Does not validate against any of the Union subtypes\nErrors:\n  - Expected a <class 'NoneType'>"
     )
     assert union_cause(only_none, SECTIONS) is None
+
+
+def raised_from(cause: Exception) -> ValueError:
+    """The Union error as jsonargparse raises it: `from` the error of the class's __init__."""
+    try:
+        raise wrapped("a.B", str(cause)) from cause
+    except ValueError as err:
+        return err
+
+
+def test_caused_by_user_follows_the_chain_to_a_user_error():
+    assert caused_by_user(raised_from(UserError("data: batch_size=0")))
+    assert caused_by_user(raised_from(FileNotFoundError("data_dir='x' is not a directory")))
+    assert caused_by_user(CheckpointError("'a.ckpt' does not exist"))
+    assert not caused_by_user(raised_from(ValueError("a bug")))
+    assert not caused_by_user(raised_from(TypeError("a bug")))

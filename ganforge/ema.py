@@ -16,6 +16,8 @@ import copy
 import torch
 from torch import Tensor, nn
 
+from ganforge.errors import UserError
+
 
 class EMA(nn.Module):
     """Holds `model`, a frozen copy of the tracked network, and updates it in place."""
@@ -23,9 +25,9 @@ class EMA(nn.Module):
     def __init__(self, source: nn.Module, decay: float = 0.999, start_step: int = 0) -> None:
         super().__init__()
         if not 0.0 <= decay < 1.0:
-            raise ValueError(f"ema decay={decay} must be in [0, 1); it is the weight on the old average")
+            raise UserError(f"ema decay={decay} must be in [0, 1); it is the weight on the old average")
         if start_step < 0:
-            raise ValueError(f"ema start_step={start_step} must be >= 0")
+            raise UserError(f"ema start_step={start_step} must be >= 0")
         self.decay = decay
         self.start_step = start_step
         self.model = copy.deepcopy(source).eval().requires_grad_(False)

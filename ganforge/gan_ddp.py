@@ -35,6 +35,8 @@ from pytorch_lightning.utilities.exceptions import _augment_message
 from torch import Tensor
 from torch.nn.parallel import DistributedDataParallel
 
+from ganforge.errors import UserError
+
 GAN_DDP_STRATEGY = "gan_ddp"
 GAN_DDP_FIND_UNUSED = "gan_ddp_find_unused_parameters_true"
 NETWORKS = ("generator", "discriminator")
@@ -68,9 +70,9 @@ class GANDDPStrategy(DDPStrategy):
             super().configure_ddp()
             return
         if self._ddp_kwargs.get("static_graph"):
-            raise ValueError(f"{GAN_DDP_STRATEGY}: static_graph=True is not supported (two DDP wrappers)")
+            raise UserError(f"{GAN_DDP_STRATEGY}: static_graph=True is not supported (two DDP wrappers)")
         if self._ddp_comm_state is not None:
-            raise ValueError(f"{GAN_DDP_STRATEGY}: ddp_comm_state is not supported (one state, two reducers)")
+            raise UserError(f"{GAN_DDP_STRATEGY}: ddp_comm_state is not supported (one state, two reducers)")
         # Every rank starts from rank 0's weights, EMA copy and buffers included: the wrappers below
         # cover only G and D, so they skip their own initial broadcast.
         _sync_module_states(module)

@@ -29,6 +29,7 @@ from typing import Any
 from pytorch_lightning.loggers import CSVLogger, Logger
 from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
+from ganforge.errors import UserError
 from ganforge.wandb_logger import MODES, GANForgeWandbLogger
 
 RUN_ID_FILE = "wandb_run_id"
@@ -71,15 +72,15 @@ class WandbOptions:
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
-            raise ValueError(f"wandb.mode={self.mode!r} must be one of {', '.join(MODES)}")
+            raise UserError(f"wandb.mode={self.mode!r} must be one of {', '.join(MODES)}")
         if self.media_every_n_steps < 1:
-            raise ValueError(f"wandb.media_every_n_steps={self.media_every_n_steps} must be >= 1")
+            raise UserError(f"wandb.media_every_n_steps={self.media_every_n_steps} must be >= 1")
         if self.media_max_items < 1:
-            raise ValueError(f"wandb.media_max_items={self.media_max_items} must be >= 1")
+            raise UserError(f"wandb.media_max_items={self.media_max_items} must be >= 1")
         if self.video_format not in ("mp4", "gif"):
-            raise ValueError(f"wandb.video_format={self.video_format!r} must be 'mp4' or 'gif'")
+            raise UserError(f"wandb.video_format={self.video_format!r} must be 'mp4' or 'gif'")
         if self.init_timeout <= 0:
-            raise ValueError(f"wandb.init_timeout={self.init_timeout} must be > 0 seconds")
+            raise UserError(f"wandb.init_timeout={self.init_timeout} must be > 0 seconds")
 
 
 def resolve_mode(configured: str, env: Mapping[str, str] | None = None) -> str:
@@ -88,7 +89,7 @@ def resolve_mode(configured: str, env: Mapping[str, str] | None = None) -> str:
     mode = env.get("WANDB_MODE", "").strip().lower() or configured
     mode = MODE_ALIASES.get(mode, mode)
     if mode not in MODES:
-        raise ValueError(f"WANDB_MODE={mode!r} must be one of {', '.join(MODES)}")
+        raise UserError(f"WANDB_MODE={mode!r} must be one of {', '.join(MODES)}")
     return mode
 
 

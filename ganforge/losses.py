@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ganforge.errors import UserError
+
 LossName = Literal["hinge", "ns", "wgan", "wgan-gp"]
 
 
@@ -130,7 +132,7 @@ LOSS_PAIRS: dict[str, tuple[DLoss, GLoss]] = {
 
 
 def loss_pair(name: str) -> tuple[DLoss, GLoss]:
-    """The (d_loss, g_loss) functions for `name`; raises ValueError naming the choices."""
+    """The (d_loss, g_loss) functions for `name`; raises UserError naming the choices."""
     if name not in LOSS_PAIRS:
-        raise ValueError(f"loss={name!r} is not one of {sorted(LOSS_PAIRS)}")
+        raise UserError(f"loss={name!r} is not one of {sorted(LOSS_PAIRS)}")
     return LOSS_PAIRS[name]

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ganforge.checkpoint import load_artifact, load_state_file, save_artifact
-from ganforge.errors import CheckpointError, NotGANForgeCheckpointError
+from ganforge.errors import CheckpointError, NotGANForgeCheckpointError, UserError
 
 FeatureExtractor = Callable[[Tensor], Tensor]  # a batch (B, ...) -> features (B, D)
 ACCURACY_WINDOW = 64  # `train_feature_net` reports the accuracy over this many last batches
@@ -82,7 +82,7 @@ class FrechetDistance:
         """`frechet_distance` of everything seen so far."""
         real, fake = self.counts()
         if real < 2 or fake < 2:
-            raise ValueError(f"Fréchet distance needs >= 2 real and generated items, got {real} and {fake}")
+            raise UserError(f"Fréchet distance needs >= 2 real and generated items, got {real} and {fake}")
         return frechet_distance(torch.cat(self.features[True]), torch.cat(self.features[False]))
 
 
@@ -135,9 +135,9 @@ def train_feature_net(
         device and thread count.
     """
     if size < 1:
-        raise ValueError("no real items to train the feature net on")
+        raise UserError("no real items to train the feature net on")
     if steps < 1:
-        raise ValueError(f"feature net steps={steps} must be >= 1")
+        raise UserError(f"feature net steps={steps} must be >= 1")
     rng = torch.Generator().manual_seed(seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)

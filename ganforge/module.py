@@ -53,7 +53,7 @@ from torch import Tensor, nn
 from ganforge.acceleration import compile_calls, use_channels_last
 from ganforge.checkpoint import read_header, stamp_header
 from ganforge.ema import EMA
-from ganforge.errors import NonFiniteLossError
+from ganforge.errors import NonFiniteLossError, UserError
 from ganforge.losses import (
     gradient_penalty,
     interpolate,
@@ -77,7 +77,7 @@ def standard_normal(
 
 
 def check_data_settings(settings: Mapping[str, Any], datamodule: Any) -> None:
-    """Raise one ValueError naming each of a model's data `settings` ({attribute: value}) that
+    """Raise one UserError naming each of a model's data `settings` ({attribute: value}) that
     `datamodule` holds with another value. Settings the data module has no attribute for are not
     checked, so any data module may be given, or None (no data module: nothing to check)."""
     absent = object()
@@ -88,7 +88,7 @@ def check_data_settings(settings: Mapping[str, Any], datamodule: Any) -> None:
         if held[name] is not absent and held[name] != value
     ]
     if differ:
-        raise ValueError(f"{'; '.join(differ)}: set both to the same value")
+        raise UserError(f"{'; '.join(differ)}: set both to the same value")
 
 
 class GANModule(pl.LightningModule):
@@ -296,7 +296,7 @@ class GANModule(pl.LightningModule):
             self._penalties_ran = False
             loss, logs = self.discriminator_loss(batch)
             if (self.gp_weight > 0 or self.r1_weight > 0) and not self._penalties_ran:
-                raise ValueError(
+                raise UserError(
                     f"{type(self).__name__}: gp_weight={self.gp_weight}, r1_weight={self.r1_weight}, but its "
                     "discriminator_loss never calls the core's penalty path (adversarial_d_loss, d_penalties)"
                 )

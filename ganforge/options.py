@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, NoReturn
 
+from ganforge.errors import UserError
 from ganforge.losses import LOSS_PAIRS
 
 LR_DECAYS = ("none", "linear")
@@ -90,7 +91,7 @@ class GANOptions:
 
 
 def _fail(message: str) -> NoReturn:
-    raise ValueError(f"gan.{message}")
+    raise UserError(f"gan.{message}")
 
 
 OPTION_NAMES = frozenset(f.name for f in fields(GANOptions))

@@ -19,6 +19,8 @@ from typing import Any
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import ModelCheckpoint
 
+from ganforge.errors import UserError
+
 
 def batches_done(trainer: pl.Trainer) -> int:
     """Training batches whose step has run, counted across resumes.
@@ -61,7 +63,7 @@ class RunCheckpoint(ModelCheckpoint):
             enable_version_counter=False,
         )
         if keep_last == 0 or keep_last < -1:
-            raise ValueError(f"keep_last={keep_last} must be >= 1, or -1 to keep every periodic checkpoint")
+            raise UserError(f"keep_last={keep_last} must be >= 1, or -1 to keep every periodic checkpoint")
         self.keep_last = keep_last
         self.periodic: list[str] = []  # this run's periodic checkpoints, oldest first
         self._saved_batches: int | None = None

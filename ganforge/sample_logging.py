@@ -20,6 +20,7 @@ from pytorch_lightning.utilities.model_helpers import is_overridden
 from pytorch_lightning.utilities.rank_zero import rank_zero_warn
 from torch import Tensor
 
+from ganforge.errors import UserError
 from ganforge.media import ImageMedia, VideoMedia
 from ganforge.media_files import check_media, write_media
 from ganforge.wandb_logger import GANForgeWandbLogger, first_line
@@ -68,7 +69,7 @@ class SampleMediaCallback(pl.Callback):
         seed: int = 0,
     ) -> None:
         if every_n_steps < 1:
-            raise ValueError(f"every_n_steps={every_n_steps} must be >= 1")
+            raise UserError(f"every_n_steps={every_n_steps} must be >= 1")
         self.every_n_steps, self.max_items = every_n_steps, max_items
         self.video_format, self.seed = video_format, seed
         self.local_dir = None if local_dir is None else Path(local_dir)

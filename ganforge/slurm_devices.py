@@ -32,10 +32,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ganforge.errors import UserError
+
 ACCELERATORS = ("gpu", "cpu")
 
 
-class SlurmLayoutError(ValueError):
+class SlurmLayoutError(UserError):
     """The task's Slurm variables or visible GPUs admit no Lightning device layout."""
 
 

@@ -30,6 +30,8 @@ from pytorch_lightning.loggers import WandbLogger
 from pytorch_lightning.loggers.logger import rank_zero_experiment
 from pytorch_lightning.utilities.rank_zero import rank_zero_only, rank_zero_warn
 
+from ganforge.errors import UserError
+
 MODES = ("offline", "online", "disabled")
 STEP_KEY = "trainer/global_step"
 FALLBACKS = {"online": ("online", "offline", "disabled"), "offline": ("offline", "disabled")}
@@ -91,7 +93,7 @@ class GANForgeWandbLogger(WandbLogger):
         **init_kwargs: Any,
     ) -> None:
         if mode not in MODES:
-            raise ValueError(f"wandb mode={mode!r} must be one of {', '.join(MODES)}")
+            raise UserError(f"wandb mode={mode!r} must be one of {', '.join(MODES)}")
         super().__init__(
             save_dir=save_dir,
             project=project,

@@ -16,6 +16,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
+from ganforge.errors import UserError
 from ganforge.media import ImageMedia
 from ganforge.module import GANModule
 from ganforge.options import GANOptions
@@ -113,7 +114,7 @@ class RingGAN(GANModule):
         gan: GANOptions = RING_GAN,
     ) -> None:
         if pack < 1:
-            raise ValueError(f"pack={pack} must be >= 1")
+            raise UserError(f"pack={pack} must be >= 1")
         super().__init__(mlp(latent_dim, hidden, 2), mlp(2 * pack, hidden, 1), gan)
         self.save_hyperparameters()
         self.latent_dim, self.pack = latent_dim, pack

@@ -21,6 +21,8 @@ import torch
 from einops import rearrange
 from torch import Tensor
 
+from ganforge.errors import UserError
+
 I3D_KWARGS = {"rescale": True, "resize": True, "return_features": True}  # StyleGAN-V's FVD settings
 
 # The core accumulator, by the name `vidgan eval` imports: update(clips (B, T, C, H, W) in [0, 1], real).
@@ -46,7 +48,7 @@ class I3DFeatures:
                 self.model = torch.jit.load(str(self.path), map_location=self.device).eval()
         except (RuntimeError, ValueError) as err:
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise ValueError(f"I3D file '{self.path}' is not a TorchScript module ({first})") from None
+            raise UserError(f"I3D file '{self.path}' is not a TorchScript module ({first})") from None
 
     @torch.no_grad()
     def __call__(self, clips: Tensor) -> Tensor:
@@ -58,7 +60,7 @@ class I3DFeatures:
             return self.model(video, **I3D_KWARGS).float()
         except RuntimeError as err:  # TorchScript errors are long interpreter traces
             lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-            raise ValueError(
+            raise UserError(
                 f"I3D '{self.path}' failed on clips {tuple(video.shape)} (B, 3, T, H, W): "
                 f"{lines[-1] if lines else type(err).__name__}"
             ) from None

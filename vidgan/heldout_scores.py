@@ -24,7 +24,7 @@ import torch
 from ganforge.checkpoint import load_checkpoint
 from ganforge.cli import alias
 from ganforge.devices import DEFAULT_DEVICE, DEVICE_HELP
-from ganforge.errors import CheckpointError, run_guarded
+from ganforge.errors import CheckpointError, UserError, run_guarded
 from vidgan.data import MovingMNISTDataModule
 from vidgan.metrics import frame_metrics
 from vidgan.models import copy_last_frame, zero_frames
@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def run() -> None:
         if args.sequences < 1:
-            raise ValueError(f"--sequences={args.sequences} must be >= 1")
+            raise UserError(f"--sequences={args.sequences} must be >= 1")
         result = score(args.ckpt_path, args.sequences, args.device)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(result, indent=2) + "\n")

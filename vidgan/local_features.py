@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
+from ganforge.errors import UserError
 from ganforge.metrics import FeatureNet, load_feature_net, save_feature_net, train_feature_net
 
 FEATURE_SIZE = 32  # clips are resized to 32x32 before the net: enough for Moving MNIST-scale motion
@@ -80,7 +81,7 @@ def train_local_features(
     Returns the net (eval mode, on `device`) and its real-vs-shuffled accuracy on the last 64 batches.
     """
     if clips.dim() != 5 or clips.shape[0] < 2 or clips.shape[1] < 2:
-        raise ValueError(f"fd_local training needs >= 2 clips (N, T >= 2, C, H, W), got {tuple(clips.shape)}")
+        raise UserError(f"fd_local training needs >= 2 clips (N, T >= 2, C, H, W), got {tuple(clips.shape)}")
     labels = torch.cat([torch.ones(batch_size, 1), torch.zeros(batch_size, 1)])
 
     def real_and_shuffled(index: Tensor, rng: torch.Generator) -> tuple[Tensor, Tensor]:

@@ -21,6 +21,8 @@ import torch
 from torch import Tensor
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
+from ganforge.errors import UserError
+
 METRICS = ("mse", "mae", "psnr", "ssim")
 AGGREGATES = ("mean_of_samples", "best_of_samples")
 BEST_BY = "ssim"  # SVG/SAVP choose the best sample by SSIM
@@ -35,7 +37,7 @@ def frame_metrics(pred: Tensor, target: Tensor) -> dict[str, Tensor]:
             f"pred and target must both be (B, T, C, H, W), got {tuple(pred.shape)} and {tuple(target.shape)}"
         )
     if min(pred.shape[-2:]) < 2 * SSIM_RADIUS + 1:
-        raise ValueError(f"SSIM needs frames of at least 11x11 (its window), got {tuple(pred.shape[-2:])}")
+        raise UserError(f"SSIM needs frames of at least 11x11 (its window), got {tuple(pred.shape[-2:])}")
     batch, frames = pred.shape[:2]
     pred_frames, target_frames = pred.float().flatten(0, 1), target.float().flatten(0, 1)  # (B*T, C, H, W)
     diff = (pred_frames - target_frames).flatten(1)
@@ -109,7 +111,7 @@ class PredictionScores:
     def per_step(self) -> dict[str, dict[str, list[float]]]:
         """{aggregate: {metric: [value at future step 1, ..., T]}}."""
         if self.sequences == 0:
-            raise ValueError("PredictionScores: no sequences were scored")
+            raise UserError("PredictionScores: no sequences were scored")
         return {
             aggregate: {name: (total / self.sequences).tolist() for name, total in sums.items()}
             for aggregate, sums in self.sums.items()

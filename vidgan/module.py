@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ganforge.errors import CheckpointError
+from ganforge.errors import CheckpointError, UserError
 from ganforge.media import VideoMedia
 from ganforge.module import GANModule
 from ganforge.options import GANOptions
@@ -177,11 +177,11 @@ class VideoGAN(VideoPredictionModule, GANModule):
         gan: GANOptions = GANOptions(d_steps_per_g_step=2),
     ) -> None:
         if rec_loss not in REC_LOSSES:
-            raise ValueError(f"rec_loss={rec_loss!r} must be one of {sorted(REC_LOSSES)}")
+            raise UserError(f"rec_loss={rec_loss!r} must be one of {sorted(REC_LOSSES)}")
         if lambda_rec < 0:
-            raise ValueError(f"lambda_rec={lambda_rec} must be >= 0")
+            raise UserError(f"lambda_rec={lambda_rec} must be >= 0")
         if latent_dim < 1:
-            raise ValueError(
+            raise UserError(
                 f"latent_dim={latent_dim} must be >= 1 (ConvGRUBaseline is the deterministic model)"
             )
         generator = self._build_inference_network(locals())

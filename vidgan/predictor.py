@@ -27,7 +27,7 @@ from torch import Tensor, nn
 
 from ganforge.checkpoint import load_checkpoint, restore
 from ganforge.devices import DEFAULT_DEVICE, resolve_device
-from ganforge.errors import CheckpointError, NotGANForgeCheckpointError
+from ganforge.errors import CheckpointError, NotGANForgeCheckpointError, UserError
 from vidgan.data.video_folder import LUMA
 from vidgan.module import check_generator_format
 
@@ -87,7 +87,7 @@ class FramePredictor:
 
     def __init__(self, generator: nn.Module, batch_size: int = DEFAULT_BATCH_SIZE) -> None:
         if batch_size < 1:
-            raise ValueError(f"FramePredictor: batch_size={batch_size} must be >= 1")
+            raise UserError(f"FramePredictor: batch_size={batch_size} must be >= 1")
         self.generator = generator.eval().requires_grad_(False)
         self.batch_size = batch_size
 
@@ -171,7 +171,7 @@ class FramePredictor:
         """
         if isinstance(context, np.ndarray):
             if context.dtype != np.uint8 or context.ndim != 4:
-                raise ValueError(
+                raise UserError(
                     f"numpy context must be uint8 (T, H, W, C), got {context.dtype} {tuple(context.shape)}"
                 )
             video = torch.from_numpy(np.ascontiguousarray(context)).permute(0, 3, 1, 2)[
@@ -182,15 +182,15 @@ class FramePredictor:
             return (out[0] * 255.0).round_().to(torch.uint8).permute(0, 1, 3, 4, 2).cpu().numpy()
         if isinstance(context, Tensor):
             if context.dim() != 5 or not context.is_floating_point():
-                raise ValueError(
+                raise UserError(
                     f"torch context must be float (B, T, C, H, W) in [0, 1], got {context.dtype} "
                     f"{tuple(context.shape)}"
                 )
             low, high = torch.aminmax(context)
             if low < 0 or high > 1:
-                raise ValueError(f"torch context values must be in [0, 1], got [{low:.3g}, {high:.3g}]")
+                raise UserError(f"torch context values must be in [0, 1], got [{low:.3g}, {high:.3g}]")
             return self._predict(context, future_frames, num_samples, seed, labels).to(context.device)
-        raise TypeError(
+        raise UserError(
             f"context must be a numpy uint8 (T, H, W, C) array or a torch float (B, T, C, H, W) tensor, "
             f"got {type(context).__name__}"
         )
@@ -204,11 +204,11 @@ class FramePredictor:
         batch, frames, channels, height, width = video.shape
         tc, size = self.context_frames, self.resolution
         if steps < 1 or samples < 1:
-            raise ValueError(f"future_frames={steps} and num_samples={samples} must be >= 1")
+            raise UserError(f"future_frames={steps} and num_samples={samples} must be >= 1")
         if frames < tc:
-            raise ValueError(f"context has T={frames} frames; this model needs at least Tc={tc}")
+            raise UserError(f"context has T={frames} frames; this model needs at least Tc={tc}")
         if channels not in (1, 3) or height != width:
-            raise ValueError(
+            raise UserError(
                 f"context frames are C={channels} x {height}x{width}; expected C in {{1, 3}} and square "
                 f"frames (the model predicts {self.channels} x {size}x{size}; crop to a square first)"
             )
@@ -262,11 +262,11 @@ class FramePredictor:
         classes = getattr(self.generator, "num_classes", 0)
         if classes == 0:
             if labels is not None:
-                raise ValueError("labels were given but this model is not class-conditional")
+                raise UserError("labels were given but this model is not class-conditional")
             return None
         if labels is None:
-            raise ValueError(f"this model is class-conditional ({classes} classes): pass labels=")
+            raise UserError(f"this model is class-conditional ({classes} classes): pass labels=")
         ids = torch.as_tensor(labels, dtype=torch.long).reshape(-1).to(self.device)
         if ids.numel() != batch or ids.min() < 0 or ids.max() >= classes:
-            raise ValueError(f"labels must be {batch} class ids in [0, {classes}), got {ids.tolist()}")
+            raise UserError(f"labels must be {batch} class ids in [0, {classes}), got {ids.tolist()}")
         return ids

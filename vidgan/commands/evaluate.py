@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 
 from ganforge.cli import alias, parse_options
 from ganforge.devices import DEFAULT_DEVICE, DEVICE_HELP, resolve_device
-from ganforge.errors import run_guarded
+from ganforge.errors import UserError, run_guarded
 
 if TYPE_CHECKING:  # imported where used, so `vidgan eval --help` stays fast
     from ganforge.metrics import FrechetDistance
@@ -117,7 +117,7 @@ def clip_dataset(
     if not path.exists():
         raise FileNotFoundError(f"--data '{path}' does not exist")
     if path.suffix != ".npy":
-        raise ValueError(f"--data '{path}' must be a Moving MNIST .npy file or a folder of videos")
+        raise UserError(f"--data '{path}' must be a Moving MNIST .npy file or a folder of videos")
     return MovingMNISTDataset(path, context_frames, future_frames)
 
 
@@ -149,7 +149,7 @@ def fd_local_extractor(
     if net_path.exists():
         net = load_local_features(net_path)
         if (net.frames, net.channels) != (frames, channels):
-            raise ValueError(
+            raise UserError(
                 f"--fd-net '{net_path}' was trained on {net.frames}-frame {net.channels}-channel clips, "
                 f"these are {frames}-frame {channels}-channel: pass another --fd-net"
             )
@@ -168,9 +168,9 @@ def check_options(options: EvalOptions) -> None:
     for name in ("samples", "future_frames", "max_sequences", "batch_size", "fd_steps"):
         value = getattr(options, name)
         if value is not None and value < 1:
-            raise ValueError(f"--{name.replace('_', '-')}={value} must be >= 1")
+            raise UserError(f"--{name.replace('_', '-')}={value} must be >= 1")
     if Path(options.out).suffix != ".json":
-        raise ValueError(f"--out '{options.out}' must be a .json file")
+        raise UserError(f"--out '{options.out}' must be a .json file")
     if options.i3d is not None and not Path(options.i3d).is_file():
         raise FileNotFoundError(f"--i3d '{options.i3d}' does not exist (the StyleGAN-V i3d_torchscript.pt)")
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from ganforge.cli import alias, parse_options
 from ganforge.devices import DEFAULT_DEVICE, DEVICE_HELP, resolve_device
-from ganforge.errors import run_guarded
+from ganforge.errors import UserError, run_guarded
 
 PROG = "vidgan predict"
 FORMATS = (".mp4", ".gif")
@@ -92,19 +92,19 @@ def read_context(path: Path, count: int, start: int | None) -> tuple[np.ndarray,
     try:
         info = probe_video(path)
         if count > info.num_frames:
-            raise ValueError(
+            raise UserError(
                 f"--video '{path}' has {info.num_frames} frames, fewer than the {count} context frames "
                 "(--context-frames, default: the model's)"
             )
         first = info.num_frames - count if start is None else start
         if first < 0 or first + count > info.num_frames:
-            raise ValueError(
+            raise UserError(
                 f"--video '{path}' has {info.num_frames} frames; context frames {first}..{first + count - 1} "
                 "do not fit (check --start and --context-frames)"
             )
         return read_frames(path, list(range(first, first + count)), info.backend), info.fps
     except VideoDecodeError as err:
-        raise ValueError(f"--video '{path}' cannot be decoded: {err}") from None
+        raise UserError(f"--video '{path}' cannot be decoded: {err}") from None
 
 
 def crop_square(frames: np.ndarray) -> np.ndarray:
@@ -134,20 +134,20 @@ def compose(context: np.ndarray, predictions: np.ndarray) -> np.ndarray:
 def check_options(options: PredictOptions) -> None:
     """One-line errors for flags that do not fit together or are out of range."""
     if (options.video is None) == (options.data is None):
-        raise ValueError("give --video (one clip) or --data (a test set), one of the two")
+        raise UserError("give --video (one clip) or --data (a test set), one of the two")
     if options.video is not None and (options.out is None or options.out_dir is not None):
-        raise ValueError("--video writes one file: give --out (not --out-dir)")
+        raise UserError("--video writes one file: give --out (not --out-dir)")
     if options.data is not None:
         if options.out_dir is None or options.out is not None:
-            raise ValueError("--data writes a folder of clips: give --out-dir (not --out)")
+            raise UserError("--data writes a folder of clips: give --out-dir (not --out)")
         if options.context_frames is not None or options.start is not None:
-            raise ValueError("--context-frames and --start apply to --video; --data uses the model's context")
+            raise UserError("--context-frames and --start apply to --video; --data uses the model's context")
     for name in ("context_frames", "future_frames", "samples", "fps", "max_sequences", "batch_size"):
         value = getattr(options, name)
         if value is not None and value < 1:
-            raise ValueError(f"--{name.replace('_', '-')}={value} must be >= 1")
+            raise UserError(f"--{name.replace('_', '-')}={value} must be >= 1")
     if options.start is not None and options.start < 0:
-        raise ValueError(f"--start={options.start} must be >= 0")
+        raise UserError(f"--start={options.start} must be >= 0")
 
 
 def run(options: PredictOptions) -> None:
@@ -181,7 +181,7 @@ def predict_video(options: PredictOptions) -> None:
 
     out = Path(options.out)
     if out.suffix.lower() not in FORMATS:
-        raise ValueError(f"--out '{out}' must end in {' or '.join(FORMATS)}")
+        raise UserError(f"--out '{out}' must end in {' or '.join(FORMATS)}")
     if not Path(options.video).is_file():
         raise FileNotFoundError(f"--video '{options.video}' does not exist")
     device = resolve_device(options.device)

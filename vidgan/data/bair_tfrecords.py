@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ganforge.errors import UserError
 from vidgan.data.parallel import parallel_map
 from vidgan.data.prepare import PrepareSummary, atomic_output
 from vidgan.data.tfrecord import TFRecordError, features, read_records
@@ -161,7 +162,7 @@ def convert_bair(
     """
     src, out = Path(src), Path(out)
     if fmt not in FORMATS:
-        raise ValueError(f"vidgan data bair: format={fmt!r}, expected one of {FORMATS}")
+        raise UserError(f"vidgan data bair: format={fmt!r}, expected one of {FORMATS}")
     if not src.is_dir():
         raise FileNotFoundError(f"vidgan data bair: --src '{src}' is not a directory")
     files = tfrecord_files(src)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ganforge.cli import options_from
+from ganforge.errors import UserError
 
 
 @contextmanager
@@ -36,7 +37,7 @@ def _add_workers(parser: argparse.ArgumentParser) -> None:
 
 def _check_workers(workers: int | None) -> None:
     if workers is not None and workers < 1:
-        raise ValueError(f"vidgan data: --workers={workers} must be >= 1")
+        raise UserError(f"vidgan data: --workers={workers} must be >= 1")
 
 
 # ---------------------------------------------------------------------------------------------- options
@@ -181,7 +182,7 @@ def _ucf101(options: UCF101Options) -> None:
         f"{report['videos']} videos ({len(report['undecodable'])} undecodable); {splits} -> {options.report}"
     )
     if report["problems"]:
-        raise ValueError(
+        raise UserError(
             f"vidgan data ucf101: {report['problems']} problems under '{options.src}', see {options.report}"
         )
 

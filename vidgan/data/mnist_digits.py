@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ganforge.errors import UserError
+
 DIGIT_SIZE = 28
 TRAIN_PER_CLASS = 400
 POOLS = ("train", "test")
@@ -43,7 +45,7 @@ def mnist_digits() -> tuple[np.ndarray, np.ndarray]:
 def digit_pool(pool: str) -> np.ndarray:
     """Sorted csv row ids of the `pool` ("train" or "test") digits, shape (4000,) or (1000,)."""
     if pool not in POOLS:
-        raise ValueError(f"vidgan.data: pool={pool!r}, expected one of {POOLS}")
+        raise UserError(f"vidgan.data: pool={pool!r}, expected one of {POOLS}")
     _, labels = mnist_digits()
     ids = []
     for digit in np.unique(labels):

@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from ganforge.errors import UserError
 from vidgan.data.mnist_digits import DIGIT_SIZE, digit_pool, mnist_digits
 
 STEP_LENGTH = 0.1  # per-frame displacement as a fraction of the free canvas, as in OpenSTL
@@ -65,23 +66,23 @@ def sample_sequences(
 
 
 def check_generator_args(frames: int, size: int, digits: int) -> None:
-    """ValueError naming the field when a Moving MNIST generator argument is out of range."""
+    """UserError naming the field when a Moving MNIST generator argument is out of range."""
     if frames < 1:
-        raise ValueError(f"vidgan.data: frames={frames} must be >= 1")
+        raise UserError(f"vidgan.data: frames={frames} must be >= 1")
     if size <= DIGIT_SIZE:
-        raise ValueError(
+        raise UserError(
             f"vidgan.data: size={size} must be > {DIGIT_SIZE} (the digit size) so digits can move"
         )
     if digits < 1:
-        raise ValueError(f"vidgan.data: digits={digits} must be >= 1")
+        raise UserError(f"vidgan.data: digits={digits} must be >= 1")
 
 
 def check_write_args(train: int, test: int, frames: int, size: int, digits: int) -> None:
-    """ValueError naming the field when a `write_moving_mnist` argument is out of range."""
+    """UserError naming the field when a `write_moving_mnist` argument is out of range."""
     check_generator_args(frames, size, digits)
     for name, count in (("train", train), ("test", test)):
         if count < 1:
-            raise ValueError(f"vidgan.data: {name}={count} sequences must be >= 1")
+            raise UserError(f"vidgan.data: {name}={count} sequences must be >= 1")
 
 
 def write_moving_mnist(
@@ -147,12 +148,12 @@ class MovingMNISTDataset(Dataset):
                 raise FileNotFoundError(f"vidgan.data: Moving MNIST file '{name}' does not exist")
             array = np.load(source, mmap_mode="r")
         if array.ndim != 4 or array.dtype != np.uint8:
-            raise ValueError(
+            raise UserError(
                 f"vidgan.data: Moving MNIST '{name}' is {array.dtype} {tuple(array.shape)}; "
                 "expected uint8 (T, N, H, W), the mnist_test_seq.npy layout"
             )
         if context_frames < 1 or future_frames < 1 or context_frames + future_frames > array.shape[0]:
-            raise ValueError(
+            raise UserError(
                 f"vidgan.data: context_frames={context_frames} + future_frames={future_frames} needs "
                 f"1..{array.shape[0]} context and >= 1 future frames, but '{name}' has T={array.shape[0]}"
             )
@@ -194,11 +195,11 @@ class MovingMNISTStream(Dataset):
     ) -> None:
         check_generator_args(context_frames + future_frames, size, digits)
         if context_frames < 1 or future_frames < 1:
-            raise ValueError(
+            raise UserError(
                 f"vidgan.data: context_frames={context_frames} and future_frames={future_frames} must be >= 1"
             )
         if sequences < 1:
-            raise ValueError(f"vidgan.data: sequences={sequences} must be >= 1")
+            raise UserError(f"vidgan.data: sequences={sequences} must be >= 1")
         digit_pool(pool)  # validates the pool name
         self.sequences, self.context_frames, self.future_frames = sequences, context_frames, future_frames
         self.size, self.digits, self.pool, self.seed = size, digits, pool, seed

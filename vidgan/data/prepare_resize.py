@@ -13,6 +13,7 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
+from ganforge.errors import UserError
 from vidgan.data.parallel import parallel_map
 from vidgan.data.prepare import PrepareSummary, atomic_output
 from vidgan.data.video_index import video_files
@@ -62,9 +63,9 @@ def resize_videos(
     """
     src, out = Path(src), Path(out)
     if size < 8:
-        raise ValueError(f"vidgan data resize: size={size} must be >= 8")
+        raise UserError(f"vidgan data resize: size={size} must be >= 8")
     if fps is not None and fps <= 0:
-        raise ValueError(f"vidgan data resize: fps={fps} must be > 0")
+        raise UserError(f"vidgan data resize: fps={fps} must be > 0")
     if not src.is_dir():
         raise FileNotFoundError(f"vidgan data resize: --src '{src}' is not a directory")
     summary = PrepareSummary("resize", {"src": str(src), "out": str(out), "size": size, "fps": fps})

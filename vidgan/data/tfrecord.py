@@ -26,12 +26,13 @@ from typing import BinaryIO
 
 import numpy as np
 
+from ganforge.errors import UserError
 from vidgan.data.crc32c import masked_crc32c
 
 Feature = list[bytes] | np.ndarray  # bytes_list values, or float32 / int64 values
 
 
-class TFRecordError(ValueError):
+class TFRecordError(UserError):
     """A record that cannot be read: bad framing, checksum or protocol buffer; `str(err)` is the reason."""
 
 

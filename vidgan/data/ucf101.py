@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ganforge.errors import UserError
 from vidgan.data.split_file import read_split_lines
 from vidgan.data.video_index import load_or_build, video_files
 
@@ -37,14 +38,14 @@ def find_split_dir(src: Path, splits: Path | None) -> Path:
 
 
 def read_class_index(path: Path) -> dict[str, int]:
-    """classInd.txt as {class name: 1-based number}; ValueError naming the line when one is malformed."""
+    """classInd.txt as {class name: 1-based number}; UserError naming the line when one is malformed."""
     classes = {}
     for number, line in enumerate(path.read_text().splitlines(), start=1):
         fields = line.split()
         if not fields:
             continue
         if len(fields) != 2 or not fields[0].isdigit():
-            raise ValueError(f"vidgan data ucf101: {path}:{number}: {line.strip()!r}, expected 'N ClassName'")
+            raise UserError(f"vidgan data ucf101: {path}:{number}: {line.strip()!r}, expected 'N ClassName'")
         classes[fields[1]] = int(fields[0])
     return classes
 

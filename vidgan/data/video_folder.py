@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from ganforge.errors import UserError
 from vidgan.data.split_file import read_split_file
 from vidgan.data.video_index import VIDEO_EXTENSIONS, VideoIndex, load_or_build, video_files
 from vidgan.data.video_reader import ReaderCache, VideoDecodeError, VideoInfo, read_frames, resolve_backends
@@ -106,13 +107,13 @@ class VideoFolderDataset(Dataset):
         sizes = {"context_frames": context_frames, "future_frames": future_frames}
         for name, value in (sizes | {"image_size": image_size, "frame_stride": frame_stride}).items():
             if value < 1:
-                raise ValueError(f"vidgan.data: {name}={value} must be >= 1")
+                raise UserError(f"vidgan.data: {name}={value} must be >= 1")
         if channels not in (1, 3):
-            raise ValueError(f"vidgan.data: channels={channels}, expected 1 or 3")
+            raise UserError(f"vidgan.data: channels={channels}, expected 1 or 3")
         if open_readers < 0:
-            raise ValueError(f"vidgan.data: open_readers={open_readers} must be >= 0")
+            raise UserError(f"vidgan.data: open_readers={open_readers} must be >= 0")
         if temporal_start not in TEMPORAL_STARTS:
-            raise ValueError(
+            raise UserError(
                 f"vidgan.data: temporal_start={temporal_start!r}, expected one of {TEMPORAL_STARTS}"
             )
         resolve_backends(backend)  # validates the name
@@ -152,7 +153,7 @@ class VideoFolderDataset(Dataset):
         if folder in self._class_ids:
             return self._class_ids[folder]
         if self.return_labels:
-            raise ValueError(
+            raise UserError(
                 f"vidgan.data: return_labels=True but '{key}' is not inside a class folder of '{self.root}'"
             )
         return -1
@@ -200,11 +201,11 @@ class VideoFolderDataset(Dataset):
                 )
             return
         if candidates == 0:
-            raise ValueError(
+            raise UserError(
                 f"vidgan.data: no video files ({', '.join(VIDEO_EXTENSIONS)}) under '{self.root}'"
             )
         first = self.skipped[0]
-        raise ValueError(
+        raise UserError(
             f"vidgan.data: no usable videos under '{self.root}': all {candidates} skipped "
             f"(e.g. '{Path(first.path).name}': {first.reason})"
         )

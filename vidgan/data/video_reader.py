@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ganforge.errors import UserError
+
 BACKENDS = ("auto", "decord", "opencv")
 # One decode thread per reader: DataLoader workers provide the parallelism, and decord's default
 # (one thread per core) oversubscribes the CPU once several workers decode at the same time.
@@ -163,13 +165,13 @@ def _opencv_probe(path: Path) -> VideoInfo:
 
 # ---------------------------------------------------------------------------------------------- public
 def resolve_backends(backend: str) -> tuple[str, ...]:
-    """The backends to try, in order, for `backend` ("auto", "decord" or "opencv"); ValueError if unusable."""
+    """The backends to try, in order, for `backend` ("auto", "decord" or "opencv"); UserError if unusable."""
     if backend not in BACKENDS:
-        raise ValueError(f"vidgan.data: backend={backend!r}, expected one of {BACKENDS}")
+        raise UserError(f"vidgan.data: backend={backend!r}, expected one of {BACKENDS}")
     if backend == "auto":
         return ("decord", "opencv") if decord_available() else ("opencv",)
     if backend == "decord" and not decord_available():
-        raise ValueError("vidgan.data: backend='decord' but decord is not installed (use 'auto' or 'opencv')")
+        raise UserError("vidgan.data: backend='decord' but decord is not installed (use 'auto' or 'opencv')")
     return (backend,)
 
 
@@ -199,7 +201,7 @@ class ReaderCache:
 
     def __init__(self, capacity: int = 8) -> None:
         if capacity < 1:
-            raise ValueError(f"vidgan.data: ReaderCache capacity={capacity} must be >= 1")
+            raise UserError(f"vidgan.data: ReaderCache capacity={capacity} must be >= 1")
         self.capacity = capacity
         self.hits = self.misses = 0
         self._open: OrderedDict[tuple[str, str], object] = OrderedDict()

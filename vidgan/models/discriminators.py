@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
+from ganforge.errors import UserError
 from vidgan.models.blocks import DBlock
 from vidgan.models.layers import embedding, linear, space_to_depth
 
@@ -39,7 +40,7 @@ def sample_frame_indices(
     every frame is equally likely, unlike DGMR's sampling with replacement.
     """
     if k < 1:
-        raise ValueError(f"spatial discriminator k={k} must be >= 1")
+        raise UserError(f"spatial discriminator k={k} must be >= 1")
     if frames <= k:
         return torch.arange(frames, device=device).expand(batch, frames)
     draw_on = rng.device if rng is not None else device  # a device generator: no copy
@@ -66,7 +67,7 @@ class ProjectionHead(nn.Module):
 
 def _check_widths(name: str, widths: list[int], minimum: int) -> None:
     if len(widths) < minimum:
-        raise ValueError(f"{name} widths={widths} needs at least {minimum} entries")
+        raise UserError(f"{name} widths={widths} needs at least {minimum} entries")
 
 
 def _blocks_2d(ins: list[int], outs: list[int], first_is_input: bool) -> nn.ModuleList:
@@ -124,7 +125,7 @@ class TemporalDiscriminator(nn.Module):
         widths = list(widths)
         _check_widths("temporal discriminator", widths, 2)
         if pool not in TEMPORAL_POOLS:
-            raise ValueError(f"temporal discriminator pool={pool} must be one of {TEMPORAL_POOLS}")
+            raise UserError(f"temporal discriminator pool={pool} must be one of {TEMPORAL_POOLS}")
         self.pool, self.patch_size = pool, patch_size
         self.blocks_3d = nn.ModuleList(
             [
@@ -179,14 +180,14 @@ class VideoDiscriminator(nn.Module):
         self.downsamplings, self.temporal_pool, self.patch_size = len(widths) - 1, temporal_pool, patch_size
 
     def check_resolution(self, resolution: int) -> None:
-        """ValueError unless both discriminators can halve their input `len(widths) - 1` times.
+        """UserError unless both discriminators can halve their input `len(widths) - 1` times.
 
         D_S sees resolution / patch_size, D_T resolution / (temporal_pool * patch_size).
         """
         step = self.patch_size * 2**self.downsamplings
         for name, factor in (("spatial", 1), ("temporal", self.temporal_pool)):
             if resolution % (factor * step):
-                raise ValueError(
+                raise UserError(
                     f"resolution={resolution}: the {name} discriminator needs a multiple of "
                     f"{factor * step} (pool {factor} x patch_size {self.patch_size} x 2^{self.downsamplings} "
                     "down-samplings for its widths)"

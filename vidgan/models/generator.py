@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
+from ganforge.errors import UserError
 from vidgan.models.blocks import DBlock, FrameBatchNorm, GBlock
 from vidgan.models.convgru import ConvGRU
 from vidgan.models.layers import conv2d, depth_to_space, embedding, linear, space_to_depth
@@ -38,11 +39,11 @@ GENERATOR_FORMAT = 2
 
 
 def check_video(name: str, video: Tensor, channels: int, size: int, frames: int | None = None) -> None:
-    """Raise ValueError unless `video` is (B, T, channels, size, size) (with T == frames when given)."""
+    """Raise UserError unless `video` is (B, T, channels, size, size) (with T == frames when given)."""
     ok = video.dim() == 5 and tuple(video.shape[2:]) == (channels, size, size)
     if not ok or (frames is not None and video.shape[1] != frames):
         t = frames if frames is not None else "T"
-        raise ValueError(f"{name} must be (B, {t}, {channels}, {size}, {size}), got {tuple(video.shape)}")
+        raise UserError(f"{name} must be (B, {t}, {channels}, {size}, {size}), got {tuple(video.shape)}")
 
 
 class ContextEncoder(nn.Module):
@@ -158,17 +159,17 @@ class VideoGenerator(nn.Module):
         super().__init__()
         widths = list(widths)
         if output_margin < 0:
-            raise ValueError(f"output_margin={output_margin} must be >= 0")
+            raise UserError(f"output_margin={output_margin} must be >= 0")
         if len(widths) < 2:
-            raise ValueError(f"generator widths={widths} needs at least 2 entries (one up-sampling group)")
+            raise UserError(f"generator widths={widths} needs at least 2 entries (one up-sampling group)")
         ups = len(widths) - 1
         if patch_size < 1 or resolution % (patch_size * 2**ups):
-            raise ValueError(
+            raise UserError(
                 f"resolution={resolution} must be a multiple of patch_size={patch_size} x 2^{ups} "
                 f"(widths={widths})"
             )
         if num_classes > 0 and latent_dim == 0:
-            raise ValueError(f"num_classes={num_classes} needs latent_dim > 0 (the class joins z)")
+            raise UserError(f"num_classes={num_classes} needs latent_dim > 0 (the class joins z)")
         self.channels, self.resolution = channels, resolution
         self.context_frames, self.future_frames = context_frames, future_frames
         self.latent_dim, self.num_classes = latent_dim, num_classes

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ganforge.checkpoint import atomic_torch_save
+from ganforge.errors import UserError
 
 with warnings.catch_warnings():
     # clip imports pkg_resources, which warns about its own deprecation on import.
@@ -103,7 +104,7 @@ def load_clip(name_or_path: str | os.PathLike) -> CLIP:
             model, _ = clip.load(str(path), device="cpu", jit=False)
     except Exception as err:  # noqa: BLE001 - torch.jit.load / torch.load / build_model raise many types
         first = str(err).strip().splitlines()[0][:200] if str(err).strip() else ""
-        raise ValueError(
+        raise UserError(
             f"t2i.text: '{path}' is not a loadable CLIP checkpoint ({type(err).__name__}: {first})"
         ) from None
     return model.float().eval()
@@ -128,30 +129,30 @@ def build_clip(
     """
     resnet = isinstance(vision_layers, (list, tuple))
     if text_width < HEAD_WIDTH or text_width % HEAD_WIDTH:
-        raise ValueError(
+        raise UserError(
             f"clip: text_width={text_width}; expected a multiple of {HEAD_WIDTH} (one head per 64)"
         )
     if resnet:
         if len(vision_layers) != 4 or min(vision_layers) < 1 or vision_width < 2 or vision_width % 2:
-            raise ValueError(
+            raise UserError(
                 f"clip: ResNet vision_layers={list(vision_layers)}, vision_width={vision_width}; expected 4 "
                 "positive block counts and an even width"
             )
         if image_resolution % 32:
-            raise ValueError(
+            raise UserError(
                 f"clip: image_resolution={image_resolution}; a ResNet tower needs a multiple of 32"
             )
         vision_layers, vision_patch_size = tuple(vision_layers), None
     else:
         if vision_width < HEAD_WIDTH or vision_width % HEAD_WIDTH:
-            raise ValueError(f"clip: vision_width={vision_width}; a ViT needs a multiple of {HEAD_WIDTH}")
+            raise UserError(f"clip: vision_width={vision_width}; a ViT needs a multiple of {HEAD_WIDTH}")
         if not vision_patch_size or image_resolution % vision_patch_size:
-            raise ValueError(
+            raise UserError(
                 f"clip: image_resolution={image_resolution} must be a multiple of vision_patch_size="
                 f"{vision_patch_size} for a ViT tower"
             )
     if min(embed_dim, text_layers) < 1 or context_length < 2:
-        raise ValueError(
+        raise UserError(
             f"clip: embed_dim={embed_dim}, text_layers={text_layers} must be >= 1 and "
             f"context_length={context_length} >= 2"
         )

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ganforge.errors import UserError
 from ganforge.metrics import FeatureNet, load_feature_net, save_feature_net, train_feature_net
 
 FAMILY = "t2i-judge-fd_local"  # the ganforge header's family of a saved net
@@ -66,7 +67,7 @@ def train_local_features(
     Returns the net (eval mode, on `device`) and its per-target accuracy on the last 64 batches.
     """
     if len(images) == 0:
-        raise ValueError("fd_local: no real images to train the feature net on")
+        raise UserError("fd_local: no real images to train the feature net on")
     return train_feature_net(
         lambda: LocalFeatureNet(targets.shape[1], image_size=images.shape[-1]),
         lambda index, _: (images[index], targets[index]),

@@ -22,6 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from ganforge.checkpoint import load_artifact, save_artifact
+from ganforge.errors import UserError
 from t2i.clip_model import CLIP, load_clip
 from t2i.data.coco import CocoLayoutDataset
 from t2i.data.shapes import COLORS
@@ -145,11 +146,11 @@ def judge_clip(folder: Path, data_dir: Path, steps: int, progress: bool) -> tupl
 
 
 def check_independent(judge: CLIP, towers: list[nn.Module], judge_path: str) -> None:
-    """ValueError when the judge CLIP's text tower is one that conditions the generator."""
+    """UserError when the judge CLIP's text tower is one that conditions the generator."""
     for tower in towers:
         ours, theirs = judge.token_embedding.weight, tower.token_embedding.weight
         if ours.shape == theirs.shape and torch.allclose(ours.float().cpu(), theirs.float().cpu(), atol=1e-3):
-            raise ValueError(
+            raise UserError(
                 f"--clip '{judge_path}' is the CLIP that conditions the generator; CLIP score and "
                 "R-precision need a separately trained one (e.g. configs/t2i/shapes_clip_judge.yaml)"
             )

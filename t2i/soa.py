@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ganforge.errors import UserError
 from t2i.data.shapes import COLORS
 from t2i.image.discriminators import crop_objects
 
@@ -94,7 +95,7 @@ def train_object_classifier(
     captions name). `on_step(step)` reports progress.
     """
     if len(crops) == 0:
-        raise ValueError("soa: no object crops to train the classifier on")
+        raise UserError("soa: no object crops to train the classifier on")
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)  # layer initialisation
     classifier = ObjectClassifier(num_shapes, len(COLORS))

@@ -30,7 +30,7 @@ from torchvision.utils import draw_bounding_boxes, make_grid
 
 from ganforge.cli import alias, parse_options
 from ganforge.devices import DEFAULT_DEVICE, DEVICE_HELP, resolve_device
-from ganforge.errors import run_guarded
+from ganforge.errors import UserError, run_guarded
 from t2i.layout import Box
 from t2i.layout.draw import class_colour
 
@@ -115,10 +115,10 @@ def read_captions_file(path: Path) -> tuple[list[str], list[int]]:
         lines = path.read_bytes().decode("utf-8").splitlines()
     except UnicodeDecodeError as err:
         line = path.read_bytes()[: err.start].count(b"\n") + 1
-        raise ValueError(f"--captions-file '{path}' line {line} is not valid UTF-8") from None
+        raise UserError(f"--captions-file '{path}' line {line} is not valid UTF-8") from None
     kept = [(number, line.strip()) for number, line in enumerate(lines, start=1) if line.strip()]
     if not kept:
-        raise ValueError(f"--captions-file '{path}' holds no captions (one per line expected)")
+        raise UserError(f"--captions-file '{path}' holds no captions (one per line expected)")
     return [caption for _, caption in kept], [number for number, _ in kept]
 
 
@@ -140,16 +140,16 @@ def generate_batches(
 def check_options(options: GenerateOptions) -> None:
     for name in ("samples", "batch_size"):
         if getattr(options, name) < 1:
-            raise ValueError(f"--{name.replace('_', '-')}={getattr(options, name)}; expected >= 1")
+            raise UserError(f"--{name.replace('_', '-')}={getattr(options, name)}; expected >= 1")
     if bool(options.captions) == (options.captions_file is not None):
-        raise ValueError("give captions as arguments or with --captions-file (one of the two)")
+        raise UserError("give captions as arguments or with --captions-file (one of the two)")
     if options.out is None and options.out_dir is None:
-        raise ValueError("nothing to write: give --out (a grid PNG) and/or --out-dir (one PNG per image)")
+        raise UserError("nothing to write: give --out (a grid PNG) and/or --out-dir (one PNG per image)")
     if options.layout_out is not None and options.out is None:
-        raise ValueError("--layout-out draws the --out grid; give --out too")
+        raise UserError("--layout-out draws the --out grid; give --out too")
     for path in (options.out, options.layout_out):
         if path is not None and Path(path).suffix.lower() != ".png":
-            raise ValueError(f"output '{path}' must be a .png file")
+            raise UserError(f"output '{path}' must be a .png file")
 
 
 def write_images(

@@ -33,6 +33,8 @@ from PIL import Image
 from pycocotools import mask as mask_utils
 from torch.utils.data import Dataset
 
+from ganforge.errors import UserError
+
 PAD_LABEL_NAME = "<pad>"
 _BOX_TOLERANCE_PX = 1.0  # COCO boxes often overshoot the border by a rounding error
 # COCO 2017 re-split the 2014 images: train2017 = train2014 + val2014 minus the 5,000 of val2017.
@@ -41,14 +43,14 @@ _LEAKS = {("train2017", "val2014"): "35,504 of val2014's 40,504 images"}
 
 
 def check_coco_splits(train_split: str, val_split: str) -> None:
-    """ValueError when COCO's train split holds images of its val split (train2017 vs val2014).
+    """UserError when COCO's train split holds images of its val split (train2017 vs val2014).
 
     AttnGAN and Obj-GAN report on COCO 2014 (train2014 / val2014); 2017-trained numbers on val2014
     would score training images.
     """
     leak = _LEAKS.get((train_split, val_split))
     if leak is not None:
-        raise ValueError(
+        raise UserError(
             f"data: train_split={train_split} holds {leak} (val_split={val_split}); use "
             f"train_split={COCO_SPLITS[2014][0]} with val2014 (the split AttnGAN / Obj-GAN report on), "
             f"or val_split={COCO_SPLITS[2017][1]} with train2017"
@@ -82,10 +84,10 @@ def _read_json(path: str | Path, what: str) -> dict[str, Any]:
     try:
         doc = json.loads(path.read_text())
     except json.JSONDecodeError as err:
-        raise ValueError(f"t2i.data: {what} file '{path}' is not valid JSON ({err})") from None
+        raise UserError(f"t2i.data: {what} file '{path}' is not valid JSON ({err})") from None
     for key in ("images", "annotations") + (("categories",) if what == "instances" else ()):
         if not isinstance(doc, dict) or not isinstance(doc.get(key), list):
-            raise ValueError(f"t2i.data: {what} file '{path}' has no '{key}' list; expected COCO format")
+            raise UserError(f"t2i.data: {what} file '{path}' has no '{key}' list; expected COCO format")
     return doc
 
 
@@ -145,7 +147,7 @@ class CocoLayoutDataset(Dataset):
         with_masks: bool = True,
     ) -> None:
         if image_size < 1 or max_objects < 1 or min_objects < 0 or not 0 <= min_object_area < 1:
-            raise ValueError(
+            raise UserError(
                 f"CocoLayoutDataset: image_size={image_size}, max_objects={max_objects}, "
                 f"min_objects={min_objects}, min_object_area={min_object_area}; expected positive sizes "
                 "and 0 <= min_object_area < 1"
@@ -210,7 +212,7 @@ class CocoLayoutDataset(Dataset):
             )
             warnings.warn(f"t2i.data: '{self.instances_json}': skipped bad entries - {detail}", stacklevel=2)
         if not self.records:
-            raise ValueError(
+            raise UserError(
                 f"t2i.data: '{self.instances_json}' gives no usable images (skipped {dict(self.skipped)}, "
                 f"filtered {dict(self.filtered)})"
             )

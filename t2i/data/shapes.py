@@ -29,6 +29,7 @@ import numpy as np
 from PIL import Image
 from rich.progress import track
 
+from ganforge.errors import UserError
 from t2i.data.coco import rasterize
 
 SHAPES = ("circle", "square", "triangle", "diamond")
@@ -72,9 +73,9 @@ class ShapesSpec:
 
     def __post_init__(self) -> None:
         if self.train < 1 or self.val < 1:
-            raise ValueError(f"shapes: train={self.train} and val={self.val} must both be >= 1")
+            raise UserError(f"shapes: train={self.train} and val={self.val} must both be >= 1")
         if self.size < 32:
-            raise ValueError(f"shapes: size={self.size} is too small; expected >= 32 pixels")
+            raise UserError(f"shapes: size={self.size} is too small; expected >= 32 pixels")
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+from ganforge.errors import UserError
 from ganforge.media import LabeledBox
 
 _EDGE_TOLERANCE = 1e-4  # float rounding of x + w past the image border
@@ -34,16 +35,16 @@ class Box:
         for name in ("x", "y", "w", "h"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
-                raise ValueError(f"Box {self.label!r}: {name}={value}; expected a fraction in [0, 1]")
+                raise UserError(f"Box {self.label!r}: {name}={value}; expected a fraction in [0, 1]")
         if self.w <= 0 or self.h <= 0:
-            raise ValueError(f"Box {self.label!r}: w={self.w}, h={self.h}; expected both > 0")
+            raise UserError(f"Box {self.label!r}: w={self.w}, h={self.h}; expected both > 0")
         if self.x + self.w > 1 + _EDGE_TOLERANCE or self.y + self.h > 1 + _EDGE_TOLERANCE:
-            raise ValueError(
+            raise UserError(
                 f"Box {self.label!r}: x + w = {self.x + self.w:.4f}, y + h = {self.y + self.h:.4f}; "
                 "the box must lie inside the image (<= 1)"
             )
         if self.mask is not None and (self.mask.dim() != 2 or self.mask.shape[0] != self.mask.shape[1]):
-            raise ValueError(f"Box {self.label!r}: mask shape {tuple(self.mask.shape)}; expected (M, M)")
+            raise UserError(f"Box {self.label!r}: mask shape {tuple(self.mask.shape)}; expected (M, M)")
 
     @property
     def area(self) -> float:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from ganforge.errors import UserError
 from ganforge.spectral_norm import spectral_norm
 
 
@@ -26,7 +27,7 @@ def _down_stack(in_channels: int, channels: int, size: int) -> tuple[nn.Sequenti
 
 def _check_size(name: str, size: int) -> None:
     if size < 4 or size & (size - 1):
-        raise ValueError(f"{name}: input size {size}; expected a power of two >= 4")
+        raise UserError(f"{name}: input size {size}; expected a power of two >= 4")
 
 
 class InstanceMaskDiscriminator(nn.Module):

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from ganforge.errors import UserError
+
 PARAMS_PER_COMPONENT = 6  # logit, mux, muy, log sx, log sy, rho
 # Box coordinates are pixel counts / image side, i.e. discrete: without a floor the deviations collapse
 # onto single values, the NLL diverges and its gradients swamp the decoder. 2% of the image side
@@ -74,7 +76,7 @@ class BivariateMixture:
         `temperature=0` is exact: the heaviest component's mean. Draws use `rng` only.
         """
         if temperature < 0:
-            raise ValueError(f"BivariateMixture.sample: temperature={temperature}; expected >= 0")
+            raise UserError(f"BivariateMixture.sample: temperature={temperature}; expected >= 0")
         flat_logits = self.logits.reshape(-1, self.components)
         if temperature == 0:
             index = flat_logits.argmax(-1)

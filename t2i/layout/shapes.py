@@ -18,6 +18,7 @@ from einops import rearrange
 from torch import Tensor, nn
 from torchvision.ops import roi_align
 
+from ganforge.errors import UserError
 from ganforge.losses import masked_mean
 
 MIN_BOX_SIDE = 1e-3  # guards the 1 / w of the paste transform
@@ -124,7 +125,7 @@ class ShapeGenerator(nn.Module):
     ) -> None:
         super().__init__()
         if mask_size < 4 or mask_size & (mask_size - 1):
-            raise ValueError(f"ShapeGenerator: mask_size={mask_size}; expected a power of two >= 4")
+            raise UserError(f"ShapeGenerator: mask_size={mask_size}; expected a power of two >= 4")
         self.noise_dim, self.mask_size, self.channels = noise_dim, mask_size, channels
         self.class_embedding = nn.Embedding(num_classes, hidden)
         self.box_in = nn.Linear(4, hidden)

@@ -30,6 +30,7 @@ from torch import Tensor, nn
 from torch.hub import HASH_REGEX
 
 from ganforge.checkpoint import load_state_file
+from ganforge.errors import UserError
 
 INCEPTION_SIZE = 299
 TF_KIND = "tf_inception"
@@ -116,15 +117,15 @@ class InceptionFile:
 
 
 def inspect_inception(path: str | os.PathLike) -> InceptionFile:
-    """Recognise an `--inception` file by content; ValueError naming the file when it is none of the three."""
+    """Recognise an `--inception` file by content; UserError naming the file when it is none of the three."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"--inception '{path}' does not exist")
     if _is_torchscript(path):
         return InceptionFile(path, "torchscript", _sha256(path))
-    state = load_state_file(path, what="--inception")  # CheckpointError (a ValueError) naming the file
+    state = load_state_file(path, what="--inception")  # CheckpointError (a UserError) naming the file
     if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
-        raise ValueError(f"--inception '{path}' holds a {type(state).__name__}, not a state dict of tensors")
+        raise UserError(f"--inception '{path}' holds a {type(state).__name__}, not a state dict of tensors")
     shapes = _shapes(state)
     for kind, template in (
         (TF_KIND, _template(TF_CLASSES, aux_logits=False)),
@@ -133,7 +134,7 @@ def inspect_inception(path: str | os.PathLike) -> InceptionFile:
         if shapes == template:
             return InceptionFile(path, kind, _sha256(path))
     fc = shapes.get("fc.weight")
-    raise ValueError(
+    raise UserError(
         f"--inception '{path}' is not an Inception-v3 state dict: {len(shapes)} tensors, fc.weight {fc}; "
         f"expected torch-fidelity's TF-Inception (fc.weight {(TF_CLASSES, 2048)}, no AuxLogits) or "
         f"torchvision's inception_v3 (fc.weight {(TORCHVISION_CLASSES, 2048)})"
@@ -209,6 +210,6 @@ def inception_score(logits: Tensor, seed: int, splits: int = IS_SPLITS) -> dict[
     from torch_fidelity.metric_isc import KEY_METRIC_ISC_MEAN, KEY_METRIC_ISC_STD, isc_features_to_metric
 
     if len(logits) < splits:
-        raise ValueError(f"Inception Score over {splits} splits needs >= {splits} images, got {len(logits)}")
+        raise UserError(f"Inception Score over {splits} splits needs >= {splits} images, got {len(logits)}")
     scores = isc_features_to_metric(logits, splits=splits, shuffle=True, rng_seed=seed)
     return {"is": scores[KEY_METRIC_ISC_MEAN], "is_std": scores[KEY_METRIC_ISC_STD]}

@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ganforge.errors import UserError
+
 
 def r_precision(
     image_features: Tensor,
@@ -36,7 +38,7 @@ def r_precision(
             f"{tuple(text_features.shape)} must both be (N, D)"
         )
     if not 2 <= num_candidates <= n:
-        raise ValueError(f"r_precision: num_candidates={num_candidates} needs 2 <= it <= N={n} captions")
+        raise UserError(f"r_precision: num_candidates={num_candidates} needs 2 <= it <= N={n} captions")
     image = F.normalize(image_features.float(), dim=-1).cpu()
     text = F.normalize(text_features.float(), dim=-1).cpu()
     score = 0.0

@@ -8,6 +8,7 @@ from pathlib import Path
 from torch.utils.data import DataLoader
 
 from ganforge.data import SplitDataModule, split_loader
+from ganforge.errors import UserError
 from t2i.data.coco import CocoLayoutDataset, check_coco_splits, collate_layouts
 from t2i.data.shapes import ShapesSpec, render_shapes
 
@@ -57,7 +58,7 @@ class CocoLayoutDataModule(SplitDataModule):
     ) -> None:
         super().__init__()
         if batch_size < 1 or num_workers < 0:
-            raise ValueError(f"data: batch_size={batch_size} must be >= 1 and num_workers={num_workers} >= 0")
+            raise UserError(f"data: batch_size={batch_size} must be >= 1 and num_workers={num_workers} >= 0")
         self.data_dir = Path(data_dir)
         self.image_size, self.batch_size, self.num_workers = image_size, batch_size, num_workers
         self.max_objects, self.min_object_area = max_objects, min_object_area

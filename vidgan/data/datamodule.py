@@ -23,6 +23,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from ganforge.data import SplitDataModule, split_loader
+from ganforge.errors import UserError
 from ganforge.resumable import rank_and_world_size
 from vidgan.data.mnist_digits import DIGIT_SIZE
 from vidgan.data.moving_mnist import MovingMNISTDataset, MovingMNISTStream, sample_sequences
@@ -67,16 +68,16 @@ class VideoDataModule(SplitDataModule):
         super().__init__()
         name = type(self).__name__
         if type(self) is VideoDataModule:
-            raise TypeError(
+            raise UserError(
                 "data: name a class_path: vidgan.data.MovingMNISTDataModule or "
                 "vidgan.data.VideoFolderDataModule"
             )
         self.save_hyperparameters()
         for field in ("context_frames", "future_frames", "image_size", "batch_size"):
             if self.hparams[field] < 1:
-                raise ValueError(f"{name}: {field}={self.hparams[field]} must be >= 1")
+                raise UserError(f"{name}: {field}={self.hparams[field]} must be >= 1")
         if num_workers < 0:
-            raise ValueError(f"{name}: num_workers={num_workers} must be >= 0")
+            raise UserError(f"{name}: num_workers={num_workers} must be >= 0")
         self.datasets: dict[str, Dataset] = {}
 
     def _dataset(self, split: str) -> Dataset:
@@ -146,12 +147,12 @@ class MovingMNISTDataModule(VideoDataModule):
         )  # fmt: skip
         for name in ("train_sequences", "val_sequences", "digits"):
             if self.hparams[name] < 1:
-                raise ValueError(f"MovingMNISTDataModule: {name}={self.hparams[name]} must be >= 1")
+                raise UserError(f"MovingMNISTDataModule: {name}={self.hparams[name]} must be >= 1")
         if channels != 1:
-            raise ValueError(f"MovingMNISTDataModule: channels={channels}, but Moving MNIST has 1 channel")
+            raise UserError(f"MovingMNISTDataModule: channels={channels}, but Moving MNIST has 1 channel")
         if data_dir is None:
             if image_size <= DIGIT_SIZE:
-                raise ValueError(
+                raise UserError(
                     f"MovingMNISTDataModule: image_size={image_size} must be > {DIGIT_SIZE} to generate"
                 )
             return
@@ -170,7 +171,7 @@ class MovingMNISTDataModule(VideoDataModule):
             file = "train.npy" if split == "train" else "test.npy"
             dataset = MovingMNISTDataset(Path(hp.data_dir) / file, hp.context_frames, hp.future_frames)
             if dataset.image_size != (hp.image_size, hp.image_size):
-                raise ValueError(
+                raise UserError(
                     f"MovingMNISTDataModule: image_size={hp.image_size} but '{file}' has frames of "
                     f"{dataset.image_size}"
                 )
@@ -234,11 +235,11 @@ class VideoFolderDataModule(VideoDataModule):
             persistent_workers, pin_memory,
         )  # fmt: skip
         if frame_stride < 1:
-            raise ValueError(f"VideoFolderDataModule: frame_stride={frame_stride} must be >= 1")
+            raise UserError(f"VideoFolderDataModule: frame_stride={frame_stride} must be >= 1")
         if open_readers < 0:
-            raise ValueError(f"VideoFolderDataModule: open_readers={open_readers} must be >= 0")
+            raise UserError(f"VideoFolderDataModule: open_readers={open_readers} must be >= 0")
         if channels not in (1, 3):
-            raise ValueError(f"VideoFolderDataModule: channels={channels}, expected 1 or 3")
+            raise UserError(f"VideoFolderDataModule: channels={channels}, expected 1 or 3")
         resolve_backends(backend)
         if not Path(data_dir).is_dir():
             raise FileNotFoundError(f"VideoFolderDataModule: data_dir='{data_dir}' is not a directory")
@@ -275,7 +276,7 @@ class VideoFolderDataModule(VideoDataModule):
         if hp.index_path is None:
             return None
         if root != Path(hp.data_dir) and SPLIT_PLACEHOLDER not in hp.index_path:
-            raise ValueError(
+            raise UserError(
                 f"VideoFolderDataModule: index_path='{hp.index_path}' would be shared by the split "
                 f"folders under '{hp.data_dir}'; put {SPLIT_PLACEHOLDER} in it (e.g. index_{{split}}.json)"
             )

@@ -12,6 +12,7 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
+from ganforge.errors import UserError
 from vidgan.data import (
     MovingMNISTDataModule,
     MovingMNISTStream,
@@ -184,7 +185,7 @@ def test_video_folder_split_files_and_missing_val_split(split_root, tmp_path, ca
             FileNotFoundError,
             "split_file=",
         ),
-        (VideoDataModule, {}, TypeError, "name a class_path"),
+        (VideoDataModule, {}, UserError, "name a class_path"),
     ],
 )
 def test_bad_fields_are_named(module, kwargs, error, message):

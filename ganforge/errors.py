@@ -20,6 +20,10 @@ class UserError(ValueError):
     """
 
 
+class UserTypeError(UserError, TypeError):
+    """Bad input of the wrong type (e.g. a list where an array is expected); also a TypeError."""
+
+
 class CheckpointError(UserError):
     """A checkpoint file that cannot be used; the message names the file and the reason."""
 

@@ -27,7 +27,7 @@ from torch import Tensor, nn
 
 from ganforge.checkpoint import load_checkpoint, restore
 from ganforge.devices import DEFAULT_DEVICE, resolve_device
-from ganforge.errors import CheckpointError, NotGANForgeCheckpointError, UserError
+from ganforge.errors import CheckpointError, NotGANForgeCheckpointError, UserError, UserTypeError
 from vidgan.data.video_folder import LUMA
 from vidgan.module import check_generator_format
 
@@ -190,7 +190,7 @@ class FramePredictor:
             if low < 0 or high > 1:
                 raise UserError(f"torch context values must be in [0, 1], got [{low:.3g}, {high:.3g}]")
             return self._predict(context, future_frames, num_samples, seed, labels).to(context.device)
-        raise TypeError(
+        raise UserTypeError(
             f"context must be a numpy uint8 (T, H, W, C) array or a torch float (B, T, C, H, W) tensor, "
             f"got {type(context).__name__}"
         )

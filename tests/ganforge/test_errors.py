@@ -2,7 +2,7 @@
 
 import pytorch_lightning as pl
 
-from ganforge.errors import CheckpointError, UserError, caused_by_user, union_cause
+from ganforge.errors import CheckpointError, UserError, UserTypeError, caused_by_user, union_cause
 
 SECTIONS = {"model": pl.LightningModule, "data": pl.LightningDataModule}
 
@@ -48,3 +48,8 @@ def test_caused_by_user_follows_the_chain_to_a_user_error():
     assert caused_by_user(CheckpointError("'a.ckpt' does not exist"))
     assert not caused_by_user(raised_from(ValueError("a bug")))
     assert not caused_by_user(raised_from(TypeError("a bug")))
+
+
+def test_a_user_type_error_is_a_user_error_and_a_type_error():
+    err = UserTypeError("caption 0 is bytes; decode it to str first (UTF-8)")
+    assert isinstance(err, UserError) and isinstance(err, TypeError) and caused_by_user(err)

@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ganforge.errors import UserError
 from ganforge.losses import masked_d_loss, masked_g_loss
 from ganforge.media import ImageMedia, LabeledBox
 from ganforge.module import GANModule
@@ -43,6 +44,7 @@ from t2i.image import (
 )
 from t2i.layout.generator import TextTowerShape, build_text_encoder, text_tower_shape
 from t2i.layout.shapes import box_indicator
+from t2i.phrases import phrase_captions
 from t2i.text import TextFeatures
 
 SAMPLE_IMAGES = 8
@@ -124,6 +126,10 @@ class ImageGAN(HostInputs, GANModule):
         g_spectral_norm: spectral norm in G (D always has it).
         phrase_context: G's and the object-wise D's object attention read the caption tokens through
             a bidirectional GRU, so each noun's feature can carry its own adjectives (Obj-GAN's bi-LSTM).
+        phrase_grounding: each object's attention (G's and the object-wise D's) reads only its own
+            phrase of the caption, encoded alone (`t2i.phrases`, as GLIGEN's grounding phrases): "a
+            red circle" | "left of a blue circle"; objects whose class name the caption lacks read
+            all of it.
         d_widths: channels of each stage's patch D (one halving per entry, the first is the stem).
         object_widths: 3 channel counts of the object-wise D (on the last patch D's stem features).
         roi_size: side of the object D's ROI crops.
@@ -152,6 +158,7 @@ class ImageGAN(HostInputs, GANModule):
         context_dim: int = 64,
         g_spectral_norm: bool = True,
         phrase_context: bool = False,
+        phrase_grounding: bool = False,
         d_widths: list[int] = [32, 64, 128, 256],  # noqa: B006
         object_widths: list[int] = [64, 128, 256],  # noqa: B006
         roi_size: int = 8,
@@ -160,9 +167,9 @@ class ImageGAN(HostInputs, GANModule):
         gan: GANOptions = GANOptions(),
     ) -> None:
         if not class_names:
-            raise ValueError("image stage: class_names is empty; expected the dataset's category names")
+            raise UserError("image stage: class_names is empty; expected the dataset's category names")
         if lambda_object < 0:
-            raise ValueError(f"image stage: lambda_object={lambda_object}; expected >= 0")
+            raise UserError(f"image stage: lambda_object={lambda_object}; expected >= 0")
         tower = TextTowerShape(text_embed_dim, text_context_length, text_width, text_layers)
         text = build_text_encoder(clip_path, tower, trainable=False)
         num_classes = len(class_names) + 1
@@ -217,25 +224,81 @@ class ImageGAN(HostInputs, GANModule):
         with torch.no_grad():
             return self.text_encoder.encode(list(captions))
 
+    def phrase_tokens(
+        self,
+        captions: list[str],
+        labels: Tensor,
+        object_mask: Tensor,
+        colors: list[list[str]] | None = None,
+    ) -> tuple[Tensor, int] | None:
+        """Token ids (B * N, L) of every object slot's phrase (`t2i.phrases.phrase_captions`) and their
+        used length, made on the host; None without `phrase_grounding`. labels, object_mask (B, N);
+        colors: per caption, the objects' colour attributes (they tell two circles apart)."""
+        if not self.hparams.get("phrase_grounding", False):
+            return None
+        return self.text_encoder.tokens_of(
+            phrase_captions(captions, labels, object_mask, self.class_names, colors)
+        )
+
+    def encode_phrases(self, tokens: Tensor, used: int, slots: int) -> TextFeatures:
+        """Frozen features of phrase tokens (B * N, L), per object: sentence (B, N, D), tokens
+        (B, N, L, W), padding_mask (B, N, L)."""
+        with torch.no_grad():
+            text = self.text_encoder(tokens, used)
+        per_object = (t.unflatten(0, (-1, slots)) for t in (text.sentence, text.tokens, text.padding_mask))
+        return TextFeatures(*per_object)
+
+    def phrase_features(
+        self,
+        captions: list[str],
+        labels: Tensor,
+        object_mask: Tensor,
+        colors: list[list[str]] | None = None,
+    ) -> TextFeatures | None:
+        """`encode_phrases` of `phrase_tokens` on this module's device (sampling and the pipeline)."""
+        tokens = self.phrase_tokens(captions, labels, object_mask, colors)
+        if tokens is None:
+            return None
+        return self.encode_phrases(tokens[0].to(self.device), tokens[1], labels.shape[1])
+
     def host_inputs(self, batch: Mapping[str, Any]) -> dict[str, Any]:
         """What a step needs of a batch's captions (B), made on the host (`t2i.host_inputs`): `tokens`
         (B, L) and `used_tokens` (int) for the frozen encoder, `mismatch_other` (B,) long and
-        `mismatch_valid` (B,) bool for the mismatched-caption negatives (`mismatched_captions`)."""
+        `mismatch_valid` (B,) bool for the mismatched-caption negatives (`mismatched_captions`); with
+        `phrase_grounding`, `phrase_tokens` (B * N, L) and `phrase_used` of each object's phrase, and
+        `mismatch_phrase_tokens` / `mismatch_phrase_used` of its phrase in the mismatched caption."""
         captions = list(batch["caption"])
         tokens, used = self.text_encoder.tokens_of(captions)
         other, valid = mismatched_captions(captions)
-        return {"tokens": tokens, "used_tokens": used, "mismatch_other": other, "mismatch_valid": valid}
+        inputs = {"tokens": tokens, "used_tokens": used, "mismatch_other": other, "mismatch_valid": valid}
+        labels, present = batch["labels"], batch["object_mask"]
+        phrases = self.phrase_tokens(captions, labels, present, batch.get("colors"))
+        if phrases is not None:
+            wrong = self.phrase_tokens([captions[i] for i in other.tolist()], labels, present)
+            inputs |= {"phrase_tokens": phrases[0], "phrase_used": phrases[1]}
+            inputs |= {"mismatch_phrase_tokens": wrong[0], "mismatch_phrase_used": wrong[1]}
+        return inputs
+
+    def _batch_phrases(self, batch: Mapping[str, Any], prefix: str = "") -> TextFeatures | None:
+        """Per-object phrase features of a batch carrying `host_inputs` (prefix "mismatch_": of the
+        mismatched captions), None without `phrase_grounding`."""
+        if f"{prefix}phrase_tokens" not in batch:
+            return None
+        slots = batch["labels"].shape[1]
+        return self.encode_phrases(batch[f"{prefix}phrase_tokens"], batch[f"{prefix}phrase_used"], slots)
 
     def _batch_text(self, batch: Mapping[str, Any]) -> TextFeatures:
         """Frozen text features of a batch carrying `host_inputs`."""
         with torch.no_grad():
             return self.text_encoder(batch["tokens"], batch["used_tokens"])
 
-    def _generate(self, batch: Mapping[str, Any], text: TextFeatures) -> list[Tensor]:
+    def _generate(
+        self, batch: Mapping[str, Any], text: TextFeatures, phrases: TextFeatures | None
+    ) -> list[Tensor]:
         """The live generator's images, one per stage, for the batch's captions and true layouts."""
         masks = batch_masks(batch, self.generator.image_size)
         z = self.noise(len(batch["caption"]), self.generator.latent_dim)
-        return self.generator(z, text, batch["labels"], masks, batch["object_mask"])
+        return self.generator(z, text, batch["labels"], masks, batch["object_mask"], phrases)
 
     def _reals(self, images: Tensor) -> list[Tensor]:
         """Real images resized to every stage's side (B, 3, s, s)."""
@@ -253,8 +316,9 @@ class ImageGAN(HostInputs, GANModule):
         text = self._batch_text(batch)
         valid = batch["mismatch_valid"]
         wrong = select_text(text, batch["mismatch_other"])
+        phrases = self._batch_phrases(batch)
         with torch.no_grad():
-            fakes = self._generate(batch, text)
+            fakes = self._generate(batch, text, phrases)
         loss, logs = torch.zeros((), device=self.device), {}
         reals = self._reals(batch["image"])
         for stage, (critic, real, fake) in enumerate(zip(self.discriminator.patch, reals, fakes)):
@@ -273,7 +337,9 @@ class ImageGAN(HostInputs, GANModule):
             logs |= {f"d{stage}_{key}": value for key, value in penalty_logs.items()}
             logs |= {f"d{stage}_real": real_c.detach().mean(), f"d{stage}_fake": fake_c.detach().mean()}
         if self.lambda_object > 0:
-            obj = self._object_d_loss(batch, text, stem_real, stem_fake, wrong, valid)
+            wrong_phrases = self._batch_phrases(batch, "mismatch_")
+            object_text = (text, wrong) if phrases is None else (phrases, wrong_phrases)
+            obj = self._object_d_loss(batch, *object_text, stem_real, stem_fake, valid)
             loss = loss + self.lambda_object * obj
             logs["d_object"] = obj.detach()
         return loss, logs
@@ -282,14 +348,15 @@ class ImageGAN(HostInputs, GANModule):
         self,
         batch: Mapping[str, Any],
         text: TextFeatures,
+        wrong: TextFeatures,
         stem_real: Tensor,
         stem_fake: Tensor,
-        wrong: TextFeatures,
         valid: Tensor,
     ) -> Tensor:
         """Object D loss on the last stage's stem features: real objects positive; generated objects and
         real objects under a mismatched caption (rows `valid`) negative. Every slot is scored; the
-        loss counts those of `object_mask` (0 for a batch without objects)."""
+        loss counts those of `object_mask` (0 for a batch without objects). `text` and `wrong` are
+        the captions (B rows) or, with `phrase_grounding`, each object's phrase in them (B, N)."""
         critic, labels, present, boxes = (
             self.discriminator.objects,
             batch["labels"],
@@ -307,8 +374,8 @@ class ImageGAN(HostInputs, GANModule):
     def generator_loss(self, batch: Mapping[str, Any]) -> tuple[Tensor, dict[str, Tensor]]:
         """g(D_u) + g(D_c) per stage plus lambda_object * g(D_o) on the generated images."""
         batch = self._with_host_inputs(batch)
-        text = self._batch_text(batch)
-        fakes = self._generate(batch, text)
+        text, phrases = self._batch_text(batch), self._batch_phrases(batch)
+        fakes = self._generate(batch, text, phrases)
         loss, logs = torch.zeros((), device=self.device), {}
         for stage, (critic, fake) in enumerate(zip(self.discriminator.patch, fakes)):
             stem, features = critic.features(fake)
@@ -319,7 +386,8 @@ class ImageGAN(HostInputs, GANModule):
             logs[f"g{stage}_patch"] = adv.detach()
         if self.lambda_object > 0:
             critic = self.discriminator.objects
-            logits = critic.logits(critic.features(stem, batch["boxes"]), batch["labels"], text)
+            features = critic.features(stem, batch["boxes"])
+            logits = critic.logits(features, batch["labels"], text if phrases is None else phrases)
             obj = masked_g_loss(self.g_adversarial, logits, batch["object_mask"])
             loss = loss + self.lambda_object * obj
             logs["g_object"] = obj.detach()
@@ -336,7 +404,10 @@ class ImageGAN(HostInputs, GANModule):
         text = self.encode(cut["caption"])
         masks = batch_masks(cut, self.generator.image_size)
         z = self.noise(len(cut["caption"]), self.generator.latent_dim, rng=rng)
-        images = self.ema.model(z, text, cut["labels"], masks, cut["object_mask"])[-1]
+        phrases = self.phrase_features(
+            list(cut["caption"]), cut["labels"], cut["object_mask"], cut.get("colors")
+        )
+        images = self.ema.model(z, text, cut["labels"], masks, cut["object_mask"], phrases)[-1]
         return {"samples": ImageMedia(images.float().cpu(), list(cut["caption"]), self.labeled_boxes(cut))}
 
     def labeled_boxes(self, batch: Mapping[str, Any]) -> list[list[LabeledBox]]:

@@ -23,6 +23,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ganforge.errors import UserError
 from ganforge.losses import masked_g_loss
 from ganforge.media import ImageMedia
 from ganforge.module import GANModule
@@ -123,15 +124,15 @@ class LayoutGAN(HostInputs, GANModule):
         gan: GANOptions = GANOptions(),
     ) -> None:
         if not class_names:
-            raise ValueError("LayoutGAN: class_names is empty; expected the dataset's category names")
+            raise UserError("LayoutGAN: class_names is empty; expected the dataset's category names")
         if text_conditioning not in TEXT_CONDITIONING:
-            raise ValueError(
+            raise UserError(
                 f"LayoutGAN: text_conditioning={text_conditioning!r}; expected one of {TEXT_CONDITIONING}"
             )
         if object_order not in OBJECT_ORDERS:
-            raise ValueError(f"LayoutGAN: object_order={object_order!r}; expected one of {OBJECT_ORDERS}")
+            raise UserError(f"LayoutGAN: object_order={object_order!r}; expected one of {OBJECT_ORDERS}")
         if temperature < 0:
-            raise ValueError(f"LayoutGAN: temperature={temperature}; expected >= 0")
+            raise UserError(f"LayoutGAN: temperature={temperature}; expected >= 0")
         tower = TextTowerShape(text_embed_dim, text_context_length, text_width, text_layers)
         text = build_text_encoder(clip_path, tower, trainable=text_trainable)
         num_classes = len(class_names) + 1
@@ -300,7 +301,9 @@ class LayoutGAN(HostInputs, GANModule):
         rng: torch.Generator | None = None,
         temperature: float | None = None,
     ) -> list[list[Box]]:
-        """One layout per caption from the EMA generator: `Box`es with box-frame masks, largest first.
+        """One layout per caption from the EMA generator: `Box`es with box-frame masks, in the order
+        the generator drew them (the caption's mention order with object_order "mention"), which
+        the image stage's `phrase_grounding` reads to tell two objects of one class apart.
 
         Draws use `rng` only (on this module's device); `temperature` defaults to the
         configured one.
@@ -309,13 +312,15 @@ class LayoutGAN(HostInputs, GANModule):
         text = net.encode(captions)
         tau = self.hparams.temperature if temperature is None else temperature
         layout = net.boxes.sample(text, tau, rng)
-        masks = net.masks(text, layout, net.noise(layout, rng))
-        return [
-            boxes_from_tensors(
+        masks = net.masks(text, layout, net.noise(layout, rng))  # drawn largest first, as trained
+        layouts = []
+        for b in range(len(captions)):
+            boxes = boxes_from_tensors(
                 layout.labels[b], layout.boxes[b], layout.object_mask[b], self.class_names, masks[b]
             )
-            for b in range(len(captions))
-        ]
+            steps = layout.emitted[b, : len(boxes)].tolist()  # real objects are the slots' prefix
+            layouts.append([box for _, box in sorted(zip(steps, boxes), key=lambda pair: pair[0])])
+        return layouts
 
     def _generator_on_device(self, offset: int) -> torch.Generator:
         return torch.Generator(device=self.device).manual_seed(self.hparams.val_seed + offset)

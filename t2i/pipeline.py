@@ -34,6 +34,7 @@ from ganforge.checkpoint import (
     stamp_header,
 )
 from ganforge.devices import DEFAULT_DEVICE, resolve_device
+from ganforge.errors import UserError, UserTypeError
 from t2i.image_stage import ImageGAN
 from t2i.layout import Box, SampledBoxes
 from t2i.layout.shapes import box_indicator, paste_masks
@@ -64,22 +65,22 @@ def check_captions(captions: Any) -> list[str]:
     warns (see `t2i.clip_model.tokenize`).
     """
     if isinstance(captions, (str, bytes)) or not isinstance(captions, (list, tuple)):
-        raise TypeError(
+        raise UserTypeError(
             f"captions must be a list of str, got {type(captions).__name__}; wrap one caption in [...]"
         )
     if not captions:
-        raise ValueError("captions is empty; expected at least one caption")
+        raise UserError("captions is empty; expected at least one caption")
     for i, caption in enumerate(captions):
         if isinstance(caption, (bytes, bytearray)):
-            raise TypeError(f"caption {i} is {type(caption).__name__}; decode it to str first (UTF-8)")
+            raise UserTypeError(f"caption {i} is {type(caption).__name__}; decode it to str first (UTF-8)")
         if not isinstance(caption, str):
-            raise TypeError(f"caption {i} is {type(caption).__name__}; expected str")
+            raise UserTypeError(f"caption {i} is {type(caption).__name__}; expected str")
         if not caption.strip():
-            raise ValueError(f"caption {i} is empty; expected some words")
+            raise UserError(f"caption {i} is empty; expected some words")
         try:
             caption.encode("utf-8")
         except UnicodeEncodeError as err:
-            raise ValueError(
+            raise UserError(
                 f"caption {i} is not valid UTF-8 text ({err.reason} at character {err.start}); "
                 "pass captions decoded from UTF-8"
             ) from None
@@ -90,21 +91,21 @@ def _layouts_per_sample(layouts: Any, batch: int, samples: int) -> list[list[Box
     """Given layouts as list (B) of list[Box] (shared by the S samples) or of S such lists -> flat (B*S)."""
     if not isinstance(layouts, (list, tuple)) or len(layouts) != batch:
         count = len(layouts) if isinstance(layouts, (list, tuple)) else type(layouts).__name__
-        raise ValueError(f"layouts has {count} entries for {batch} captions; expected one layout per caption")
+        raise UserError(f"layouts has {count} entries for {batch} captions; expected one layout per caption")
     flat = []
     for b, layout in enumerate(layouts):
         if not isinstance(layout, (list, tuple)):
-            raise TypeError(f"layouts[{b}] is {type(layout).__name__}; expected a list of Box")
+            raise UserTypeError(f"layouts[{b}] is {type(layout).__name__}; expected a list of Box")
         per_sample = len(layout) > 0 and all(
             isinstance(item, (list, tuple)) and all(isinstance(box, Box) for box in item) for item in layout
         )
         if per_sample and len(layout) != samples:
-            raise ValueError(f"layouts[{b}] has {len(layout)} layouts for num_samples={samples}")
+            raise UserError(f"layouts[{b}] has {len(layout)} layouts for num_samples={samples}")
         for s in range(samples):
             boxes = layout[s] if per_sample else layout
             for n, box in enumerate(boxes):
                 if not isinstance(box, Box):
-                    raise TypeError(f"layouts[{b}] item {n} is {type(box).__name__}; expected t2i Box")
+                    raise UserTypeError(f"layouts[{b}] item {n} is {type(box).__name__}; expected t2i Box")
             flat.append(list(boxes))
     return flat
 
@@ -121,7 +122,7 @@ class TextToImage:
         self.image = image.eval().requires_grad_(False)
         self.layout = None if layout is None else layout.eval().requires_grad_(False)
         if layout is not None and list(layout.class_names) != list(image.class_names):
-            raise ValueError(
+            raise UserError(
                 f"layout stage classes {layout.class_names[1:]} differ from the image stage's "
                 f"{image.class_names[1:]}"
             )
@@ -221,7 +222,7 @@ class TextToImage:
         """
         captions = check_captions(captions)
         if not isinstance(num_samples, int) or num_samples < 1:
-            raise ValueError(f"num_samples={num_samples!r}; expected an int >= 1")
+            raise UserError(f"num_samples={num_samples!r}; expected an int >= 1")
         batch = len(captions)
         flat_captions = [c for c in captions for _ in range(num_samples)]
         layout_rng = (
@@ -231,7 +232,7 @@ class TextToImage:
             flat_layouts = _layouts_per_sample(layouts, batch, num_samples)
             flat_layouts = self.complete_shapes(flat_captions, flat_layouts, layout_rng)
         elif self.layout is None:
-            raise ValueError(
+            raise UserError(
                 "this model has no layout stage; pass layouts=... or load it with layout_checkpoint=PATH"
             )
         else:
@@ -276,7 +277,7 @@ class TextToImage:
         for k, layout in enumerate(layouts):
             for n, box in enumerate(layout):
                 if box.label not in names[1:]:
-                    raise ValueError(
+                    raise UserError(
                         f"Box label {box.label!r} is not a class of this model; expected one of {names[1:]}"
                     )
                 label_rows[k][n] = names.index(box.label)
@@ -305,7 +306,8 @@ class TextToImage:
         """Images (K, 3, H, W) in [0, 1] from the EMA generator for K captions, layouts and noise (K, Z)."""
         labels, boxes, masks, present = (t.to(self.device) for t in self.layout_tensors(layouts))
         text = self.image.encode(captions)
-        return self.image.ema.model(z.to(self.device), text, labels, masks, present)[-1].clamp(0, 1)
+        phrases = self.image.phrase_features(captions, labels, present)
+        return self.image.ema.model(z.to(self.device), text, labels, masks, present, phrases)[-1].clamp(0, 1)
 
 
 def _stage_state(module: torch.nn.Module) -> dict[str, Any]:

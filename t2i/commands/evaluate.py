@@ -33,7 +33,7 @@ from torch import Tensor
 
 from ganforge.cli import alias, parse_options
 from ganforge.devices import DEFAULT_DEVICE, DEVICE_HELP, resolve_device
-from ganforge.errors import run_guarded
+from ganforge.errors import UserError, run_guarded
 
 if TYPE_CHECKING:  # imported where used, so `t2i eval --help` stays fast
     from rich.progress import Progress
@@ -228,9 +228,9 @@ def check_options(options: EvalOptions) -> None:
     for name in ("max_captions", "judge_images", "soa_steps", "fd_steps", "clip_steps", "batch_size"):
         value = getattr(options, name)
         if value is not None and value < 1:
-            raise ValueError(f"--{name.replace('_', '-')}={value} must be >= 1")
+            raise UserError(f"--{name.replace('_', '-')}={value} must be >= 1")
     if Path(options.out).suffix != ".json":
-        raise ValueError(f"--out '{options.out}' must be a .json file")
+        raise UserError(f"--out '{options.out}' must be a .json file")
     if not Path(options.data).is_dir():
         raise FileNotFoundError(
             f"--data '{options.data}' is not a directory (expected annotations/ and images/)"
@@ -266,12 +266,12 @@ def load(options: EvalOptions) -> Evaluation:
     data = CocoLayoutDataModule(options.data, val_split=options.split, **datamodule_args)
     evaluation = data.dataset("val")
     if list(evaluation.category_names) != names:
-        raise ValueError(
+        raise UserError(
             f"--data categories {evaluation.category_names[1:]} differ from the model's {names[1:]}"
         )
     real = judges.real_tensors(evaluation, options.max_captions or len(evaluation))
     if inception is not None and inception.is_tf_inception and len(real["caption"]) < IS_SPLITS:
-        raise ValueError(
+        raise UserError(
             f"--inception: the Inception Score needs >= {IS_SPLITS} captions (one per split), "
             f"{len(real['caption'])} given (--max-captions, split '{options.split}')"
         )
@@ -324,14 +324,18 @@ def generate_all(
 ) -> dict[str, Any]:
     """Images (K, 3, H, W) and layouts for both conditions, in batches of --batch-size captions."""
     from t2i.layout import boxes_from_tensors
+    from t2i.layout.order import mention_order
     from t2i.layout.shapes import crop_masks
 
     names = model.image.class_names
     true_masks = crop_masks(real["masks"], real["boxes"], MASK_SIZE)
-    truth = [
-        boxes_from_tensors(real["labels"][k], real["boxes"][k], real["object_mask"][k], names, true_masks[k])
-        for k in range(len(real["caption"]))
-    ]
+    truth = []
+    for k, caption in enumerate(real["caption"]):  # in mention order, as the layout stage draws them
+        boxes = boxes_from_tensors(
+            real["labels"][k], real["boxes"][k], real["object_mask"][k], names, true_masks[k]
+        )
+        order = mention_order(caption, [box.label for box in boxes], real["colors"][k][: len(boxes)])
+        truth.append([boxes[i] for i in order])
     out: dict[str, Any] = {"predicted_layout": ([], []), "ground_truth_layout": ([], truth)}
     task = progress.add_task("generate (predicted and ground-truth layouts)", total=len(truth))
     for index, start in enumerate(range(0, len(truth), options.batch_size)):

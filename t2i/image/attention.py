@@ -77,6 +77,9 @@ class PhraseContext(nn.Module):
 class ObjectTextAttention(nn.Module):
     """Object-driven attention: class embeddings (B, N, Q) attend over tokens (B, L, W) -> contexts (B, N, E).
 
+    With per-object tokens (B, N, P, W) (each object's own phrase, `t2i.phrases`), each object
+    attends over its own.
+
     Args:
         query_dim: Q, width of the class embeddings.
         token_dim: W, width of the caption's token features.
@@ -95,7 +98,12 @@ class ObjectTextAttention(nn.Module):
         self.value = nn.Linear(token_dim, out_dim)
 
     def forward(self, class_embeddings: Tensor, tokens: Tensor, padding_mask: Tensor) -> Tensor:
-        """Contexts (B, N, E) of class embeddings (B, N, Q) over tokens (B, L, W) with padding (B, L)."""
+        """Contexts (B, N, E) of class embeddings (B, N, Q) over tokens (B, L, W) with padding (B, L),
+        or over per-object tokens (B, N, P, W) with padding (B, N, P)."""
+        if tokens.dim() == 4:  # one phrase per object: a batch of B * N single-query attentions
+            queries = rearrange(class_embeddings, "b n q -> (b n) 1 q")
+            flat = self(queries, tokens.flatten(0, 1), padding_mask.flatten(0, 1))
+            return rearrange(flat, "(b n) 1 e -> b n e", n=class_embeddings.shape[1])
         if self.phrases is not None:
             tokens = self.phrases(tokens, padding_mask)
         return attend(self.query(class_embeddings), self.key(tokens), self.value(tokens), padding_mask)

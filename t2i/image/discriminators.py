@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision.ops import roi_align
 
+from ganforge.errors import UserError
 from t2i.image.attention import ObjectTextAttention
 from t2i.image.layers import DBlock, conv, sn
 from t2i.text import TextFeatures
@@ -144,7 +145,7 @@ class ObjectDiscriminator(nn.Module):
     ) -> None:
         super().__init__()
         if len(widths) != 3:
-            raise ValueError(f"object discriminator: widths={list(widths)}; expected 3 channel counts")
+            raise UserError(f"object discriminator: widths={list(widths)}; expected 3 channel counts")
         self.roi_size = roi_size
         self.trunk = down_blocks([stem_width, widths[0]], downsample=[False])
         self.head = down_blocks(list(widths))

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ganforge.errors import UserError
 from t2i.image.attention import ObjectTextAttention, WordRegionAttention
 from t2i.image.layers import GBlock, Layout, conv, num_groups, sn
 from t2i.text import TextFeatures
@@ -85,9 +86,9 @@ class ImageGenerator(nn.Module):
         widths = list(widths)
         first_side = image_size // 2 ** (stages - 1)
         if stages < 1 or first_side * 2 ** (stages - 1) != image_size or len(widths) < 1:
-            raise ValueError(f"image generator: image_size={image_size} does not split into stages={stages}")
+            raise UserError(f"image generator: image_size={image_size} does not split into stages={stages}")
         if BASE_SIDE * 2 ** (len(widths) - 1) != first_side:
-            raise ValueError(
+            raise UserError(
                 f"image generator: widths={widths} grow 4x4 to {BASE_SIDE * 2 ** (len(widths) - 1)}, but "
                 f"stage 0 must end at {first_side} (image_size={image_size}, stages={stages})"
             )
@@ -114,19 +115,33 @@ class ImageGenerator(nn.Module):
         return [self.image_size // 2 ** (self.stages - 1 - s) for s in range(self.stages)]
 
     def object_vectors(self, labels: Tensor, text: TextFeatures) -> Tensor:
-        """[class embedding ; object context] per object (B, N, class_dim + context_dim) for labels (B, N)."""
+        """[class embedding ; object context] per object (B, N, class_dim + context_dim) for labels (B, N);
+        `text` is the caption (tokens (B, L, W)) or each object's phrase (tokens (B, N, P, W))."""
         classes = self.class_embedding(labels)
         return torch.cat([classes, self.object_attention(classes, text.tokens, text.padding_mask)], dim=-1)
 
-    def layout(self, labels: Tensor, text: TextFeatures, masks: Tensor, object_mask: Tensor) -> Layout:
+    def layout(
+        self,
+        labels: Tensor,
+        text: TextFeatures,
+        masks: Tensor,
+        object_mask: Tensor,
+        phrases: TextFeatures | None = None,
+    ) -> Layout:
         """Object vectors and their masks (B, N, H, W) resized to every side the blocks use."""
         sides = {BASE_SIDE * 2**i for i in range(len(self.blocks) + 1)} | set(self.stage_sizes)
         present = object_mask[:, :, None, None].to(masks.dtype)
         resized = {s: resize_masks(masks, s) * present for s in sorted(sides)}
-        return Layout(self.object_vectors(labels, text), resized)
+        return Layout(self.object_vectors(labels, text if phrases is None else phrases), resized)
 
     def forward(
-        self, z: Tensor, text: TextFeatures, labels: Tensor, masks: Tensor, object_mask: Tensor
+        self,
+        z: Tensor,
+        text: TextFeatures,
+        labels: Tensor,
+        masks: Tensor,
+        object_mask: Tensor,
+        phrases: TextFeatures | None = None,
     ) -> list[Tensor]:
         """Images in [0, 1], one per stage: [(B, 3, s, s) for s in stage_sizes].
 
@@ -136,8 +151,10 @@ class ImageGenerator(nn.Module):
             labels: object classes (B, N), 0 for padding.
             masks: object masks (B, N, H, W) in [0, 1] at any size (boxes filled with 1 work too).
             object_mask: (B, N) bool, True for real objects.
+            phrases: each object's own phrase (`t2i.phrases`), tokens (B, N, P, W) and padding_mask
+                (B, N, P), read by the object attention; None: every object reads the caption (Obj-GAN).
         """
-        layout = self.layout(labels, text, masks, object_mask)
+        layout = self.layout(labels, text, masks, object_mask, phrases)
         x = self.input(torch.cat([z, text.sentence], dim=1)).view(-1, self.first_width, BASE_SIDE, BASE_SIDE)
         for block in self.blocks:
             x = block(x, layout)

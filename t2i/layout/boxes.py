@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ganforge.errors import UserError
 from ganforge.losses import masked_mean
 from t2i.layout.mixture import PARAMS_PER_COMPONENT, BivariateMixture
 from t2i.text import TextFeatures
@@ -54,12 +55,14 @@ class SampledBoxes:
 
     N <= max_objects is the number of decoding steps run. labels: (B, N) long, 0 at padding;
     boxes: (B, N, 4) normalised (x, y, w, h), top-left corner, zero at padding; object_mask: (B, N)
-    bool, True for real objects.
+    bool, True for real objects; emitted: (B, N) long, the decoding step that drew each slot (the
+    caption's mention order for a stage taught in that order), None for layouts not drawn here.
     """
 
     labels: Tensor
     boxes: Tensor
     object_mask: Tensor
+    emitted: Tensor | None = None
 
 
 def to_centre_size(boxes: Tensor) -> tuple[Tensor, Tensor]:
@@ -106,12 +109,12 @@ class BoxGenerator(nn.Module):
     ) -> None:
         super().__init__()
         if num_classes < 2 or max_objects < 1 or components < 1:
-            raise ValueError(
+            raise UserError(
                 f"BoxGenerator: num_classes={num_classes} (>= 2 with the end class), "
                 f"max_objects={max_objects} and components={components} (>= 1)"
             )
         if hidden % heads:
-            raise ValueError(f"BoxGenerator: hidden={hidden} is not divisible by heads={heads}")
+            raise UserError(f"BoxGenerator: hidden={hidden} is not divisible by heads={heads}")
         self.num_classes, self.max_objects, self.components = num_classes, max_objects, components
         self.use_tokens = use_tokens
         self.sentence_in = nn.Linear(sentence_dim, hidden)
@@ -188,7 +191,7 @@ class BoxGenerator(nn.Module):
         """
         n = labels.shape[1]
         if n > self.max_objects:
-            raise ValueError(f"BoxGenerator: {n} object slots > max_objects={self.max_objects}")
+            raise UserError(f"BoxGenerator: {n} object slots > max_objects={self.max_objects}")
         states = self.decode(text, self.memory(text), labels, boxes, 2 * n)  # (B, 2N, hidden)
         class_states, box_states = states[:, 0::2], states[:, 1::2]  # (B, N, hidden) each
         # Every slot is scored and the means count the real ones (`masked_mean`): selecting them
@@ -225,7 +228,7 @@ class BoxGenerator(nn.Module):
         """
         limit = self.max_objects if max_objects is None else max_objects
         if not 1 <= limit <= self.max_objects:
-            raise ValueError(f"BoxGenerator.sample: max_objects={limit}; expected 1..{self.max_objects}")
+            raise UserError(f"BoxGenerator.sample: max_objects={limit}; expected 1..{self.max_objects}")
         batch, device = text.sentence.shape[0], text.sentence.device
         memory = self.memory(text)
         labels = torch.zeros(batch, 0, dtype=torch.long, device=device)
@@ -263,4 +266,5 @@ def sort_largest_first(labels: Tensor, boxes: Tensor, object_mask: Tensor) -> Sa
         labels.gather(1, order),
         boxes.gather(1, order[..., None].expand_as(boxes)),
         object_mask.gather(1, order),
+        emitted=order,
     )

@@ -15,6 +15,7 @@ from PIL import Image
 from torch import Tensor
 from torchvision.utils import draw_bounding_boxes, make_grid
 
+from ganforge.errors import UserError
 from ganforge.media import ImageMedia
 from t2i.layout.box import Box
 from t2i.layout.shapes import box_indicator, paste_masks
@@ -43,9 +44,9 @@ def class_colour(label: str) -> tuple[float, float, float]:
 
 def render_layout(layout: list[Box], size: int) -> Tensor:
     """One layout as an image (3, size, size) in [0, 1]: each object's mask (its box when it has
-    no mask) tinted with its class colour, in list order (largest first, so small objects stay visible)."""
+    no mask) tinted with its class colour, largest first, so small objects stay visible."""
     canvas = torch.full((3, size, size), BACKGROUND)
-    for box in layout:
+    for box in sorted(layout, key=lambda b: -b.w * b.h):
         coords = torch.tensor([[[box.x, box.y, box.w, box.h]]])
         if box.mask is None:
             alpha = box_indicator(coords[0, 0], size, size)
@@ -82,7 +83,7 @@ def save_layouts_png(layouts: list[list[Box]], path: str | Path, size: int = 128
     """Write `draw_layouts(layouts, size)` as a PNG; returns the path."""
     path = Path(path)
     if not layouts:
-        raise ValueError(f"save_layouts_png: no layouts to draw into '{path}'")
+        raise UserError(f"save_layouts_png: no layouts to draw into '{path}'")
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(draw_layouts(layouts, size).permute(1, 2, 0).numpy()).save(path)
     return path

@@ -5,7 +5,8 @@ own: in "a circle left of a square" the largest object is the circle or the squa
 so "left" moves the second-emitted object left or right depending on which came first, an
 interaction (a parity) that gradient descent finds only after a long plateau. Emitting objects in
 the order the caption mentions them makes each word a first-order cue (the second object of
-"X left of Y" is to the right of the first). Samples are still returned largest first.
+"X left of Y" is to the right of the first). The mask generator still reads a sampled layout largest
+first, as it is trained; `LayoutGAN.generate_layouts` returns the objects in the order drawn.
 
 `mention_order` finds each object's first mention by "<colour> <class name>" when the object has a
 colour attribute (shapes-scenes), else by its class name (COCO names often appear verbatim:

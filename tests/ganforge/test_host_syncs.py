@@ -170,8 +170,8 @@ def test_t2i_layout_steps_do_not_sync(penalties: dict[str, float]) -> None:
     fit_without_syncs(model, layout_loader(3))
 
 
-@pytest.mark.parametrize("phrase_context", [False, True])
-def test_t2i_image_steps_do_not_sync(phrase_context: bool) -> None:
+@pytest.mark.parametrize("options", [{}, {"phrase_context": True}, {"phrase_grounding": True}])
+def test_t2i_image_steps_do_not_sync(options: dict[str, bool]) -> None:
     torch.manual_seed(0)
-    model = ImageGAN(CLASSES, **TINY_IMAGE, text_width=64, text_layers=1, phrase_context=phrase_context)
+    model = ImageGAN(CLASSES, **TINY_IMAGE, text_width=64, text_layers=1, **options)
     fit_without_syncs(model, layout_loader(2))

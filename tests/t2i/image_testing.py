@@ -3,13 +3,28 @@
 from __future__ import annotations
 
 import warnings
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pytorch_lightning as pl
 import torch
+from torch.utils.data import DataLoader
 
 from t2i.clip_model import build_clip, save_clip
-from t2i.data.shapes import COLORS, SHAPES, SIZES, SceneObject, caption_scene, object_mask, render_scene
+from t2i.data.coco import collate_layouts
+from t2i.data.shapes import (
+    COLORS,
+    SHAPES,
+    SIZES,
+    SceneObject,
+    caption_scene,
+    object_mask,
+    render_scene,
+    sample_scene,
+)
+from t2i.image_stage import ImageGAN
 from t2i.layout_stage import LayoutGAN
 
 CONTEXT = 32
@@ -24,6 +39,47 @@ TINY_IMAGE = {  # ImageGAN sizes of the pipeline tests: 32 px, a few channels
     "class_dim": 16,
     "context_dim": 16,
 }
+
+
+def learning_image_stage(clip: Path, **options: Any) -> ImageGAN:
+    """The image stage of the learning tests (32 px, a few thousand parameters per block, no SN in G,
+    Adam 3e-3, EMA 0.9); `options` override `ImageGAN` arguments."""
+    settings: dict[str, Any] = {
+        "image_size": 32,
+        "clip_path": str(clip),
+        "g_widths": [64, 32, 16, 16],
+        "latent_dim": 32,
+        "class_dim": 32,
+        "context_dim": 32,
+        "g_spectral_norm": False,
+        "d_widths": [16, 32, 64],
+        "object_widths": [32, 64, 64],
+        "gan": ImageGAN.gan_options(
+            g_lr=3e-3, d_lr=3e-3, g_betas=(0.0, 0.9), d_betas=(0.0, 0.9), ema_decay=0.9
+        ),
+    }
+    return ImageGAN(list(SHAPES), **(settings | options))
+
+
+def fit_on_items(model: ImageGAN, items: list[dict], max_objects: int, steps: int) -> ImageGAN:
+    """`model` trained for `steps` generator steps on dataset items, batches of 32, no logs."""
+    loader = DataLoader(
+        items,
+        batch_size=32,
+        shuffle=True,
+        drop_last=True,
+        collate_fn=partial(collate_layouts, max_objects=max_objects),
+    )
+    trainer = pl.Trainer(
+        max_steps=steps,
+        max_epochs=-1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.fit(model, loader)
+    return model
 
 
 def save_stage(module: torch.nn.Module, path: Path, hparams: dict | None = None) -> Path:
@@ -50,7 +106,6 @@ def tiny_pipeline(folder: Path) -> dict[str, Path]:
     Returns paths: ckpt (the image stage, naming its layout stage), data, conditioning_clip, judge_clip.
     """
     from t2i.data.shapes import ShapesSpec, render_shapes
-    from t2i.image_stage import ImageGAN
 
     torch.manual_seed(0)
     conditioning = write_tiny_clip(folder / "conditioning_clip.pt", seed=0)
@@ -90,8 +145,26 @@ def quiet_mask(obj: SceneObject, size: int) -> np.ndarray:
         return object_mask(obj, size)
 
 
+def scene_item(objects: list[SceneObject], size: int, rng: np.random.Generator, index: int) -> dict:
+    """One dataset item (as `CocoLayoutDataset` gives it) of `objects`, rendered and captioned."""
+    image = np.asarray(render_scene(objects, size, rng))
+    caption, _ = caption_scene(objects, list(range(1, len(objects) + 1)), rng)
+    return {
+        "image": torch.from_numpy(image.copy()).permute(2, 0, 1).float() / 255,
+        "caption": caption,
+        "captions": [caption],
+        "boxes": torch.tensor([[v / size for v in obj.box] for obj in objects]),
+        "labels": torch.tensor([SHAPES.index(obj.shape) + 1 for obj in objects]),
+        "masks": torch.stack([torch.from_numpy(quiet_mask(obj, size)).float() for obj in objects]),
+        "num_objects": len(objects),
+        "image_id": index,
+        "colors": [obj.color for obj in objects],
+        "relations": [],
+    }
+
+
 def single_object_items(count: int, size: int, seed: int) -> list[dict]:
-    """`count` dataset items (as `CocoLayoutDataset` gives them) of one shape each, in a random colour."""
+    """`count` dataset items of one shape each, in a random colour."""
     rng = np.random.default_rng(seed)
     items = []
     for index in range(count):
@@ -100,20 +173,17 @@ def single_object_items(count: int, size: int, seed: int) -> list[dict]:
         side = int(round(rng.uniform(*SIZES[size_name]) * size))
         x, y = (int(v) for v in rng.integers(1, size - side, size=2))
         obj = SceneObject(shape, color, size_name, (float(x), float(y), float(side), float(side)))
-        image = np.asarray(render_scene([obj], size, rng))
-        caption, _ = caption_scene([obj], [1], rng)
-        items.append(
-            {
-                "image": torch.from_numpy(image.copy()).permute(2, 0, 1).float() / 255,
-                "caption": caption,
-                "captions": [caption],
-                "boxes": torch.tensor([[x / size, y / size, side / size, side / size]]),
-                "labels": torch.tensor([SHAPES.index(shape) + 1]),
-                "masks": torch.from_numpy(quiet_mask(obj, size)).float()[None],
-                "num_objects": 1,
-                "image_id": index,
-                "colors": [color],
-                "relations": [],
-            }
-        )
+        items.append(scene_item([obj], size, rng, index))
+    return items
+
+
+def two_object_items(count: int, size: int, seed: int) -> list[dict]:
+    """`count` dataset items of two objects in different colours (shapes-scenes layouts and captions;
+    a quarter of them two objects of one shape)."""
+    rng = np.random.default_rng(seed)
+    items: list[dict] = []
+    while len(items) < count:
+        objects = sample_scene(rng, size)
+        if len(objects) == 2 and objects[0].color != objects[1].color:
+            items.append(scene_item(objects, size, rng, len(items)))
     return items

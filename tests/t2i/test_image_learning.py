@@ -10,18 +10,15 @@ still tell the colour words apart, and the object-driven attention has to find t
 
 from __future__ import annotations
 
-from functools import partial
 from pathlib import Path
 
 import pytest
 import pytorch_lightning as pl
 import torch
-from image_testing import single_object_items, write_tiny_clip
-from torch.utils.data import DataLoader
+from image_testing import fit_on_items, learning_image_stage, single_object_items, write_tiny_clip
 
 from t2i.data.coco import collate_layouts
 from t2i.data.shapes import COLORS, SHAPES
-from t2i.image_stage import ImageGAN
 from t2i.layout.shapes import crop_masks
 from t2i.pipeline import Box, TextToImage
 
@@ -46,31 +43,8 @@ def mask_color_accuracy(images: torch.Tensor, items: list[dict]) -> float:
 def test_image_stage_paints_the_captioned_colour_inside_the_box(tmp_path: Path) -> None:
     pl.seed_everything(0, verbose=False)
     train, held_out = single_object_items(1000, 32, seed=0), single_object_items(100, 32, seed=1)
-    model = ImageGAN(
-        list(SHAPES),
-        image_size=32,
-        clip_path=str(write_tiny_clip(tmp_path / "clip.pt")),
-        g_widths=[64, 32, 16, 16],
-        latent_dim=32,
-        class_dim=32,
-        context_dim=32,
-        g_spectral_norm=False,
-        d_widths=[16, 32, 64],
-        object_widths=[32, 64, 64],
-        gan=ImageGAN.gan_options(g_lr=3e-3, d_lr=3e-3, g_betas=(0.0, 0.9), d_betas=(0.0, 0.9), ema_decay=0.9),
-    )
-    loader = DataLoader(
-        train, batch_size=32, shuffle=True, drop_last=True, collate_fn=partial(collate_layouts, max_objects=1)
-    )
-    trainer = pl.Trainer(
-        max_steps=STEPS,  # generator steps
-        max_epochs=-1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
-    trainer.fit(model, loader)
+    model = learning_image_stage(write_tiny_clip(tmp_path / "clip.pt"))
+    fit_on_items(model, train, max_objects=1, steps=STEPS)
 
     # Held-out captions through the public API, each with its true layout (box + box-frame shape).
     pipeline = TextToImage(model)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from image_testing import single_object_items
+from image_testing import single_object_items, two_object_items
 
 from ganforge.checkpoint import load_checkpoint
 from t2i.cli import main
@@ -74,7 +74,10 @@ def test_sample_media_carry_captions_and_boxes() -> None:
 
 
 @pytest.mark.parametrize("phrase_context", [False, True])
-def test_losses_are_finite_and_the_mismatch_term_is_logged(phrase_context: bool) -> None:
+@pytest.mark.parametrize("phrase_grounding", [False, True])
+def test_losses_are_finite_and_the_mismatch_term_is_logged(
+    phrase_context: bool, phrase_grounding: bool
+) -> None:
     torch.manual_seed(0)
     model = ImageGAN(
         image_size=32,
@@ -83,8 +86,9 @@ def test_losses_are_finite_and_the_mismatch_term_is_logged(phrase_context: bool)
         object_widths=[8, 8, 8],
         text_layers=1,
         phrase_context=phrase_context,
+        phrase_grounding=phrase_grounding,
     )
-    batch = collate_layouts(single_object_items(6, 32, seed=1), max_objects=2)
+    batch = collate_layouts(two_object_items(6, 32, seed=1), max_objects=3)
     d_loss, d_logs = model.discriminator_loss(batch)
     g_loss, g_logs = model.generator_loss(batch)
     assert torch.isfinite(d_loss) and torch.isfinite(g_loss)
@@ -94,6 +98,30 @@ def test_losses_are_finite_and_the_mismatch_term_is_logged(phrase_context: bool)
     assert any(p.grad is not None for p in model.generator.object_attention.parameters())
     if phrase_context:
         assert model.generator.object_attention.phrases.out.weight.grad is not None
+
+
+def test_phrase_grounding_gives_each_object_its_own_phrase() -> None:
+    torch.manual_seed(0)
+    model = ImageGAN(
+        image_size=32, g_widths=[16, 16, 8, 8], d_widths=[8, 16], text_layers=1, phrase_grounding=True
+    )
+    captions = ["a red circle to the left of a blue circle", "a green square"]
+    labels = torch.tensor([[1, 1], [2, 0]])
+    colors = [["blue", "red"], ["green", ""]]
+    tokens, used = model.phrase_tokens(captions, labels, labels > 0, colors)
+    expected = ["to the left of a blue circle", "a red circle", "a green square", ""]
+    assert torch.equal(tokens, model.text_encoder.tokens_of(expected)[0])
+    phrases = model.encode_phrases(tokens, used, slots=2)
+    assert phrases.tokens.shape[:3] == (2, 2, tokens.shape[1]) and phrases.sentence.shape[:2] == (2, 2)
+    inputs = model.host_inputs(
+        {"caption": captions, "labels": labels, "object_mask": labels > 0, "colors": colors}
+    )
+    assert (
+        torch.equal(inputs["phrase_tokens"], tokens)
+        and inputs["mismatch_phrase_tokens"].shape == tokens.shape
+    )
+    plain = ImageGAN(image_size=32, g_widths=[16, 16, 8, 8], d_widths=[8, 16], text_layers=1)
+    assert plain.phrase_tokens(captions, labels, labels > 0) is None
 
 
 def test_two_stage_generator_emits_an_image_per_stage() -> None:

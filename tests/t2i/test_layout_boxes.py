@@ -64,6 +64,19 @@ def test_samples_are_valid_boxes_sorted_largest_first(text: TextEncoder) -> None
         net.sample(text.encode(CAPTIONS), max_objects=5)
 
 
+def test_samples_record_the_step_that_drew_each_object(text: TextEncoder) -> None:
+    net = _generator(text)
+    features = text.encode(CAPTIONS * 4)
+    out = net.sample(features, temperature=1.0, rng=torch.Generator().manual_seed(0))
+    first = net.sample(features, temperature=1.0, rng=torch.Generator().manual_seed(0), max_objects=1)
+    assert (out.emitted.sort(dim=1).values == torch.arange(out.labels.shape[1])).all()  # a permutation
+    slot = out.emitted.argmin(dim=1)  # the slot of each row's first drawn object
+    rows = torch.arange(len(slot))
+    has = first.object_mask[:, 0]
+    assert torch.equal(out.labels[rows, slot][has], first.labels[:, 0][has])
+    torch.testing.assert_close(out.boxes[rows, slot][has], first.boxes[:, 0][has])
+
+
 def test_sort_largest_first_keeps_padding_last() -> None:
     labels = torch.tensor([[1, 2, 3, 0]])
     boxes = torch.tensor([[[0, 0, 0.1, 0.1], [0, 0, 0.5, 0.5], [0, 0, 0.3, 0.3], [0, 0, 0, 0]]])

@@ -138,7 +138,7 @@ class GANModule(pl.LightningModule):
         # Progress counters; saved in the checkpoint header so a resume continues the schedule.
         self.batches_seen = 0
         self.g_step = 0
-        self.nonfinite_steps = 0  # the property's setter: the device counters start with the fit
+        self._start_nonfinite_guard(skipped_before=0)
         self._last_log_time: tuple[float, int] | None = None
         self._resume_rng: dict[str, Any] | None = None  # set by on_load_checkpoint, used by on_train_start
         self._penalties_ran = False  # set by d_penalties, checked after each discriminator_loss
@@ -344,9 +344,10 @@ class GANModule(pl.LightningModule):
         counted = 0 if self._nonfinite_count is None else int(self._nonfinite_count)
         return self._nonfinite_base + counted
 
-    @nonfinite_steps.setter
-    def nonfinite_steps(self, value: int) -> None:
-        self._nonfinite_base = value
+    def _start_nonfinite_guard(self, skipped_before: int) -> None:
+        """Fresh guard state: no run of non-finite losses, `skipped_before` updates skipped by the
+        run this one resumes (0 for a new run); the device counters start with the fit."""
+        self._nonfinite_base = skipped_before
         self._nonfinite_count: Tensor | None = None  # () int64, on the losses' device once training
         self._update_bad: dict[str, Tensor] = {}  # () bool per loss: a non-finite micro-batch in this update
         self._bad_run: dict[str, Tensor] = {}  # () int64 per loss: skipped updates in a row, now
@@ -505,7 +506,7 @@ class GANModule(pl.LightningModule):
         header = read_header(checkpoint)
         self.batches_seen = int(header.get("batches_seen", 0))
         self.g_step = int(header.get("g_step", 0))
-        self.nonfinite_steps = int(header.get("nonfinite_steps", 0))
+        self._start_nonfinite_guard(skipped_before=int(header.get("nonfinite_steps", 0)))
         if self._trainer is not None and "rng_states" in header:
             # Only when resuming a fit: loading weights for inference must not reseed the caller.
             # Applied in on_train_start, after on_fit_start (which may reseed the module's own

@@ -8,7 +8,7 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from cluster import LocalSlurmCluster, free_ports
@@ -45,14 +45,27 @@ def job_env(cluster: LocalSlurmCluster, runs: Path) -> dict[str, str]:
 
 
 def sbatch(
-    cluster: LocalSlurmCluster, runs: Path, options: list[str], script_args: list[str], timeout: float = 30
+    cluster: LocalSlurmCluster,
+    runs: Path,
+    options: list[str],
+    script_args: list[str],
+    timeout: float = 30,
+    env: Mapping[str, str] | None = None,
 ) -> subprocess.CompletedProcess:
-    """Run sbatch from the repository root (the job's submit dir); output goes to `runs/slurm-<job>.out`."""
+    """Run sbatch from the repository root (the job's submit dir); output goes to `runs/slurm-<job>.out`.
+
+    `env` is set on top of `job_env` (the `VAR=value` of a `VAR=value sbatch ...` line).
+    """
     runs.mkdir(parents=True, exist_ok=True)
     pattern = "%A_%a" if any(opt.startswith("--array") for opt in options) else "%j"
     argv = ["sbatch", f"--output={runs}/slurm-{pattern}.out", *options, *script_args]
     return subprocess.run(
-        argv, cwd=REPO, env=job_env(cluster, runs), capture_output=True, text=True, timeout=timeout
+        argv,
+        cwd=REPO,
+        env={**job_env(cluster, runs), **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 

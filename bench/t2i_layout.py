@@ -39,13 +39,13 @@ import torch
 import yaml
 from torch.utils.data import DataLoader, Dataset
 
-from t2i.clip_model import save_clip
 from t2i.clip_stage import ContrastiveCLIP
 from t2i.data import CocoLayoutDataset, collate_layouts
-from t2i.data.shapes import COLORS, SHAPES, ShapesSpec, render_shapes
-from t2i.layout.shapes import box_indicator, paste_masks
+from t2i.data.shapes_scenes import COLORS, SHAPES, ShapesSpec, render_shapes
+from t2i.eval.layout_metrics import LayoutAccuracy, caption_sizes, mask_iou, score_layout
 from t2i.layout_stage import LayoutGAN
-from t2i.metrics.layout import LayoutAccuracy, caption_sizes, mask_iou, score_layout
+from t2i.models.clip_model import save_clip
+from t2i.models.layout.mask_generator import box_indicator, paste_masks
 
 ROOT = Path(__file__).resolve().parents[1]
 LAYOUT_CONFIG = ROOT / "configs" / "t2i" / "shapes_layout.yaml"

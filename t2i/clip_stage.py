@@ -2,11 +2,11 @@
 
 `t2i fit --config configs/t2i/shapes_clip.yaml` trains `clip.model.CLIP` (a ViT image tower, the
 real BPE tokenizer) with the symmetric InfoNCE loss and, when fitting ends, writes a plain CLIP
-state dict (`export_path`) that `clip.load(path, jit=False)`, `t2i.clip_model.load_clip` and
+state dict (`export_path`) that `clip.load(path, jit=False)`, `t2i.models.clip_model.load_clip` and
 `TextEncoder.from_pretrained` load. Validation logs `val/r_precision` (AttnGAN protocol, 100
 candidates). `t2i export-clip --ckpt_path last.ckpt --out clip.pt` exports any training checkpoint.
 
-Under DDP each rank's pairs are contrasted with the whole global batch (`t2i.contrastive`).
+Under DDP each rank's pairs are contrasted with the whole global batch (`t2i.models.contrastive`).
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ganforge.checkpoint import load_checkpoint, restore, stamp_header
-from t2i.clip_model import build_clip, encode_images, save_clip, tokenize
-from t2i.contrastive import symmetric_infonce
-from t2i.metrics.retrieval import r_precision
-from t2i.text import text_features
+from t2i.eval.retrieval import r_precision
+from t2i.models.clip_model import build_clip, encode_images, save_clip, tokenize
+from t2i.models.contrastive import symmetric_infonce
+from t2i.models.text import text_features
 
 MAX_LOGIT_SCALE = math.log(100.0)  # CLIP clamps the learned temperature at 100
 
@@ -93,7 +93,7 @@ class ContrastiveCLIP(pl.LightningModule):
     def contrastive_loss(self, image: Tensor, text: Tensor, gather: bool = False) -> tuple[Tensor, Tensor]:
         """Symmetric InfoNCE of image (B, D) and text (B, D) embeddings and the top-1 image->text accuracy.
 
-        With `gather` under DDP the candidates are the global batch (see `t2i.contrastive`).
+        With `gather` under DDP the candidates are the global batch (see `t2i.models.contrastive`).
         """
         return symmetric_infonce(image, text, self.clip.logit_scale, gather)
 

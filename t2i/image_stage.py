@@ -34,18 +34,17 @@ from ganforge.media import ImageMedia, LabeledBox
 from ganforge.module import GANModule
 from ganforge.options import GANOptions
 from t2i.data.coco import PAD_LABEL_NAME
-from t2i.data.shapes import SHAPES
+from t2i.data.shapes_scenes import SHAPES
 from t2i.host_inputs import HostInputs
-from t2i.image import (
+from t2i.models.image import (
     ImageGANDiscriminator,
     ImageGenerator,
     ObjectDiscriminator,
     PatchDiscriminator,
 )
-from t2i.layout.generator import TextTowerShape, build_text_encoder, text_tower_shape
-from t2i.layout.shapes import box_indicator
-from t2i.phrases import phrase_captions
-from t2i.text import TextFeatures
+from t2i.models.layout.mask_generator import box_indicator
+from t2i.models.phrases import phrase_captions
+from t2i.models.text import TextFeatures, TextTowerShape, build_text_encoder, text_tower_shape
 
 SAMPLE_IMAGES = 8
 
@@ -127,7 +126,7 @@ class ImageGAN(HostInputs, GANModule):
         phrase_context: G's and the object-wise D's object attention read the caption tokens through
             a bidirectional GRU, so each noun's feature can carry its own adjectives (Obj-GAN's bi-LSTM).
         phrase_grounding: each object's attention (G's and the object-wise D's) reads only its own
-            phrase of the caption, encoded alone (`t2i.phrases`, as GLIGEN's grounding phrases): "a
+            phrase of the caption, encoded alone (`t2i.models.phrases`, as GLIGEN's grounding phrases): "a
             red circle" | "left of a blue circle"; objects whose class name the caption lacks read
             all of it.
         d_widths: channels of each stage's patch D (one halving per entry, the first is the stem).
@@ -231,7 +230,7 @@ class ImageGAN(HostInputs, GANModule):
         object_mask: Tensor,
         colors: list[list[str]] | None = None,
     ) -> tuple[Tensor, int] | None:
-        """Token ids (B * N, L) of every object slot's phrase (`t2i.phrases.phrase_captions`) and their
+        """Token ids (B * N, L) of every object slot's phrase (`t2i.models.phrases.phrase_captions`) and their
         used length, made on the host; None without `phrase_grounding`. labels, object_mask (B, N);
         colors: per caption, the objects' colour attributes (they tell two circles apart)."""
         if not self.hparams.get("phrase_grounding", False):

@@ -4,7 +4,7 @@
 schedule:
 - the box pathway (text encoder when trainable + `BoxGenerator`) by likelihood: teacher-forced
   class NLL + centre and size mixture NLL, objects taught in caption-mention order
-  (`t2i.layout.order`), through the generator's optimiser with its own learning rate and betas;
+  (`t2i.models.layout.order`), through the generator's optimiser with its own learning rate and betas;
 - the `ShapeGenerator` adversarially on ground-truth boxes: an instance D per mask and a global D
   per layout (hinge loss by default), plus a mask reconstruction term (BCE against the ground
   truth cut into each box).
@@ -13,7 +13,7 @@ the losses weigh the padded slots 0 (`ganforge.losses.masked_mean` and its kin) 
 selecting the real objects, whose count the host would have to read.
 Validation (and `t2i test`) samples a layout per caption with the EMA generator and logs
 val/object_set_accuracy, val/relation_accuracy, val/size_accuracy, val/mask_iou (masks drawn on
-ground-truth boxes) and the val NLLs (`t2i.metrics.layout`); `test/...` likewise.
+ground-truth boxes) and the val NLLs (`t2i.eval.layout_metrics`); `test/...` likewise.
 """
 
 from __future__ import annotations
@@ -29,22 +29,16 @@ from ganforge.media import ImageMedia
 from ganforge.module import GANModule
 from ganforge.options import GANOptions
 from t2i.data.coco import PAD_LABEL_NAME
+from t2i.eval.layout_metrics import LayoutAccuracy, caption_sizes, mask_iou, score_layout
 from t2i.host_inputs import HostInputs
-from t2i.layout.box import Box, boxes_from_tensors
-from t2i.layout.boxes import BoxGenerator, BoxLosses, SampledBoxes
-from t2i.layout.discriminators import MaskDiscriminators, layout_channels
-from t2i.layout.draw import layout_media
-from t2i.layout.generator import (
-    TEXT_CONDITIONING,
-    LayoutGenerator,
-    TextTowerShape,
-    build_text_encoder,
-    text_tower_shape,
-)
-from t2i.layout.order import apply_order, mention_permutation
-from t2i.layout.shapes import ShapeGenerator, crop_masks, mask_bce, paste_masks
-from t2i.metrics.layout import LayoutAccuracy, caption_sizes, mask_iou, score_layout
-from t2i.text import TextFeatures
+from t2i.models.layout.box import Box, boxes_from_tensors
+from t2i.models.layout.box_generator import BoxGenerator, BoxLosses, SampledBoxes
+from t2i.models.layout.discriminators import MaskDiscriminators, layout_channels
+from t2i.models.layout.draw import layout_media
+from t2i.models.layout.generator import TEXT_CONDITIONING, LayoutGenerator
+from t2i.models.layout.mask_generator import ShapeGenerator, crop_masks, mask_bce, paste_masks
+from t2i.models.layout.order import apply_order, mention_permutation
+from t2i.models.text import TextFeatures, TextTowerShape, build_text_encoder, text_tower_shape
 
 OBJECT_ORDERS = ("mention", "area")
 
@@ -68,7 +62,7 @@ class LayoutGAN(HostInputs, GANModule):
         token_layers: bidirectional self-attention layers over the token features before the decoder
             reads them (CLIP's text tower is causal: a word's feature never sees the words after it).
         object_order: the order the box generator is taught to emit objects in: "mention" (first
-            mention in the caption, see `t2i.layout.order`) or "area" (largest first, as Obj-GAN);
+            mention in the caption, see `t2i.models.layout.order`) or "area" (largest first, as Obj-GAN);
             sampled layouts are returned largest first either way.
         mixture_components: K of the centre and size mixtures (Obj-GAN: 5).
         size_nll_weight: weight of the size NLL in the box loss. Shapes boxes are square (w == h) and

@@ -36,9 +36,9 @@ from ganforge.checkpoint import (
 from ganforge.devices import DEFAULT_DEVICE, resolve_device
 from ganforge.errors import UserError, UserTypeError
 from t2i.image_stage import ImageGAN
-from t2i.layout import Box, SampledBoxes
-from t2i.layout.shapes import box_indicator, paste_masks
 from t2i.layout_stage import LayoutGAN
+from t2i.models.layout import Box, SampledBoxes
+from t2i.models.layout.mask_generator import box_indicator, paste_masks
 
 __all__ = ["Box", "Generation", "TextToImage"]
 
@@ -62,7 +62,7 @@ def check_captions(captions: Any) -> list[str]:
     """`captions` as a list of non-empty UTF-8 str, or a TypeError / ValueError naming the bad one.
 
     Over-long captions are not an error: the tokenizer keeps the first context-length tokens and
-    warns (see `t2i.clip_model.tokenize`).
+    warns (see `t2i.models.clip_model.tokenize`).
     """
     if isinstance(captions, (str, bytes)) or not isinstance(captions, (list, tuple)):
         raise UserTypeError(

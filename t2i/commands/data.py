@@ -6,7 +6,7 @@ import argparse
 from dataclasses import dataclass
 
 from ganforge.cli import parse_options
-from t2i.data.shapes import ShapesSpec, render_shapes
+from t2i.data.shapes_scenes import ShapesSpec, render_shapes
 
 
 @dataclass(frozen=True)

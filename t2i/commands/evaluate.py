@@ -3,16 +3,16 @@
 For every image of the evaluation split (first caption each, as AttnGAN / Obj-GAN evaluate) the
 model generates one image twice: from its own predicted layout (the full pipeline) and from the
 ground-truth layout (boxes and shapes; Obj-GAN reports both). metrics.json holds, per condition:
-- soa_c, soa_i, color_binding (`t2i.soa`; shapes-scenes data only, colours are annotated there),
+- soa_c, soa_i, color_binding (`t2i.eval.soa`; shapes-scenes data only, colours are annotated there),
   with the same numbers on the real images as the ceiling;
 - relation_accuracy, object_set_accuracy, size_accuracy of the predicted layouts
-  (`t2i.metrics.layout`);
+  (`t2i.eval.layout_metrics`);
 - fid and is (Inception Score, mean and std over 10 splits) when `--inception` holds the TF-Inception
   weights that published tables use; fd_inception_v3 / fd_torchscript (not FID, with a warning) for
-  other Inception files (`t2i.metrics.inception`); without one, fd_local (`t2i.image_features`: not FID);
+  other Inception files (`t2i.eval.inception`); without one, fd_local (`t2i.eval.image_features`: not FID);
 - clip_score (mean cosine of judge-CLIP image and caption embeddings, GALIP's convention) and
   r_precision (AttnGAN protocol, 100 candidates), with `--clip` or a judge CLIP trained here under
-  another seed (`t2i.judges`); real images give the ceiling.
+  another seed (`t2i.eval.judges`); real images give the ceiling.
 Judges trained here are cached in `--judges` (default: a `judges/` folder beside `--out`).
 `--max-captions N` scores the first N val images, one caption each (published COCO FIDs use 30,000
 captions of COCO 2014 val).
@@ -38,7 +38,7 @@ from ganforge.errors import UserError, run_guarded
 if TYPE_CHECKING:  # imported where used, so `t2i eval --help` stays fast
     from rich.progress import Progress
 
-    from t2i.metrics.inception import InceptionFile
+    from t2i.eval.inception import InceptionFile
     from t2i.pipeline import TextToImage
 
 PROG = "t2i eval"
@@ -138,7 +138,7 @@ def layout_batch(layouts: list[list[Any]]) -> tuple[Tensor, Tensor]:
 
 def soa_metrics(classifier: torch.nn.Module, images: Tensor, layouts: list[list[Any]], named: list) -> dict:
     """SOA-C, SOA-I and colour binding of images (K, 3, H, W) classified at their layouts' boxes."""
-    from t2i.soa import classify, object_crops, soa_scores
+    from t2i.eval.soa import classify, object_crops, soa_scores
 
     boxes, present = layout_batch(layouts)
     shapes, colors = classify(classifier, object_crops(images, boxes, present))
@@ -152,9 +152,9 @@ def soa_metrics(classifier: torch.nn.Module, images: Tensor, layouts: list[list[
 @torch.no_grad()
 def clip_metrics(judge: Any, images: Tensor, captions: list[str], seed: int, batch: int = 128) -> dict:
     """Mean cosine CLIP score and top-1 R-precision of images (K, 3, H, W) with their captions."""
-    from t2i.clip_model import encode_images, tokenize
-    from t2i.metrics.retrieval import r_precision
-    from t2i.text import text_features
+    from t2i.eval.retrieval import r_precision
+    from t2i.models.clip_model import encode_images, tokenize
+    from t2i.models.text import text_features
 
     device = next(judge.parameters()).device
     image_emb, text_emb = [], []
@@ -173,7 +173,7 @@ def clip_metrics(judge: Any, images: Tensor, captions: list[str], seed: int, bat
 
 def layout_metrics(layouts: list[list[Any]], real: dict[str, Any], names: list[str]) -> dict[str, float]:
     """Relation, object-set and size accuracy of predicted layouts against the captions' ground truth."""
-    from t2i.metrics.layout import LayoutAccuracy, caption_sizes, score_layout
+    from t2i.eval.layout_metrics import LayoutAccuracy, caption_sizes, score_layout
 
     metric = LayoutAccuracy()
     scores = []
@@ -243,9 +243,9 @@ def check_options(options: EvalOptions) -> None:
 
 def load(options: EvalOptions) -> Evaluation:
     """Check the options, load the model and the evaluation split (one caption per image)."""
-    from t2i import judges
     from t2i.data import CocoLayoutDataModule
-    from t2i.metrics.inception import IS_SPLITS, inspect_inception
+    from t2i.eval import judges
+    from t2i.eval.inception import IS_SPLITS, inspect_inception
     from t2i.pipeline import TextToImage
 
     check_options(options)
@@ -281,10 +281,10 @@ def load(options: EvalOptions) -> Evaluation:
 
 def train_judges(options: EvalOptions, evaluation: Evaluation, progress: Progress) -> Judges:
     """The SOA classifier (with colours), the Fréchet feature net and the judge CLIP: loaded or trained."""
-    from t2i import judges
-    from t2i.clip_model import load_clip
     from t2i.data import CocoLayoutDataModule
-    from t2i.metrics.inception import InceptionFeatures
+    from t2i.eval import judges
+    from t2i.eval.inception import InceptionFeatures
+    from t2i.models.clip_model import load_clip
 
     folder, names, inception = evaluation.folder, evaluation.names, evaluation.inception
     records: dict[str, Any] = {}
@@ -323,9 +323,9 @@ def generate_all(
     model: TextToImage, real: dict[str, Any], options: EvalOptions, progress: Progress
 ) -> dict[str, Any]:
     """Images (K, 3, H, W) and layouts for both conditions, in batches of --batch-size captions."""
-    from t2i.layout import boxes_from_tensors
-    from t2i.layout.order import mention_order
-    from t2i.layout.shapes import crop_masks
+    from t2i.models.layout import boxes_from_tensors
+    from t2i.models.layout.mask_generator import crop_masks
+    from t2i.models.layout.order import mention_order
 
     names = model.image.class_names
     true_masks = crop_masks(real["masks"], real["boxes"], MASK_SIZE)
@@ -354,8 +354,8 @@ def generate_all(
 def score(evaluation: Evaluation, judged: Judges, generated: dict[str, Any], seed: int) -> dict[str, Any]:
     """metrics.json's scores: `real` (the ceiling), one entry per condition, with colours soa_c_vs_real."""
     from ganforge.metrics import frechet_distance
-    from t2i.metrics.inception import extract, inception_score
-    from t2i.soa import NamedObject, color_index
+    from t2i.eval.inception import extract, inception_score
+    from t2i.eval.soa import NamedObject, color_index
 
     real = evaluation.real
     named = (

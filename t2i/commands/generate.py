@@ -31,8 +31,8 @@ from torchvision.utils import draw_bounding_boxes, make_grid
 from ganforge.cli import alias, parse_options
 from ganforge.devices import DEFAULT_DEVICE, DEVICE_HELP, resolve_device
 from ganforge.errors import UserError, run_guarded
-from t2i.layout import Box
-from t2i.layout.draw import class_colour
+from t2i.models.layout import Box
+from t2i.models.layout.draw import class_colour
 
 PROG = "t2i generate"
 DRAW_SIZE = 128  # layouts are drawn on images upscaled to this side so labels stay readable

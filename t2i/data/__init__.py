@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, Any
 _EXPORTS = {
     "CocoLayoutDataModule": "t2i.data.datamodule",
     "CocoLayoutDataset": "t2i.data.coco",
-    "ShapesSpec": "t2i.data.shapes",
+    "ShapesSpec": "t2i.data.shapes_scenes",
     "collate_layouts": "t2i.data.coco",
-    "relation_holds": "t2i.data.shapes",
-    "render_shapes": "t2i.data.shapes",
+    "relation_holds": "t2i.data.shapes_scenes",
+    "render_shapes": "t2i.data.shapes_scenes",
 }
 __all__ = [
     "CocoLayoutDataModule",
@@ -28,7 +28,7 @@ __all__ = [
 if TYPE_CHECKING:
     from t2i.data.coco import CocoLayoutDataset, collate_layouts
     from t2i.data.datamodule import CocoLayoutDataModule
-    from t2i.data.shapes import ShapesSpec, relation_holds, render_shapes
+    from t2i.data.shapes_scenes import ShapesSpec, relation_holds, render_shapes
 
 
 def __getattr__(name: str) -> Any:

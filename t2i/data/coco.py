@@ -1,6 +1,6 @@
 """COCO layouts: images, captions, boxes, labels and masks from COCO instances + captions JSON.
 
-Reads real COCO 2014/2017 files unchanged and the shapes-scenes files (`t2i.data.shapes`). COCO
+Reads real COCO 2014/2017 files unchanged and the shapes-scenes files (`t2i.data.shapes_scenes`). COCO
 2014 (`COCO_SPLITS[2014]`: train2014 / val2014) is the split AttnGAN and Obj-GAN report on; train2017
 holds most of val2014, so `check_coco_splits` refuses that pair.
 

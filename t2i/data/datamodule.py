@@ -10,7 +10,7 @@ from torch.utils.data import DataLoader
 from ganforge.data import SplitDataModule, split_loader
 from ganforge.errors import UserError
 from t2i.data.coco import CocoLayoutDataset, check_coco_splits, collate_layouts
-from t2i.data.shapes import ShapesSpec, render_shapes
+from t2i.data.shapes_scenes import ShapesSpec, render_shapes
 
 STAGE_SPLITS = {"fit": "train", "validate": "val", "test": "test", "predict": "test"}
 

@@ -62,7 +62,7 @@ def t2i_checkpoint(folder: Path) -> Path:
 
 def coco_folders(folder: Path) -> dict[str, Path]:
     """A rendered shapes set, a copy whose instances JSON lacks `annotations`, one with a missing image."""
-    from t2i.data.shapes import ShapesSpec, render_shapes
+    from t2i.data.shapes_scenes import ShapesSpec, render_shapes
 
     good = render_shapes(folder / "shapes", ShapesSpec(train=4, val=4, size=32, seed=0))
     no_annotations = shutil.copytree(good, folder / "no_annotations")

@@ -13,7 +13,7 @@ import sys
 import torch
 import torch.distributed as dist
 
-from t2i.contrastive import gather_features, symmetric_infonce
+from t2i.models.contrastive import gather_features, symmetric_infonce
 
 sys.path.insert(0, os.path.dirname(__file__))
 from clip_gather_case import GLOBAL_BATCH, tiny_case  # noqa: E402

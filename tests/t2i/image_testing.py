@@ -12,9 +12,8 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
 
-from t2i.clip_model import build_clip, save_clip
 from t2i.data.coco import collate_layouts
-from t2i.data.shapes import (
+from t2i.data.shapes_scenes import (
     COLORS,
     SHAPES,
     SIZES,
@@ -26,6 +25,7 @@ from t2i.data.shapes import (
 )
 from t2i.image_stage import ImageGAN
 from t2i.layout_stage import LayoutGAN
+from t2i.models.clip_model import build_clip, save_clip
 
 CONTEXT = 32
 CLASSES = ["circle", "square", "triangle", "diamond"]
@@ -105,7 +105,7 @@ def tiny_pipeline(folder: Path) -> dict[str, Path]:
 
     Returns paths: ckpt (the image stage, naming its layout stage), data, conditioning_clip, judge_clip.
     """
-    from t2i.data.shapes import ShapesSpec, render_shapes
+    from t2i.data.shapes_scenes import ShapesSpec, render_shapes
 
     torch.manual_seed(0)
     conditioning = write_tiny_clip(folder / "conditioning_clip.pt", seed=0)

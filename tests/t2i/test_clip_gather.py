@@ -12,7 +12,7 @@ import torch
 from clip_gather_case import GLOBAL_BATCH, tiny_case
 from torch.testing import assert_close
 
-from t2i.contrastive import symmetric_infonce
+from t2i.models.contrastive import symmetric_infonce
 
 JOB = Path(__file__).with_name("clip_gather_job.py")
 WORLD = 2

@@ -10,11 +10,11 @@ import torch
 import torch.nn.functional as F
 
 from t2i.cli import main
-from t2i.clip_model import build_clip, clip, encode_images, load_clip
 from t2i.clip_stage import ContrastiveCLIP
 from t2i.data import CocoLayoutDataset
-from t2i.metrics import r_precision
-from t2i.text import TextEncoder
+from t2i.eval.retrieval import r_precision
+from t2i.models.clip_model import build_clip, clip, encode_images, load_clip
+from t2i.models.text import TextEncoder
 
 TINY = Path(__file__).parents[2] / "configs" / "t2i" / "shapes_clip_tiny.yaml"
 QUIET = ["--trainer.logger=false", "--trainer.enable_progress_bar=false"]

@@ -5,10 +5,10 @@ from __future__ import annotations
 import torch
 from torch.testing import assert_close
 
-from t2i.image.attention import ObjectTextAttention, PhraseContext, WordRegionAttention, paint
-from t2i.image.generator import ImageGenerator
-from t2i.image.layers import Layout, LayoutNorm
-from t2i.text import TextFeatures
+from t2i.models.image.attention import ObjectTextAttention, PhraseContext, WordRegionAttention, paint
+from t2i.models.image.generator import ImageGenerator
+from t2i.models.image.layers import Layout, LayoutNorm
+from t2i.models.text import TextFeatures
 
 
 def _one_hot_attention(dim: int) -> ObjectTextAttention:

@@ -18,10 +18,10 @@ import pytorch_lightning as pl
 import torch
 from image_testing import fit_on_items, learning_image_stage, two_object_items, write_tiny_clip
 
-from t2i.data.shapes import COLORS, SHAPES
+from t2i.data.shapes_scenes import COLORS, SHAPES
 from t2i.image_stage import ImageGAN
-from t2i.layout.order import mention_order
-from t2i.layout.shapes import crop_masks
+from t2i.models.layout.mask_generator import crop_masks
+from t2i.models.layout.order import mention_order
 from t2i.pipeline import Box, TextToImage
 
 STEPS = 350  # generator steps

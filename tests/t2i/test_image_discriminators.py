@@ -8,10 +8,10 @@ import torch.nn.functional as F
 from torch.testing import assert_close
 
 from ganforge.losses import hinge_d, loss_pair, masked_g_loss
-from t2i.image.discriminators import ObjectDiscriminator, PatchDiscriminator, crop_objects
 from t2i.image_stage import conditional_d_loss, mismatched_captions
-from t2i.layout.shapes import box_indicator
-from t2i.text import TextFeatures
+from t2i.models.image.discriminators import ObjectDiscriminator, PatchDiscriminator, crop_objects
+from t2i.models.layout.mask_generator import box_indicator
+from t2i.models.text import TextFeatures
 
 
 def test_roi_crops_are_exactly_the_box_pixels() -> None:

@@ -18,8 +18,8 @@ import torch
 from image_testing import fit_on_items, learning_image_stage, single_object_items, write_tiny_clip
 
 from t2i.data.coco import collate_layouts
-from t2i.data.shapes import COLORS, SHAPES
-from t2i.layout.shapes import crop_masks
+from t2i.data.shapes_scenes import COLORS, SHAPES
+from t2i.models.layout.mask_generator import crop_masks
 from t2i.pipeline import Box, TextToImage
 
 STEPS = 350  # generator steps; held-out accuracy reached 0.83 at step 250 and 0.84 at 300 in development

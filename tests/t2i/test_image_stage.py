@@ -158,7 +158,7 @@ def test_bad_generator_sizes_name_the_field() -> None:
 def test_configs_parse_and_their_generators_have_consistent_sizes(name: str, capsys) -> None:
     import yaml
 
-    from t2i.image import ImageGenerator
+    from t2i.models.image import ImageGenerator
 
     path = CONFIG.parent / name
     with pytest.raises(SystemExit) as exit_info:

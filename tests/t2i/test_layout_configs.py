@@ -17,8 +17,8 @@ import torch
 import yaml
 
 from t2i.cli import main
-from t2i.clip_model import build_clip, save_clip
 from t2i.data import ShapesSpec, render_shapes
+from t2i.models.clip_model import build_clip, save_clip
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs" / "t2i"
 QUIET = [

@@ -9,8 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
-from t2i.layout import Box
-from t2i.layout.draw import (
+from t2i.models.layout import Box
+from t2i.models.layout.draw import (
     BACKGROUND,
     class_colour,
     draw_layouts,

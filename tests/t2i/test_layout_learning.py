@@ -17,8 +17,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from t2i.data import CocoLayoutDataset, ShapesSpec, collate_layouts, render_shapes
+from t2i.eval.layout_metrics import LayoutAccuracy, caption_sizes, score_layout
 from t2i.layout_stage import LayoutGAN
-from t2i.metrics.layout import LayoutAccuracy, caption_sizes, score_layout
 
 CLASSES = ["circle", "square", "triangle", "diamond"]
 G_STEPS = 1000

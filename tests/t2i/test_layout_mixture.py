@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch.distributions import MultivariateNormal
 
-from t2i.layout.mixture import MIN_LOG_STD, RHO_MAX, BivariateMixture
+from t2i.models.layout.mixture import MIN_LOG_STD, RHO_MAX, BivariateMixture
 
 
 def _mixture(batch: int, components: int, rng: torch.Generator) -> BivariateMixture:

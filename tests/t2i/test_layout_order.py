@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from t2i.layout.order import mention_order, order_by_mention
+from t2i.models.layout.order import mention_order, order_by_mention
 
 NAMES = ["<pad>", "circle", "square", "triangle"]
 

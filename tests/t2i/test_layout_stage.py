@@ -11,8 +11,8 @@ import torch
 from ganforge.checkpoint import load_checkpoint, submodule_state
 from ganforge.media import ImageMedia
 from t2i.cli import main
-from t2i.clip_model import build_clip, save_clip
 from t2i.layout_stage import LayoutGAN
+from t2i.models.clip_model import build_clip, save_clip
 
 CONFIG = Path(__file__).resolve().parents[2] / "configs" / "t2i" / "shapes_layout_tiny.yaml"
 CLASSES = ["circle", "square", "triangle", "diamond"]

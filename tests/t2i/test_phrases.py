@@ -1,11 +1,11 @@
-"""Phrase grounding: each layout object's phrase found in its caption (`t2i.phrases`)."""
+"""Phrase grounding: each layout object's phrase found in its caption (`t2i.models.phrases`)."""
 
 from __future__ import annotations
 
 import torch
 
-from t2i.image.attention import ObjectTextAttention
-from t2i.phrases import object_phrases, phrase_captions
+from t2i.models.image.attention import ObjectTextAttention
+from t2i.models.phrases import object_phrases, phrase_captions
 
 NAMES = ["__background__", "circle", "square", "traffic light"]
 

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
-import t2i.clip_model as clip_model
-from t2i.clip_model import build_clip, clip, load_clip, save_clip, tokenize  # clip imported quietly
-from t2i.text import TextEncoder
+import t2i.models.clip_model as clip_model
+from t2i.models.clip_model import build_clip, clip, load_clip, save_clip, tokenize  # clip imported quietly
+from t2i.models.text import TextEncoder
 
 CONTEXT = 24
 

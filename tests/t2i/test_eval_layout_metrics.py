@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from t2i.metrics.layout import (
+from t2i.eval.layout_metrics import (
     SMALL_LARGE_SIDE,
     LayoutAccuracy,
     caption_sizes,

@@ -4,6 +4,9 @@
 over words (AttnGAN, Obj-GAN) needs every token, so `text_features` runs the text tower itself:
 token + positional embedding -> causal transformer -> ln_final gives token features (B, L, W);
 the EOT token's feature @ text_projection is the sentence embedding (B, D), equal to encode_text.
+
+`build_text_encoder` gives the layout and image stages their tower: a local CLIP file's, or a
+randomly initialised one of a `TextTowerShape`.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from t2i.clip_model import CLIP, load_clip, tokenize
+from t2i.models.clip_model import CLIP, build_clip, load_clip, tokenize
 
 
 @dataclass
@@ -79,7 +82,7 @@ class TextEncoder(nn.Module):
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike, trainable: bool = False) -> TextEncoder:
-        """Load a local CLIP file (see `t2i.clip_model.load_clip`) and keep its text tower."""
+        """Load a local CLIP file (see `t2i.models.clip_model.load_clip`) and keep its text tower."""
         return cls(load_clip(path), trainable=trainable)
 
     @property
@@ -115,3 +118,44 @@ class TextEncoder(nn.Module):
         """Tokenize and encode captions: sentence (B, D), tokens (B, L, W), padding_mask (B, L)."""
         tokens, used = self.tokens_of(captions)
         return self(tokens.to(self.positional_embedding.device, non_blocking=True), used)
+
+
+@dataclass
+class TextTowerShape:
+    """Sizes of a CLIP text tower (`clip.model.CLIP` text side).
+
+    embed_dim: D of the sentence embedding; context_length: L; width: W (a multiple of 64);
+    layers: transformer blocks.
+    """
+
+    embed_dim: int = 64
+    context_length: int = 32
+    width: int = 64
+    layers: int = 2
+
+
+def build_text_encoder(clip_path: str | None, shape: TextTowerShape, trainable: bool) -> TextEncoder:
+    """The CLIP text tower of the local file `clip_path`, or a randomly initialised one of `shape`."""
+    if clip_path is not None:
+        return TextEncoder(load_clip(clip_path), trainable=trainable)
+    clip = build_clip(
+        embed_dim=shape.embed_dim,
+        image_resolution=32,  # the image tower is dropped by TextEncoder; keep it minimal
+        vision_width=64,
+        vision_layers=1,
+        vision_patch_size=32,
+        context_length=shape.context_length,
+        text_width=shape.width,
+        text_layers=shape.layers,
+    )
+    return TextEncoder(clip, trainable=trainable)
+
+
+def text_tower_shape(encoder: TextEncoder) -> TextTowerShape:
+    """The sizes of `encoder`, e.g. to rebuild it empty before loading a checkpoint."""
+    return TextTowerShape(
+        embed_dim=encoder.embed_dim,
+        context_length=encoder.context_length,
+        width=encoder.width,
+        layers=len(encoder.transformer.resblocks),
+    )

@@ -21,7 +21,7 @@ class Box:
     x, y: top-left corner; w, h: width and height; all normalised by the image side, as in
         COCO's [x, y, w, h] divided by the image width and height.
     mask: (M, M) float in [0, 1] in the box's own frame (stretched over the box when pasted, see
-        `t2i.layout.shapes.paste_masks`), or None for a plain box.
+        `t2i.models.layout.mask_generator.paste_masks`), or None for a plain box.
     """
 
     label: str

@@ -6,10 +6,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from t2i.layout import Box, BoxGenerator, boxes_from_tensors, sort_largest_first
-from t2i.layout.boxes import END, to_centre_size
-from t2i.layout.generator import TextTowerShape, build_text_encoder
-from t2i.text import TextEncoder, TextFeatures
+from t2i.models.layout import Box, BoxGenerator, boxes_from_tensors, sort_largest_first
+from t2i.models.layout.box_generator import END, to_centre_size
+from t2i.models.text import TextEncoder, TextFeatures, TextTowerShape, build_text_encoder
 
 CAPTIONS = ["a red circle to the left of a blue square", "a green triangle", "a small diamond above a circle"]
 

@@ -1,7 +1,7 @@
 """The judges `t2i eval` scores images with, trained on REAL data only and cached in a folder.
 
-- `soa.pt`: the SOA object classifier (shape + colour of a crop at a box), `t2i.soa`;
-- `fd_local.pt`: the fd_local feature net, `t2i.image_features` (unused when an Inception is given);
+- `soa.pt`: the SOA object classifier (shape + colour of a crop at a box), `t2i.eval.soa`;
+- `fd_local.pt`: the fd_local feature net, `t2i.eval.image_features` (unused when an Inception is given);
 - `judge_clip.pt`: a small CLIP for CLIP score and R-precision when no `--clip` is given, trained
   with the clip stage under another seed (so other weights and another data order) than the CLIP
   that conditions the generator. A generator can fit the quirks of its own text encoder; scoring it
@@ -23,11 +23,16 @@ from torch import Tensor, nn
 
 from ganforge.checkpoint import load_artifact, save_artifact
 from ganforge.errors import UserError
-from t2i.clip_model import CLIP, load_clip
 from t2i.data.coco import CocoLayoutDataset
-from t2i.data.shapes import COLORS
-from t2i.image_features import LocalFeatureNet, load_local_features, save_local_features, train_local_features
-from t2i.soa import ObjectClassifier, color_index, object_crops, train_object_classifier
+from t2i.data.shapes_scenes import COLORS
+from t2i.eval.image_features import (
+    LocalFeatureNet,
+    load_local_features,
+    save_local_features,
+    train_local_features,
+)
+from t2i.eval.soa import ObjectClassifier, color_index, object_crops, train_object_classifier
+from t2i.models.clip_model import CLIP, load_clip
 
 SOA_FAMILY = "t2i-judge-soa"  # the ganforge header's family of a saved SOA classifier
 JUDGE_CLIP_SEED = 1  # the clip configs train with seed 0; the judge must differ

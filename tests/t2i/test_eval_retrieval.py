@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from t2i.metrics import r_precision
+from t2i.eval.retrieval import r_precision
 
 
 def test_hand_computed_with_every_other_caption_as_distractor() -> None:

@@ -17,8 +17,8 @@ from torchvision.utils import draw_bounding_boxes, make_grid
 
 from ganforge.errors import UserError
 from ganforge.media import ImageMedia
-from t2i.layout.box import Box
-from t2i.layout.shapes import box_indicator, paste_masks
+from t2i.models.layout.box import Box
+from t2i.models.layout.mask_generator import box_indicator, paste_masks
 
 # matplotlib's tab10, as RGB in [0, 1]; a class keeps its colour across pictures and runs.
 PALETTE = (

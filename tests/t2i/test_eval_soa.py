@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from t2i.data import CocoLayoutDataModule
-from t2i.data.shapes import ShapesSpec, render_shapes
-from t2i.judges import has_colors, presence_targets, real_tensors
-from t2i.soa import NamedObject, classify, color_index, object_crops, soa_scores, train_object_classifier
+from t2i.data.shapes_scenes import ShapesSpec, render_shapes
+from t2i.eval.judges import has_colors, presence_targets, real_tensors
+from t2i.eval.soa import NamedObject, classify, color_index, object_crops, soa_scores, train_object_classifier
 
 
 def test_soa_scores_by_hand() -> None:

@@ -6,7 +6,7 @@ causal text tower's feature at "blue" has read "red" too, every object reads the
 adjectives. Grounded generators (GLIGEN, Li et al. 2023) pair each box with its own phrase, encoded
 alone. Here the phrase is found in the caption:
 
-- objects are taken in the order the caption mentions them (`t2i.layout.order.mention_order`:
+- objects are taken in the order the caption mentions them (`t2i.models.layout.order.mention_order`:
   "<colour> <class name>" when the data gives colours, else the class name; given order on ties);
 - each takes the next mention of its class name after the previous object's phrase, and its phrase
   is every word from there up to the end of that mention ("a red circle" | "left of a blue circle");
@@ -24,8 +24,8 @@ import regex
 from clip.simple_tokenizer import basic_clean, whitespace_clean
 from torch import Tensor
 
-from t2i.clip_model import bpe_tokenizer
-from t2i.layout.order import mention_order
+from t2i.models.clip_model import bpe_tokenizer
+from t2i.models.layout.order import mention_order
 
 
 def words(text: str) -> list[str]:

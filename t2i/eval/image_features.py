@@ -4,7 +4,7 @@ Without `--inception`, `t2i eval` trains `LocalFeatureNet` on real images to say
 (class, and colour when annotated) each image holds (`ganforge.metrics.train_feature_net`); the
 Fréchet distance in its feature space (`ganforge.metrics.frechet_distance`) is reported as
 `fd_local`, comparable only between evaluations that share the same net, never as FID. FID and the
-Inception Score from a local Inception file are `t2i.metrics.inception`'s.
+Inception Score from a local Inception file are `t2i.eval.inception`'s.
 
 Saved nets are `ganforge.metrics` feature-net artefacts of family `FAMILY`.
 """

@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 
 from ganforge.checkpoint import load_checkpoint, read_header, save_artifact
-from t2i.image_features import (
+from t2i.eval.image_features import (
     FAMILY,
     LocalFeatureNet,
     load_local_features,

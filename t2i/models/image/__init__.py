@@ -1,13 +1,13 @@
 """The t2i image stage's networks: object-driven attentive generator, patch and object-wise discriminators."""
 
-from t2i.image.attention import ObjectTextAttention, WordRegionAttention, paint
-from t2i.image.discriminators import (
+from t2i.models.image.attention import ObjectTextAttention, WordRegionAttention, paint
+from t2i.models.image.discriminators import (
     ImageGANDiscriminator,
     ObjectDiscriminator,
     PatchDiscriminator,
     crop_objects,
 )
-from t2i.image.generator import ImageGenerator
+from t2i.models.image.generator import ImageGenerator
 
 __all__ = [
     "ImageGANDiscriminator",

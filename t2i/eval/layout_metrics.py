@@ -30,7 +30,7 @@ import torch
 from torch import Tensor
 from torchmetrics import Metric
 
-from t2i.data.shapes import SIZES, relation_holds
+from t2i.data.shapes_scenes import SIZES, relation_holds
 
 # Shapes-scenes sides: small in [0.18, 0.24], large in [0.32, 0.40] of the image; split in the gap.
 SMALL_LARGE_SIDE = (SIZES["small"][1] + SIZES["large"][0]) / 2

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ganforge.spectral_norm import spectral_norm
-from t2i.image.attention import paint
+from t2i.models.image.attention import paint
 
 
 def sn(layer: nn.Module, enabled: bool = True) -> nn.Module:

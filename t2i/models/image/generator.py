@@ -20,9 +20,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ganforge.errors import UserError
-from t2i.image.attention import ObjectTextAttention, WordRegionAttention
-from t2i.image.layers import GBlock, Layout, conv, num_groups, sn
-from t2i.text import TextFeatures
+from t2i.models.image.attention import ObjectTextAttention, WordRegionAttention
+from t2i.models.image.layers import GBlock, Layout, conv, num_groups, sn
+from t2i.models.text import TextFeatures
 
 BASE_SIDE = 4  # stage 0 starts from a 4x4 map (BigGAN)
 
@@ -151,7 +151,7 @@ class ImageGenerator(nn.Module):
             labels: object classes (B, N), 0 for padding.
             masks: object masks (B, N, H, W) in [0, 1] at any size (boxes filled with 1 work too).
             object_mask: (B, N) bool, True for real objects.
-            phrases: each object's own phrase (`t2i.phrases`), tokens (B, N, P, W) and padding_mask
+            phrases: each object's own phrase (`t2i.models.phrases`), tokens (B, N, P, W) and padding_mask
                 (B, N, P), read by the object attention; None: every object reads the caption (Obj-GAN).
         """
         layout = self.layout(labels, text, masks, object_mask, phrases)

@@ -21,9 +21,9 @@ from torch import Tensor, nn
 from torchvision.ops import roi_align
 
 from ganforge.errors import UserError
-from t2i.image.attention import ObjectTextAttention
-from t2i.image.layers import DBlock, conv, sn
-from t2i.text import TextFeatures
+from t2i.models.image.attention import ObjectTextAttention
+from t2i.models.image.layers import DBlock, conv, sn
+from t2i.models.text import TextFeatures
 
 
 def slot_rois(boxes: Tensor, width: int, height: int) -> Tensor:

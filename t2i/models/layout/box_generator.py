@@ -2,7 +2,7 @@
 
 Li et al. 2019 §3.1: an autoregressive decoder emits at step t a class l_t (softmax with an end
 token), then the box centre (x_t, y_t) ~ GMM(. | h_t, l_t) and the size (w_t, h_t) ~ GMM(. | h_t,
-l_t, x_t, y_t), each a K=5 bivariate Gaussian mixture (`t2i.layout.mixture`). Obj-GAN's decoder is
+l_t, x_t, y_t), each a K=5 bivariate Gaussian mixture (`t2i.models.layout.mixture`). Obj-GAN's decoder is
 an LSTM; here it is a small Transformer decoder over the interleaved sequence
 start, l_0, b_0, l_1, b_1, ... (causal self-attention), so each box is placed by a state that
 already holds its class and every earlier object. It cross-attends to the caption: the sentence
@@ -23,8 +23,8 @@ from torch import Tensor, nn
 
 from ganforge.errors import UserError
 from ganforge.losses import masked_mean
-from t2i.layout.mixture import PARAMS_PER_COMPONENT, BivariateMixture
-from t2i.text import TextFeatures
+from t2i.models.layout.mixture import PARAMS_PER_COMPONENT, BivariateMixture
+from t2i.models.text import TextFeatures
 
 END = 0
 MIN_SIDE = 0.01  # sampled sides are clamped to at least 1% of the image so every box has area

@@ -11,7 +11,7 @@ import torch
 
 from t2i.cli import main
 from t2i.data import CocoLayoutDataset, relation_holds
-from t2i.data.shapes import COLORS, SHAPES, SIZES
+from t2i.data.shapes_scenes import COLORS, SHAPES, SIZES
 
 
 def _render(out: Path, train: int, val: int, seed: int) -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from t2i.layout.discriminators import MaskDiscriminators, layout_channels
-from t2i.layout.shapes import ShapeGenerator, box_indicator, crop_masks, mask_bce, paste_masks
+from t2i.models.layout.discriminators import MaskDiscriminators, layout_channels
+from t2i.models.layout.mask_generator import ShapeGenerator, box_indicator, crop_masks, mask_bce, paste_masks
 
 
 def _random_boxes(rng: torch.Generator, batch: int, n: int) -> torch.Tensor:

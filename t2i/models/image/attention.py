@@ -77,7 +77,7 @@ class PhraseContext(nn.Module):
 class ObjectTextAttention(nn.Module):
     """Object-driven attention: class embeddings (B, N, Q) attend over tokens (B, L, W) -> contexts (B, N, E).
 
-    With per-object tokens (B, N, P, W) (each object's own phrase, `t2i.phrases`), each object
+    With per-object tokens (B, N, P, W) (each object's own phrase, `t2i.models.phrases`), each object
     attends over its own.
 
     Args:

@@ -13,8 +13,8 @@ from image_testing import tiny_pipeline
 from torchvision.models import inception_v3
 
 from t2i.cli import main
-from t2i.metrics import inception
-from t2i.metrics.inception import inception_score, inspect_inception
+from t2i.eval import inception
+from t2i.eval.inception import inception_score, inspect_inception
 
 
 def random_tf_inception_state() -> dict[str, torch.Tensor]:

@@ -44,7 +44,7 @@ from t2i.models.image import (
 )
 from t2i.models.layout.mask_generator import box_indicator
 from t2i.models.phrases import phrase_captions
-from t2i.models.text import TextFeatures, TextTowerShape, build_text_encoder, text_tower_shape
+from t2i.models.text import TextFeatures, TextTowerShape, build_text_encoder, tower_hparams
 
 SAMPLE_IMAGES = 8
 
@@ -196,14 +196,7 @@ class ImageGAN(HostInputs, GANModule):
         super().__init__(generator, ImageGANDiscriminator(patch, objects), gan)
         self.save_hyperparameters()
         # The checkpoint must rebuild the tower without the CLIP file: record its sizes instead.
-        shape = text_tower_shape(text)
-        self.hparams.update(
-            clip_path=None,
-            text_embed_dim=shape.embed_dim,
-            text_context_length=shape.context_length,
-            text_width=shape.width,
-            text_layers=shape.layers,
-        )
+        self.hparams.update(tower_hparams(text))
         self.text_encoder = text.eval()
         self.class_names = [PAD_LABEL_NAME, *class_names]
         self.lambda_object = lambda_object

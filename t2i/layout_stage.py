@@ -38,7 +38,7 @@ from t2i.models.layout.draw import layout_media
 from t2i.models.layout.generator import TEXT_CONDITIONING, LayoutGenerator
 from t2i.models.layout.mask_generator import ShapeGenerator, crop_masks, mask_bce, paste_masks
 from t2i.models.layout.order import apply_order, mention_permutation
-from t2i.models.text import TextFeatures, TextTowerShape, build_text_encoder, text_tower_shape
+from t2i.models.text import TextFeatures, TextTowerShape, build_text_encoder, tower_hparams
 
 OBJECT_ORDERS = ("mention", "area")
 
@@ -158,14 +158,7 @@ class LayoutGAN(HostInputs, GANModule):
         super().__init__(generator, MaskDiscriminators(num_classes, mask_size, layout_size, d_channels), gan)
         self.save_hyperparameters()
         # The checkpoint must rebuild the tower without the CLIP file: record its sizes instead.
-        shape = text_tower_shape(text)
-        self.hparams.update(
-            clip_path=None,
-            text_embed_dim=shape.embed_dim,
-            text_context_length=shape.context_length,
-            text_width=shape.width,
-            text_layers=shape.layers,
-        )
+        self.hparams.update(tower_hparams(text))
         self.class_names = [PAD_LABEL_NAME, *class_names]
         self.num_classes = num_classes
         self.eval_metrics = LayoutAccuracy()

@@ -6,13 +6,15 @@ token + positional embedding -> causal transformer -> ln_final gives token featu
 the EOT token's feature @ text_projection is the sentence embedding (B, D), equal to encode_text.
 
 `build_text_encoder` gives the layout and image stages their tower: a local CLIP file's, or a
-randomly initialised one of a `TextTowerShape`.
+randomly initialised one of a `TextTowerShape`; `tower_hparams`, the arguments their checkpoints
+record to rebuild it without the CLIP file.
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -159,3 +161,17 @@ def text_tower_shape(encoder: TextEncoder) -> TextTowerShape:
         width=encoder.width,
         layers=len(encoder.transformer.resblocks),
     )
+
+
+def tower_hparams(encoder: TextEncoder) -> dict[str, Any]:
+    """The stage arguments (`clip_path=None` and the text_* sizes) that rebuild `encoder` empty: a
+    stage records them in its hparams, so its checkpoint, which holds the tower's weights, loads
+    without the CLIP file."""
+    shape = text_tower_shape(encoder)
+    return {
+        "clip_path": None,
+        "text_embed_dim": shape.embed_dim,
+        "text_context_length": shape.context_length,
+        "text_width": shape.width,
+        "text_layers": shape.layers,
+    }

@@ -122,8 +122,9 @@ def tiny_pipeline(folder: Path) -> dict[str, Path]:
     }
 
 
-def write_tiny_clip(path: Path, seed: int = 0) -> Path:
-    """A random CLIP (text width 64, 2 layers, D = 32) saved where `clip.load` reads it."""
+def write_tiny_clip(path: Path, seed: int = 0, context_length: int = CONTEXT, text_layers: int = 2) -> Path:
+    """A random CLIP (text width 64, `text_layers` layers, context L = `context_length`, D = 32) saved
+    where `clip.load` reads it."""
     torch.manual_seed(seed)
     model = build_clip(
         embed_dim=32,
@@ -131,9 +132,9 @@ def write_tiny_clip(path: Path, seed: int = 0) -> Path:
         vision_width=8,
         vision_layers=[1, 1, 1, 1],
         vision_patch_size=None,
-        context_length=CONTEXT,
+        context_length=context_length,
         text_width=64,
-        text_layers=2,
+        text_layers=text_layers,
     )
     return save_clip(model, path)
 

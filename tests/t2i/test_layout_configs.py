@@ -13,12 +13,11 @@ import shutil
 from pathlib import Path
 
 import pytest
-import torch
 import yaml
+from image_testing import write_tiny_clip
 
 from t2i.cli import main
 from t2i.data import ShapesSpec, render_shapes
-from t2i.models.clip_model import build_clip, save_clip
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs" / "t2i"
 QUIET = [
@@ -77,18 +76,7 @@ def test_shapes_config_runs_a_batch(name: str, shapes_root: Path, tmp_path: Path
 
 
 def test_coco_config_runs_a_batch_at_paper_scale_on_cpu(coco_root: Path, tmp_path: Path) -> None:
-    torch.manual_seed(0)
-    clip = build_clip(
-        embed_dim=32,
-        image_resolution=32,
-        vision_width=64,
-        vision_layers=1,
-        vision_patch_size=32,
-        context_length=77,
-        text_width=64,
-        text_layers=1,
-    )
-    clip_path = save_clip(clip, tmp_path / "clip.pt")
+    clip_path = write_tiny_clip(tmp_path / "clip.pt", context_length=77, text_layers=1)
     argv = ["fit", "--config", str(CONFIG_DIR / "coco_layout.yaml"), *ONE_BATCH, *QUIET]
     argv += [
         "--trainer.accelerator=cpu",

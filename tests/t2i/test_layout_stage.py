@@ -7,12 +7,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from image_testing import write_tiny_clip
 
 from ganforge.checkpoint import load_checkpoint, submodule_state
 from ganforge.media import ImageMedia
 from t2i.cli import main
 from t2i.layout_stage import LayoutGAN
-from t2i.models.clip_model import build_clip, save_clip
+from t2i.models.clip_model import load_clip
 
 CONFIG = Path(__file__).resolve().parents[2] / "configs" / "t2i" / "shapes_layout_tiny.yaml"
 CLASSES = ["circle", "square", "triangle", "diamond"]
@@ -84,18 +85,8 @@ def test_checkpoint_loads_weights_only_and_regenerates_the_same_layouts(fitted: 
 
 
 def test_clip_file_only_seeds_the_tower_and_is_not_needed_to_load(tmp_path: Path) -> None:
-    torch.manual_seed(0)
-    clip = build_clip(
-        embed_dim=32,
-        image_resolution=32,
-        vision_width=64,
-        vision_layers=1,
-        vision_patch_size=32,
-        context_length=24,
-        text_width=64,
-        text_layers=1,
-    )
-    clip_path = save_clip(clip, tmp_path / "clip.pt")
+    clip_path = write_tiny_clip(tmp_path / "clip.pt", context_length=24, text_layers=1)
+    clip = load_clip(clip_path)
     model = LayoutGAN(CLASSES, max_objects=4, clip_path=str(clip_path), text_trainable=False, **SMALL)
     torch.testing.assert_close(model.generator.text.token_embedding.weight, clip.token_embedding.weight)
     assert not any(p.requires_grad for p in model.generator.text.parameters())

@@ -50,8 +50,8 @@ demo: install
 	  --out runs/demo/vidgan/metrics.json
 	@# t2i: the tiny clip, layout and image stages on 2000 shapes scenes (data/shapes_tiny, rendered by the
 	@# first stage), a few minutes each, then a grid for fixed captions. The layout stage (shapes_layout_demo.yaml)
-	@# reaches val relation accuracy ~0.98 in 1000 generator steps. The image stage gets 4 minutes: boxes and
-	@# shapes follow the captions; colours are not yet bound to the right objects at that budget.
+	@# reaches val relation accuracy ~0.98 in 1000 generator steps. The image stage gets 4 minutes: boxes
+	@# follow the captions and each object takes its own colour (phrase grounding).
 	$(VENV)/bin/t2i fit --config configs/t2i/shapes_clip_tiny.yaml --trainer.default_root_dir runs/demo/t2i/clip
 	$(VENV)/bin/t2i fit --config configs/t2i/shapes_layout_demo.yaml --trainer.default_root_dir runs/demo/t2i/layout
 	$(VENV)/bin/t2i fit --config configs/t2i/shapes_image_tiny.yaml --trainer.default_root_dir runs/demo/t2i/image \

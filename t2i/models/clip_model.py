@@ -59,7 +59,7 @@ def tokenize(captions: list[str], context_length: int) -> Tensor:
         ids = [sot, *tok.encode(caption), eot]
         if len(ids) > context_length:
             warnings.warn(
-                f"t2i.text: caption {caption[:40]!r}... has {len(ids)} tokens; truncated to the "
+                f"t2i CLIP: caption {caption[:40]!r}... has {len(ids)} tokens; truncated to the "
                 f"context length {context_length}",
                 stacklevel=2,
             )
@@ -72,7 +72,7 @@ def _resolve(name_or_path: str | os.PathLike) -> Path:
     """The local file behind a path or a cached model name; never downloads."""
     path = Path(name_or_path).expanduser()
     if path.is_dir():
-        raise IsADirectoryError(f"t2i.text: CLIP weights '{path}' is a directory; pass the .pt file")
+        raise IsADirectoryError(f"t2i CLIP: CLIP weights '{path}' is a directory; pass the .pt file")
     if path.is_file():
         return path
     name = str(name_or_path)
@@ -82,11 +82,11 @@ def _resolve(name_or_path: str | os.PathLike) -> Path:
         if cached.is_file():
             return cached
         raise FileNotFoundError(
-            f"t2i.text: CLIP model '{name}' is not on this machine and ganforge never downloads weights; "
+            f"t2i CLIP: CLIP model '{name}' is not on this machine and ganforge never downloads weights; "
             f"download {urls[name]} yourself and put it at {cached} (or pass the file's path)"
         )
     raise FileNotFoundError(
-        f"t2i.text: CLIP weights '{name}' do not exist; expected a local .pt file (an OpenAI CLIP "
+        f"t2i CLIP: CLIP weights '{name}' do not exist; expected a local .pt file (an OpenAI CLIP "
         f"archive or the state dict written by the clip stage) or a model name cached in {CLIP_CACHE_DIR}"
     )
 
@@ -105,7 +105,7 @@ def load_clip(name_or_path: str | os.PathLike) -> CLIP:
     except Exception as err:  # noqa: BLE001 - torch.jit.load / torch.load / build_model raise many types
         first = str(err).strip().splitlines()[0][:200] if str(err).strip() else ""
         raise UserError(
-            f"t2i.text: '{path}' is not a loadable CLIP checkpoint ({type(err).__name__}: {first})"
+            f"t2i CLIP: '{path}' is not a loadable CLIP checkpoint ({type(err).__name__}: {first})"
         ) from None
     return model.float().eval()
 

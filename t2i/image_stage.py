@@ -226,7 +226,7 @@ class ImageGAN(HostInputs, GANModule):
         """Token ids (B * N, L) of every object slot's phrase (`t2i.models.phrases.phrase_captions`) and their
         used length, made on the host; None without `phrase_grounding`. labels, object_mask (B, N);
         colors: per caption, the objects' colour attributes (they tell two circles apart)."""
-        if not self.hparams.get("phrase_grounding", False):
+        if not self.hparams.phrase_grounding:
             return None
         return self.text_encoder.tokens_of(
             phrase_captions(captions, labels, object_mask, self.class_names, colors)

@@ -63,7 +63,7 @@ class LayoutGAN(HostInputs, GANModule):
             reads them (CLIP's text tower is causal: a word's feature never sees the words after it).
         object_order: the order the box generator is taught to emit objects in: "mention" (first
             mention in the caption, see `t2i.models.layout.order`) or "area" (largest first, as Obj-GAN);
-            sampled layouts are returned largest first either way.
+            `generate_layouts` returns the objects in the order taught.
         mixture_components: K of the centre and size mixtures (Obj-GAN: 5).
         size_nll_weight: weight of the size NLL in the box loss. Shapes boxes are square (w == h) and
             quantised, so the size density is very sharp and its gradients, 10x those of the centre

@@ -26,6 +26,9 @@ from t2i.data.shapes_scenes import (
 from t2i.image_stage import ImageGAN
 from t2i.layout_stage import LayoutGAN
 from t2i.models.clip_model import build_clip, save_clip
+from t2i.models.layout.mask_generator import crop_masks
+from t2i.models.layout.order import mention_order
+from t2i.pipeline import Box
 
 CONTEXT = 32
 CLASSES = ["circle", "square", "triangle", "diamond"]
@@ -188,3 +191,26 @@ def two_object_items(count: int, size: int, seed: int) -> list[dict]:
         if len(objects) == 2 and objects[0].color != objects[1].color:
             items.append(scene_item(objects, size, rng, len(items)))
     return items
+
+
+def object_colours(images: torch.Tensor, items: list[dict]) -> list[list[str]]:
+    """Per image (K, 3, H, W), the palette colour nearest the mean inside each object's mask."""
+    palette = torch.tensor(list(COLORS.values()), dtype=torch.float32) / 255
+    names = []
+    for image, item in zip(images, items):
+        masks = item["masks"][:, None]  # (N, 1, H, W)
+        mean = (image[None] * masks).sum((2, 3)) / masks.sum((2, 3))  # (N, 3)
+        names.append([list(COLORS)[i] for i in torch.cdist(mean, palette).argmin(1).tolist()])
+    return names
+
+
+def true_layouts(items: list[dict]) -> list[list[Box]]:
+    """Each item's true layout (boxes and 16x16 box-frame shapes) for `TextToImage.generate`, objects in
+    the caption's mention order, as the layout stage draws them."""
+    layouts = []
+    for item in items:
+        shapes = crop_masks(item["masks"][None], item["boxes"][None], 16)[0]
+        names = [SHAPES[int(label) - 1] for label in item["labels"]]
+        boxes = [Box(names[n], *item["boxes"][n].tolist(), mask=shapes[n]) for n in range(len(names))]
+        layouts.append([boxes[n] for n in mention_order(item["caption"], names, item["colors"])])
+    return layouts

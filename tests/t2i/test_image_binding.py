@@ -16,28 +16,21 @@ from pathlib import Path
 import pytest
 import pytorch_lightning as pl
 import torch
-from image_testing import fit_on_items, learning_image_stage, two_object_items, write_tiny_clip
+from image_testing import (
+    fit_on_items,
+    learning_image_stage,
+    object_colours,
+    true_layouts,
+    two_object_items,
+    write_tiny_clip,
+)
 
-from t2i.data.shapes_scenes import COLORS, SHAPES
 from t2i.image_stage import ImageGAN
-from t2i.models.layout.mask_generator import crop_masks
-from t2i.models.layout.order import mention_order
-from t2i.pipeline import Box, TextToImage
+from t2i.pipeline import TextToImage
 
 STEPS = 250  # generator steps; in development binding vs control was 0.42 / 0.00 at 200 steps,
 # 0.61 / 0.01 at 250 and 0.82 / 0.00 at 350 (without phrase grounding: 0.09 / 0.07 at 350)
 MARGIN = 0.3  # binding minus the colour-swapped control
-
-
-def object_colours(images: torch.Tensor, items: list[dict]) -> list[list[str]]:
-    """Per image (K, 3, H, W), the palette colour nearest the mean inside each object's mask."""
-    palette = torch.tensor(list(COLORS.values()), dtype=torch.float32) / 255
-    names = []
-    for image, item in zip(images, items):
-        masks = item["masks"][:, None]  # (N, 1, H, W)
-        mean = (image[None] * masks).sum((2, 3)) / masks.sum((2, 3))  # (N, 3)
-        names.append([list(COLORS)[i] for i in torch.cdist(mean, palette).argmin(1).tolist()])
-    return names
 
 
 def binding_and_control(found: list[list[str]], items: list[dict]) -> tuple[float, float]:
@@ -45,17 +38,6 @@ def binding_and_control(found: list[list[str]], items: list[dict]) -> tuple[floa
     own = sum(f == item["colors"] for f, item in zip(found, items))
     swapped = sum(f == item["colors"][::-1] for f, item in zip(found, items))
     return own / len(items), swapped / len(items)
-
-
-def mention_ordered_layouts(items: list[dict]) -> list[list[Box]]:
-    """Each item's true layout (boxes and box-frame shapes), objects in the caption's mention order."""
-    layouts = []
-    for item in items:
-        shapes = crop_masks(item["masks"][None], item["boxes"][None], 16)[0]
-        names = [SHAPES[int(label) - 1] for label in item["labels"]]
-        boxes = [Box(names[n], *item["boxes"][n].tolist(), mask=shapes[n]) for n in range(len(names))]
-        layouts.append([boxes[n] for n in mention_order(item["caption"], names, item["colors"])])
-    return layouts
 
 
 def train_two_object_stage(folder: Path, phrase_grounding: bool, steps: int = STEPS) -> ImageGAN:
@@ -69,9 +51,7 @@ def held_out_binding(model: ImageGAN) -> tuple[float, float]:
     """Binding and colour-swapped control of 100 held-out two-object captions, through the public API."""
     held_out = two_object_items(100, 32, seed=1)
     pipeline = TextToImage(model)
-    out = pipeline.generate(
-        [item["caption"] for item in held_out], seed=0, layouts=mention_ordered_layouts(held_out)
-    )
+    out = pipeline.generate([item["caption"] for item in held_out], seed=0, layouts=true_layouts(held_out))
     return binding_and_control(object_colours(out.images[:, 0], held_out), held_out)
 
 

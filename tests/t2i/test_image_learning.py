@@ -15,12 +15,17 @@ from pathlib import Path
 import pytest
 import pytorch_lightning as pl
 import torch
-from image_testing import fit_on_items, learning_image_stage, single_object_items, write_tiny_clip
+from image_testing import (
+    fit_on_items,
+    learning_image_stage,
+    object_colours,
+    single_object_items,
+    true_layouts,
+    write_tiny_clip,
+)
 
 from t2i.data.coco import collate_layouts
-from t2i.data.shapes_scenes import COLORS, SHAPES
-from t2i.models.layout.mask_generator import crop_masks
-from t2i.pipeline import Box, TextToImage
+from t2i.pipeline import TextToImage
 
 STEPS = 350  # generator steps; held-out accuracy reached 0.83 at step 250 and 0.84 at 300 in development
 # Adversarial training amplifies rounding: GANModule's fused Adam (its kernel skips non-finite updates
@@ -32,11 +37,8 @@ MIN_ACCURACY = 0.75
 
 def mask_color_accuracy(images: torch.Tensor, items: list[dict]) -> float:
     """Fraction of images (K, 3, H, W) whose mean colour inside the item's mask is nearest its colour."""
-    palette = torch.tensor(list(COLORS.values()), dtype=torch.float32) / 255
-    masks = torch.stack([item["masks"][0] for item in items])[:, None]  # (K, 1, H, W)
-    mean = (images * masks).sum((2, 3)) / masks.sum((2, 3))
-    nearest = torch.cdist(mean, palette).argmin(1).tolist()
-    return sum(list(COLORS)[i] == item["colors"][0] for i, item in zip(nearest, items)) / len(items)
+    found = object_colours(images, items)
+    return sum(colours[0] == item["colors"][0] for colours, item in zip(found, items)) / len(items)
 
 
 @pytest.mark.slow
@@ -49,12 +51,7 @@ def test_image_stage_paints_the_captioned_colour_inside_the_box(tmp_path: Path) 
     # Held-out captions through the public API, each with its true layout (box + box-frame shape).
     pipeline = TextToImage(model)
     batch = collate_layouts(held_out, max_objects=1)
-    shapes = crop_masks(batch["masks"], batch["boxes"], 16)
-    layouts = [
-        [Box(SHAPES[int(item["labels"][0]) - 1], *item["boxes"][0].tolist(), mask=shapes[k, 0])]
-        for k, item in enumerate(held_out)
-    ]
-    out = pipeline.generate([item["caption"] for item in held_out], seed=0, layouts=layouts)
+    out = pipeline.generate([item["caption"] for item in held_out], seed=0, layouts=true_layouts(held_out))
     assert mask_color_accuracy(batch["image"], held_out) == 1.0  # the measure is right on real images
     accuracy = mask_color_accuracy(out.images[:, 0], held_out)
     assert accuracy >= MIN_ACCURACY, (

@@ -1,4 +1,4 @@
-"""Real video files through decord and opencv: accurate seeking, clip sampling, layouts, the fallback."""
+"""Real video files through opencv and decord: accurate seeking, clip sampling, layouts, the fallback."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import torch
 from vidgan.data import VideoFolderDataset
 from vidgan.data import video_reader as reader_module
 from vidgan.data.video_folder import centre_square
-from vidgan.data.video_reader import VideoDecodeError, probe_video, read_frames
+from vidgan.data.video_reader import VideoDecodeError, probe_video, read_frames, resolve_backends
 
 
 def identify_frames(decoded: np.ndarray, reference: np.ndarray) -> list[int]:
@@ -93,8 +93,15 @@ def test_split_list_files_select_videos_ucf_style(class_root, tmp_path):
         VideoFolderDataset(class_root, 2, 2, split_file=tmp_path / "nolist.txt")
 
 
-def test_opencv_fallback_when_decord_is_missing(class_root, reference_frames, monkeypatch):
+def test_auto_tries_opencv_first_then_decord(class_root):
+    assert resolve_backends("auto") == ("opencv", "decord")
+    dataset = VideoFolderDataset(class_root, 2, 2, image_size=16)
+    assert {e.info.backend for e in dataset.entries} == {"opencv"}
+
+
+def test_opencv_alone_when_decord_is_missing(class_root, reference_frames, monkeypatch):
     monkeypatch.setitem(sys.modules, "decord", None)  # `import decord` now raises ImportError
+    assert resolve_backends("auto") == ("opencv",)
     dataset = VideoFolderDataset(class_root, 2, 2, image_size=64, temporal_start="centre")
     assert {e.info.backend for e in dataset.entries} == {"opencv"}
     context, _ = dataset[1]  # red/a.mp4, centre start 10; 64x48 is cropped to 48x48 and resized to 64
@@ -104,7 +111,7 @@ def test_opencv_fallback_when_decord_is_missing(class_root, reference_frames, mo
         VideoFolderDataset(class_root, 2, 2, backend="decord")
 
 
-def test_opencv_fallback_when_decord_fails_on_a_file(tmp_path, make_video):
+def test_auto_reads_a_file_decord_cannot(tmp_path, make_video):
     # decord 0.6.0 cannot copy 48-pixel-wide frames out (row padding); opencv reads them.
     frames = make_video(tmp_path / "v" / "narrow.mp4", num_frames=12, height=32, width=48)
     with pytest.raises(VideoDecodeError):
@@ -116,19 +123,42 @@ def test_opencv_fallback_when_decord_fails_on_a_file(tmp_path, make_video):
     assert (torch.cat([context, target]) - expected).abs().mean() < MEAN_TOLERANCE / 255
 
 
-def test_opencv_takes_over_when_decord_fails_while_training(class_root, monkeypatch):
-    dataset = VideoFolderDataset(class_root, 2, 2, image_size=16, temporal_start="centre")
+def fail(*args):
+    raise VideoDecodeError("decoder crashed")
+
+
+def test_decord_probes_a_file_opencv_cannot(class_root, tmp_path, monkeypatch):
+    monkeypatch.setitem(reader_module._PROBE, "opencv", fail)
+    dataset = VideoFolderDataset(class_root, 2, 2, image_size=16, index_path=tmp_path / "index.json")
+    assert {e.info.backend for e in dataset.entries} == {"decord"} and dataset.skipped == []
+    monkeypatch.setitem(reader_module._PROBE, "decord", fail)
+    with pytest.raises(ValueError, match="c.mp4': opencv: decoder crashed; decord: decoder crashed"):
+        VideoFolderDataset(class_root, 2, 2, image_size=16, index_path=tmp_path / "none.json")
+
+
+@pytest.mark.parametrize("probed_by", ["opencv", "decord"])
+def test_the_other_backend_takes_over_when_one_fails_while_training(
+    class_root, tmp_path, monkeypatch, probed_by
+):
+    with monkeypatch.context() as patch:
+        if probed_by == "decord":
+            patch.setitem(reader_module._PROBE, "opencv", fail)  # the index records decord
+        dataset = VideoFolderDataset(
+            class_root, 2, 2, image_size=16, temporal_start="centre", index_path=tmp_path / "index.json"
+        )
+    alone = VideoFolderDataset(
+        class_root, 2, 2, image_size=16, backend=probed_by, index_path=tmp_path / "1.json"
+    )
     expected = dataset[1]
-    assert dataset.entries[1].info.backend == "decord"
-
-    def broken(path, indices):
-        raise VideoDecodeError("decoder crashed")
-
-    monkeypatch.setattr(reader_module, "_decord_read", broken)
+    assert dataset.entries[1].info.backend == probed_by
+    monkeypatch.setitem(reader_module._READ, probed_by, fail)  # from now on it fails on every file
     context, target = dataset[1]
     torch.testing.assert_close(context, expected[0], atol=0.05, rtol=0)
     torch.testing.assert_close(target, expected[1], atol=0.05, rtol=0)
     assert dataset.skipped == []
+    with pytest.raises(RuntimeError, match="decodes any more"):  # a named backend has no fallback
+        alone[1]
+    assert {reason for _, reason in alone.skipped} == {f"failed while training: {probed_by}: decoder crashed"}
 
 
 def test_mjpeg_avi_reads_through_the_dataset(tmp_path, make_video):

@@ -46,7 +46,7 @@ def test_the_index_records_each_file_and_a_second_start_probes_nothing(root, pro
     files = json.loads((root / INDEX_NAME).read_text())["files"]
     assert files["a/one.mp4"] | {"mtime_ns": 0} == {
         "size": (root / "a" / "one.mp4").stat().st_size, "mtime_ns": 0, "skip": None,
-        "num_frames": 24, "height": 48, "width": 64, "fps": 10.0, "backend": "decord",
+        "num_frames": 24, "height": 48, "width": 64, "fps": 10.0, "backend": "opencv",
     }  # fmt: skip
     assert "cannot open" in files["b/broken.mp4"]["skip"] and "num_frames" not in files["b/broken.mp4"]
     probes.clear()
@@ -80,7 +80,7 @@ def test_an_index_from_other_decoders_or_unreadable_is_rebuilt(root, probes, mon
     VideoFolderDataset(root, 2, 2, image_size=16)
     probes.clear()
     VideoFolderDataset(root, 2, 2, image_size=16, backend="opencv")
-    assert len(probes) == 4  # entries probed by decord do not stand for opencv
+    assert len(probes) == 4  # entries probed with opencv then decord do not stand for opencv alone
     probes.clear()
     (root / INDEX_NAME).write_text("{truncated")
     dataset = VideoFolderDataset(root, 2, 2, image_size=16, backend="opencv")

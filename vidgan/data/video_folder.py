@@ -22,7 +22,7 @@ from torch.utils.data import Dataset
 from ganforge.errors import UserError
 from vidgan.data.split_file import read_split_file
 from vidgan.data.video_index import VIDEO_EXTENSIONS, VideoIndex, load_or_build, video_files
-from vidgan.data.video_reader import ReaderCache, VideoDecodeError, VideoInfo, read_frames, resolve_backends
+from vidgan.data.video_reader import ReaderCache, VideoDecodeError, VideoInfo, read_clip, resolve_backends
 
 log = logging.getLogger("vidgan.data")
 
@@ -116,7 +116,7 @@ class VideoFolderDataset(Dataset):
             raise UserError(
                 f"vidgan.data: temporal_start={temporal_start!r}, expected one of {TEMPORAL_STARTS}"
             )
-        resolve_backends(backend)  # validates the name
+        self._backends = resolve_backends(backend)  # validates the name
         if not self.root.is_dir():
             raise FileNotFoundError(f"vidgan.data: video root '{self.root}' is not a directory")
         self.context_frames, self.future_frames, self.image_size = context_frames, future_frames, image_size
@@ -227,13 +227,11 @@ class VideoFolderDataset(Dataset):
         return start + self.frame_stride * np.arange(self.context_frames + self.future_frames)
 
     def _decode(self, entry: VideoEntry, indices: np.ndarray) -> np.ndarray:
-        """RGB uint8 (T, H, W, 3); falls back to opencv when decord fails on this file."""
-        try:
-            return read_frames(entry.path, indices.tolist(), entry.info.backend, self.readers)
-        except VideoDecodeError:
-            if entry.info.backend == "opencv" or self.backend == "decord":
-                raise
-            return read_frames(entry.path, indices.tolist(), "opencv", self.readers)
+        """RGB uint8 (T, H, W, 3) read by the backend that probed the file, then by this dataset's other
+        backends (`backend="auto"`: opencv, decord) when that one fails on it."""
+        first = entry.info.backend
+        order = (first, *(name for name in self._backends if name != first))
+        return read_clip(entry.path, indices.tolist(), order, self.readers)
 
     def load_clip(self, index: int, draw: int = 0) -> tuple[Tensor, int]:
         """Clip (T, C, S, S) float32 in [0, 1] and label of entry `index` (start drawn from `draw`).

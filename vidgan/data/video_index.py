@@ -82,8 +82,9 @@ def probe_entry(path: Path, backend: str = "auto") -> IndexEntry:
 class VideoIndex:
     """The index file of one video root: `entries` maps a path relative to `root` to its IndexEntry.
 
-    An index probed with other decoders (another `backend` option, or decord installed or removed
-    since), of another version, or unreadable, loads empty, so every file is probed again.
+    An index probed with other decoders (another `backend` option, decord installed or removed
+    since, or "auto" written when it meant decord first), of another version, or unreadable, loads
+    empty, so every file is probed again.
     """
 
     def __init__(self, root: str | Path, path: str | Path | None = None, backend: str = "auto") -> None:

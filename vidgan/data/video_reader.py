@@ -1,10 +1,13 @@
-"""Frame decoding from video files: decord (`VideoReader.get_batch`) first, opencv as the fallback.
+"""Frame decoding from video files: opencv (FFmpeg) first, decord (`VideoReader.get_batch`) as the fallback.
 
-Both backends return RGB uint8 frames (T, H, W, 3) and seek accurately (to the preceding keyframe,
-then decode forward), so a clip is the same whichever backend read it, up to codec rounding.
-Decoder failures become `VideoDecodeError` with a short human-readable reason, which the datasets
-record instead of crashing. A `ReaderCache` keeps readers open between calls (one cache per
-process, e.g. per DataLoader worker), so clips from a file read recently do not reopen it.
+opencv comes first because it is the faster per-clip reader: in training order (a file opened per
+clip) it loads a clip at about raw ffmpeg's speed, decord at 0.5-0.8x, as decord indexes every
+packet at open (bench/data_decode.py). Both backends return RGB uint8 frames (T, H, W, 3) and seek
+accurately (to the preceding keyframe, then decode forward), so a clip is the same whichever
+backend read it, up to codec rounding. Decoder failures become `VideoDecodeError` with a short
+human-readable reason, which the datasets record instead of crashing. A `ReaderCache` keeps readers
+open between calls (one cache per process, e.g. per DataLoader worker), so clips from a file read
+recently do not reopen it.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 import os
 import re
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +24,7 @@ import numpy as np
 from ganforge.errors import UserError
 
 BACKENDS = ("auto", "decord", "opencv")
+AUTO_ORDER = ("opencv", "decord")  # what "auto" tries, in order (decord only where it is installed)
 # One decode thread per reader: DataLoader workers provide the parallelism, and decord's default
 # (one thread per core) oversubscribes the CPU once several workers decode at the same time.
 DECODE_THREADS = 1
@@ -156,14 +160,6 @@ def _opencv_read(capture, indices: Sequence[int]) -> np.ndarray:  # noqa: ANN001
     return _check_frames(frames, len(indices), "opencv")
 
 
-def _opencv_read_once(path: Path, indices: Sequence[int]) -> np.ndarray:
-    capture = _opencv_capture(path)
-    try:
-        return _opencv_read(capture, indices)
-    finally:
-        capture.release()
-
-
 def _opencv_probe(path: Path) -> VideoInfo:
     import cv2
 
@@ -172,20 +168,49 @@ def _opencv_probe(path: Path) -> VideoInfo:
     capture.release()
     if count < 1:
         raise VideoDecodeError("no video frames (opencv)")
-    try:
-        ends = _opencv_read_once(path, [0]), _opencv_read_once(path, [count - 1])
+    try:  # each end from a fresh open: a seek back to frame 0 fails on a one-frame file
+        first, _ = read_frames(path, [0], "opencv"), read_frames(path, [count - 1], "opencv")
     except VideoDecodeError as err:
         raise VideoDecodeError(f"truncated or corrupt: frame {count - 1} of {count} does not decode") from err
-    return VideoInfo(count, ends[0].shape[1], ends[0].shape[2], fps, "opencv")
+    return VideoInfo(count, first.shape[1], first.shape[2], fps, "opencv")
 
 
 # ---------------------------------------------------------------------------------------------- public
+# Per backend: open a reader of a path, read ascending frame indices from it, probe a path.
+_OPEN: dict[str, Callable[[Path], object]] = {"decord": _decord_reader, "opencv": _opencv_capture}
+_READ: dict[str, Callable[[object, Sequence[int]], np.ndarray]] = {
+    "decord": _decord_read,
+    "opencv": _opencv_read,
+}
+_PROBE: dict[str, Callable[[Path], VideoInfo]] = {"decord": _decord_probe, "opencv": _opencv_probe}
+
+
+def _close(reader: object) -> None:
+    if hasattr(reader, "release"):  # cv2.VideoCapture; decord readers close when collected
+        reader.release()
+
+
+def _first_that_decodes(backends: Sequence[str], attempt: Callable[[str], object]):  # noqa: ANN202
+    """attempt(name) of the first of `backends` that raises no VideoDecodeError; else VideoDecodeError
+    with each backend's reason, "name: reason; name: reason"."""
+    reasons = []
+    for name in backends:
+        try:
+            return attempt(name)
+        except VideoDecodeError as err:
+            reasons.append(f"{name}: {err}")
+    raise VideoDecodeError("; ".join(reasons))
+
+
 def resolve_backends(backend: str) -> tuple[str, ...]:
-    """The backends to try, in order, for `backend` ("auto", "decord" or "opencv"); UserError if unusable."""
+    """The backends to try, in order, for `backend` ("auto", "decord" or "opencv"); UserError if unusable.
+
+    "auto" is AUTO_ORDER: opencv, then decord where it is installed.
+    """
     if backend not in BACKENDS:
         raise UserError(f"vidgan.data: backend={backend!r}, expected one of {BACKENDS}")
     if backend == "auto":
-        return ("decord", "opencv") if decord_available() else ("opencv",)
+        return tuple(name for name in AUTO_ORDER if name != "decord" or decord_available())
     if backend == "decord" and not decord_available():
         raise UserError("vidgan.data: backend='decord' but decord is not installed (use 'auto' or 'opencv')")
     return (backend,)
@@ -200,13 +225,7 @@ def probe_video(path: str | Path, backend: str = "auto") -> VideoInfo:
     path = Path(path)
     if path.stat().st_size == 0:
         raise VideoDecodeError("empty file (0 bytes)")
-    reasons = []
-    for name in resolve_backends(backend):
-        try:
-            return _decord_probe(path) if name == "decord" else _opencv_probe(path)
-        except VideoDecodeError as err:
-            reasons.append(f"{name}: {err}")
-    raise VideoDecodeError("; ".join(reasons))
+    return _first_that_decodes(resolve_backends(backend), lambda name: _PROBE[name](path))
 
 
 class ReaderCache:
@@ -239,22 +258,17 @@ class ReaderCache:
             self._open.move_to_end(key)
             return self._open[key]
         self.misses += 1
-        reader = _decord_reader(path) if backend == "decord" else _opencv_capture(path)
+        reader = _OPEN[backend](path)
         self._open[key] = reader
         while len(self._open) > self.capacity:
-            self._close(self._open.popitem(last=False)[1])
+            _close(self._open.popitem(last=False)[1])
         return reader
 
     def discard(self, path: Path, backend: str) -> None:
         """Close the reader of `path` (after a decode error it may be in a bad state)."""
         reader = self._open.pop((str(path), backend), None)
         if reader is not None:
-            self._close(reader)
-
-    @staticmethod
-    def _close(reader: object) -> None:
-        if hasattr(reader, "release"):  # cv2.VideoCapture; decord readers close when collected
-            reader.release()
+            _close(reader)
 
 
 def read_frames(
@@ -265,16 +279,26 @@ def read_frames(
     With `readers`, the file's reader is taken from (and left open in) that cache; without, the
     file is opened for this call only.
     """
-    if backend not in ("decord", "opencv"):
+    if backend not in _READ:
         raise ValueError(f"vidgan.data: read_frames backend={backend!r}, expected 'decord' or 'opencv'")
     path = Path(path)
     if readers is None:
-        if backend == "decord":
-            return _decord_read(_decord_reader(path), indices)
-        return _opencv_read_once(path, indices)
+        reader = _OPEN[backend](path)
+        try:
+            return _READ[backend](reader, indices)
+        finally:
+            _close(reader)
     reader = readers.get(path, backend)
     try:
-        return _decord_read(reader, indices) if backend == "decord" else _opencv_read(reader, indices)
+        return _READ[backend](reader, indices)
     except VideoDecodeError:
         readers.discard(path, backend)
         raise
+
+
+def read_clip(
+    path: str | Path, indices: Sequence[int], backends: Sequence[str], readers: ReaderCache | None = None
+) -> np.ndarray:
+    """RGB uint8 (T, H, W, 3) frames at ascending `indices`, read by the first of `backends` that manages
+    (`read_frames` with each in turn); VideoDecodeError naming each backend's reason when none does."""
+    return _first_that_decodes(backends, lambda name: read_frames(path, indices, name, readers))

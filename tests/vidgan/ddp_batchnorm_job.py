@@ -21,21 +21,35 @@ from vidgan.models.blocks import FrameBatchNorm
 from vidgan.module import VideoGAN
 
 CALLS: list[dict[str, torch.Tensor]] = []
-_statistics = FrameBatchNorm._batch_statistics
+_statistics = FrameBatchNorm._batch_statistics  # the synchronised path
+_normalise_local = FrameBatchNorm._normalise_local  # the per-rank path
+
+
+def record(x: torch.Tensor, mean: torch.Tensor, var: torch.Tensor) -> None:
+    local_var, local_mean = torch.var_mean(x, dim=(0, 3, 4), correction=0, keepdim=True)
+    CALLS.append({k: v.detach().clone() for k, v in dict(mean=mean, var=var, local_mean=local_mean,
+                                                        local_var=local_var).items()})  # fmt: skip
 
 
 def recording_statistics(self: FrameBatchNorm, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     mean, var = _statistics(self, x)
-    local_var, local_mean = torch.var_mean(x, dim=(0, 3, 4), correction=0, keepdim=True)
-    CALLS.append({k: v.detach().clone() for k, v in dict(mean=mean, var=var, local_mean=local_mean,
-                                                        local_var=local_var).items()})  # fmt: skip
+    record(x, mean, var)
     return mean, var
+
+
+def recording_normalise_local(
+    self: FrameBatchNorm, x: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    normed, mean, var = _normalise_local(self, x)
+    record(x, mean, var)
+    return normed, mean, var
 
 
 def main() -> None:
     out, sync = Path(sys.argv[1]), sys.argv[2] == "1"
     torch.set_num_threads(1)
     FrameBatchNorm._batch_statistics = recording_statistics
+    FrameBatchNorm._normalise_local = recording_normalise_local
     rank = int(os.environ["RANK"])
     # The ranks' clips differ (other squares, rank 1 at half brightness), so their batch statistics do.
     clips = moving_square_clips(8, 5, size=16, seed=rank) * (1.0 - 0.5 * rank)

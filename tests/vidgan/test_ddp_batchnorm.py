@@ -54,10 +54,10 @@ def test_sync_batchnorm_switch_gives_every_rank_the_global_statistics(tmp_path):
 def test_without_the_switch_each_rank_keeps_its_own_statistics(tmp_path):
     rank0, rank1 = run_job(tmp_path / "off", sync=False)
     for calls in (rank0["calls"], rank1["calls"]):
-        for call in calls:
-            assert torch.equal(call["mean"], call["local_mean"]) and torch.equal(
-                call["var"], call["local_var"]
-            )
+        assert len(calls) > 20
+        for call in calls:  # the fused per-rank batch norm: its own batch's statistics, to fp32 rounding
+            assert_close(call["mean"], call["local_mean"], rtol=1e-5, atol=1e-6)
+            assert_close(call["var"], call["local_var"], rtol=1e-5, atol=1e-6)
     gap = max((a["mean"] - b["mean"]).abs().max().item() for a, b in zip(rank0["calls"], rank1["calls"]))
     assert gap > 1e-2, gap
 

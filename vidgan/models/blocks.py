@@ -107,28 +107,45 @@ class FrameBatchNorm(nn.Module):
         return self.running_mean[rows][None, :, :, None, None], self.running_var[rows][None, :, :, None, None]
 
     def _batch_statistics(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """Biased (mean, var) of x (B, T, C, H, W) over (B, H, W), each (1, T, C, 1, 1); global if synced."""
-        if not (self.sync_statistics and dist.is_available() and dist.is_initialized()):
-            var, mean = torch.var_mean(x, dim=(0, 3, 4), correction=0, keepdim=True)
-            return mean, var
+        """Biased (mean, var) of x (B, T, C, H, W) over (B, H, W) of all ranks, each (1, T, C, 1, 1)."""
         count = x.new_tensor([x.shape[0] * x.shape[3] * x.shape[4]])
         local = torch.cat([x.sum(dim=(0, 3, 4)).flatten(), x.square().sum(dim=(0, 3, 4)).flatten(), count])
         total = all_reduce(local)
         sums, squares = total[:-1].view(2, 1, x.shape[1], x.shape[2], 1, 1) / total[-1]
         return sums, (squares - sums.square()).clamp_min(0.0)
 
+    def _normalise_local(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """x (B, T, C, H, W) normalised with its own per-frame statistics, and the biased (mean, var).
+
+        One fused `F.batch_norm` over (B, T*C, H, W), whose channels are the (frame, channel) pairs:
+        its statistics are exactly the per-frame ones, and its backward is one pass instead of
+        autograd through a variance and four broadcast element-wise ops. With momentum 1 it writes
+        the batch mean and the unbiased variance into fresh buffers; the variance is rescaled to
+        the biased one the normalisation used. Returns normed (B, T, C, H, W) and (mean, var),
+        each (1, T, C, 1, 1).
+        """
+        b, t, c, h, w = x.shape
+        mean, var = x.new_zeros(1, t, c, 1, 1), x.new_zeros(1, t, c, 1, 1)
+        normed = F.batch_norm(
+            x.reshape(b, t * c, h, w), mean.view(-1), var.view(-1), training=True, momentum=1.0, eps=self.eps
+        )
+        n = b * h * w
+        return normed.view(b, t, c, h, w), mean, var * ((n - 1) / n)
+
     def forward(self, x: Tensor, cond: Tensor | None = None) -> Tensor:
         """x (B, T, C, H, W), cond (B, cond_dim) or None -> (B, T, C, H, W)."""
-        xf = x.float()  # statistics in fp32 under bf16 autocast
+        xf = x.float()  # statistics and normalisation in fp32 under bf16 autocast
+        synced = self.sync_statistics and dist.is_available() and dist.is_initialized()
+        if self.training and not synced:
+            normed, mean, var = self._normalise_local(xf)
+        else:
+            mean, var = self._batch_statistics(xf) if self.training else self._running(x.shape[1])
+            normed = (xf - mean) * torch.rsqrt(var + self.eps)
         if self.training:
-            mean, var = self._batch_statistics(xf)
             with torch.no_grad():
                 kept = min(x.shape[1], self.running_mean.shape[0])
                 self.running_mean[:kept].lerp_(mean[0, :kept, :, 0, 0], self.momentum)
                 self.running_var[:kept].lerp_(var[0, :kept, :, 0, 0], self.momentum)
-        else:
-            mean, var = self._running(x.shape[1])
-        normed = (xf - mean) * torch.rsqrt(var + self.eps)
         if self.cond_dim > 0:
             if cond is None:
                 raise ValueError("FrameBatchNorm built with cond_dim > 0 needs a conditioning vector")
@@ -137,7 +154,7 @@ class FrameBatchNorm(nn.Module):
         else:
             gain = self.gain_param.view(1, 1, -1, 1, 1)
             bias = self.bias_param.view(1, 1, -1, 1, 1)
-        return (normed * gain + bias).to(x.dtype)
+        return torch.addcmul(bias, normed, gain).to(x.dtype)
 
 
 class GBlock(nn.Module):

@@ -9,7 +9,8 @@ convolutions (the standard GRU form). The input path `W * x` does not depend on 
 computed for all steps at once before the unroll: once for an input that is the same at every step
 (DVD-GAN's latent map feeding the first group), in one batched convolution over time for a
 per-step input (the previous group's output). The input may be absent (the deterministic
-baseline has no latent), in which case the gates see only h.
+baseline has no latent), in which case the gates see only h. The hidden convolutions' weights are
+computed once per unroll (spectral norm's power iteration and division included), not once per step.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import torch
 from einops import rearrange
 from torch import Tensor, nn
+from torch.nn.utils import parametrize
 
 from vidgan.models.layers import conv2d
 
@@ -82,7 +84,8 @@ class ConvGRU(nn.Module):
         terms = self.cell.input_terms(x)
         per_step = terms is not None and terms.dim() == 5
         states, h = [], h0
-        for t in range(steps):
-            h = self.cell(h, terms[:, t] if per_step else terms)
-            states.append(h)
+        with parametrize.cached():  # one spectrally normalised weight per unroll, reused by every step
+            for t in range(steps):
+                h = self.cell(h, terms[:, t] if per_step else terms)
+                states.append(h)
         return torch.stack(states, dim=1)

@@ -17,6 +17,7 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch.nn.utils import parametrize
 
 from ganforge.errors import CheckpointError, UserError
 from ganforge.media import VideoMedia
@@ -232,8 +233,11 @@ class VideoGAN(VideoPredictionModule, GANModule):
         real, fake = torch.cat([context, target], dim=1), torch.cat([context, pred], dim=1)
         indices = self.frame_indices(real.shape[0], real.shape[1])
         spatial, temporal = self.discriminator.spatial, self.discriminator.temporal
-        ds_loss, ds_logs = self.adversarial_d_loss(lambda v: spatial(v, indices, labels), real, fake)
-        dt_loss, dt_logs = self.adversarial_d_loss(lambda v: temporal(v, labels), real, fake)
+        # D's spectrally normalised weights once per D step (one power iteration), shared by the
+        # real and the fake pass, as one forward on both would
+        with parametrize.cached():
+            ds_loss, ds_logs = self.adversarial_d_loss(lambda v: spatial(v, indices, labels), real, fake)
+            dt_loss, dt_logs = self.adversarial_d_loss(lambda v: temporal(v, labels), real, fake)
         logs = {f"ds_{k}": v for k, v in ds_logs.items()} | {f"dt_{k}": v for k, v in dt_logs.items()}
         return ds_loss + dt_loss, logs
 

@@ -52,11 +52,12 @@ class DBlock(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """(N, Cin, [T,] H, W) -> (N, Cout, [T,] H/2, W/2) (H, W kept when downsample=False)."""
         h = F.relu(x) if self.preactivation else x
-        h = self._pool(self.conv2(F.relu(self.conv1(h))))
-        if self.shortcut is None:
+        h = self.conv2(F.relu(self.conv1(h)))
+        if self.shortcut is None:  # no down-sampling either
             return h + x
-        skip = self._pool(self.shortcut(x)) if self.preactivation else self.shortcut(self._pool(x))
-        return h + skip
+        if self.preactivation:  # average pooling is linear: one pool of the sum, not one per branch
+            return self._pool(h + self.shortcut(x))
+        return self._pool(h) + self.shortcut(self._pool(x))
 
 
 class FrameBatchNorm(nn.Module):

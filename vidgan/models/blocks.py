@@ -73,8 +73,8 @@ class FrameBatchNorm(nn.Module):
 
     With `cond_dim > 0` this is BigGAN's conditional batch norm: gain `1 + W_g c` and bias `W_b c`
     from a conditioning vector c (B, cond_dim) (the latent z, optionally joined to a class
-    embedding), the same for every frame of a clip. With `cond_dim == 0` the gain and bias are
-    plain learned per-channel parameters.
+    embedding), the same for every frame of a clip; W_g and W_b start at zero. With `cond_dim == 0`
+    the gain and bias are plain learned per-channel parameters.
 
     Cross-replica statistics (DVD-GAN and BigGAN normalise over the global batch): with
     `sync_statistics = True` and an initialised process group, the per-frame
@@ -94,9 +94,14 @@ class FrameBatchNorm(nn.Module):
         self.register_buffer("running_mean", torch.zeros(frames, channels))
         self.register_buffer("running_var", torch.ones(frames, channels))
         if cond_dim > 0:
-            # plain (no spectral norm) so G can learn how much z moves each gain and bias
+            # Plain (no spectral norm) so G can learn how much z moves each gain and bias, and zero at
+            # init: G starts as the unconditional network. An orthogonal init gave every gain a
+            # N(0, 1) perturbation per sample, noise the reconstruction term spent hundreds of steps
+            # unlearning (docs/results.md, the demo runs).
             self.gain = linear(cond_dim, channels, bias=False, use_sn=False)
             self.bias = linear(cond_dim, channels, bias=False, use_sn=False)
+            nn.init.zeros_(self.gain.weight)
+            nn.init.zeros_(self.bias.weight)
         else:
             self.gain_param = nn.Parameter(torch.ones(channels))
             self.bias_param = nn.Parameter(torch.zeros(channels))

@@ -9,7 +9,9 @@ Speed and efficiency, all in one process at one thread count (`--threads`):
   CLIP file), through a real Lightning Trainer at `32-true` and `bf16-mixed`, the two precisions
   alternating round by round so load drift hits both alike;
 - the FLOPs of that step (torch.utils.flop_counter.FlopCounterMode), so each step's GFLOP/s and its
-  fraction of the same-precision conv peak.
+  fraction of the same-precision conv peak. The peak is measured again right before every round's
+  steps, and the fraction is the median over rounds of step GFLOP/s / that round's peak: on a
+  shared machine the load drifts, and a peak taken minutes before the steps would not see theirs.
 
 Quality (`--quality-minutes M`): the vidgan quality table's GAN + L1 row (bench/vidgan_quality.py)
 trained for M minutes per run in fp32 and in bf16-mixed, two seeds each. The two precisions of a
@@ -21,7 +23,8 @@ fp32's by more than the spread between fp32's two seeds. Runs already in `--qual
     python bench/cpu_precision.py --quality-minutes 8 --quality-dir runs/bench_precision
 
 Writes bench/results/cpu_precision.json: `vidgan_ratio` and `t2i_image_ratio` (bf16 step time /
-fp32 step time), the efficiency table, and the quality A/B when run.
+fp32 step time), the efficiency table, the load average, and the quality A/B when run (a run
+without `--quality-minutes` keeps the file's earlier A/B and names its command).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import platform
 import statistics
 import subprocess
@@ -91,13 +95,18 @@ def measure_steps(name: str, rounds: int, steps: int) -> dict[str, Any]:
     per_step = models["32-true"].batches_per_g_step
     batch = synthetic_batch(config, data["batch_size"])
     seconds: dict[str, list[float]] = {p: [] for p in PRECISIONS}
+    round_medians: dict[str, list[float]] = {p: [] for p in PRECISIONS}
+    peaks: dict[str, list[float]] = {p: [] for p in PRECISIONS}
     for precision in PRECISIONS:  # warm-up: first-call allocations and kernel selection
         fit_repeated_batch(models[precision], batch, per_step, "cpu", precision, 100)
     for _ in range(rounds):
         for precision in PRECISIONS:
+            peaks[precision].append(conv_peak_gflops(bf16=precision == "bf16-mixed"))
             bounds = fit_repeated_batch(models[precision], batch, per_step * steps, "cpu", precision, 100)
             cycle_ends = bounds[::per_step]
-            seconds[precision] += [b - a for a, b in zip(cycle_ends, cycle_ends[1:])]
+            cycles = [b - a for a, b in zip(cycle_ends, cycle_ends[1:])]
+            seconds[precision] += cycles
+            round_medians[precision].append(statistics.median(cycles))
     result: dict[str, Any] = {
         "config": str(CONFIGS[name].relative_to(ROOT)),
         "batch_size": data["batch_size"],
@@ -106,10 +115,17 @@ def measure_steps(name: str, rounds: int, steps: int) -> dict[str, Any]:
     for precision in PRECISIONS:
         median = statistics.median(seconds[precision])
         flops = step_flops(models[precision], batch, precision)
+        fractions = [flops / 1e9 / s / peak for s, peak in zip(round_medians[precision], peaks[precision])]
         result[precision] = {
             "step_s": {"median": median, "min": min(seconds[precision]), "max": max(seconds[precision])},
             "gflop_per_step": flops / 1e9,
             "gflop_per_s": flops / 1e9 / median,
+            "conv_peak_gflop_per_s": {
+                "median": statistics.median(peaks[precision]),
+                "per_round": peaks[precision],
+            },
+            "fraction_of_conv_peak": statistics.median(fractions),
+            "fraction_per_round": fractions,
         }
     result["bf16_over_fp32_time"] = (
         result["bf16-mixed"]["step_s"]["median"] / result["32-true"]["step_s"]["median"]
@@ -174,26 +190,27 @@ def main() -> None:
     parser.add_argument("--quality-minutes", type=float, default=0.0, help="> 0: also run the quality A/B")
     parser.add_argument("--quality-dir", type=Path, default=ROOT / "runs/bench_precision")
     parser.add_argument("--out", type=Path, default=RESULT)
+    parser.add_argument("--configs", nargs="+", choices=list(CONFIGS), default=list(CONFIGS))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore")
 
-    peak = {"32-true": conv_peak_gflops(bf16=False), "bf16-mixed": conv_peak_gflops(bf16=True)}
-    steps = {name: measure_steps(name, args.rounds, args.steps) for name in CONFIGS}
-    for result in steps.values():
-        for precision in PRECISIONS:
-            result[precision]["fraction_of_conv_peak"] = result[precision]["gflop_per_s"] / peak[precision]
+    load_before = os.getloadavg()
+    steps = {name: measure_steps(name, args.rounds, args.steps) for name in args.configs}
     out: dict[str, Any] = {
         "command": "python bench/cpu_precision.py " + " ".join(sys.argv[1:]),
         "machine": f"{platform.machine()}, torch {torch.__version__}, {args.threads} threads",
-        "vidgan_ratio": steps["vidgan"]["bf16_over_fp32_time"],
-        "t2i_image_ratio": steps["t2i_image"]["bf16_over_fp32_time"],
-        "conv_peak_gflop_per_s": peak,
+        "load_average_1min": {"before": load_before[0], "after": os.getloadavg()[0]},
+        **{f"{name}_ratio": result["bf16_over_fp32_time"] for name, result in steps.items()},
         "steps": steps,
     }
     if args.quality_minutes > 0:
         out["quality_ab"] = quality_ab(args.quality_minutes, args.quality_dir)
+    elif args.out.exists() and "quality_ab" in (previous := json.loads(args.out.read_text())):
+        # a speed-only run keeps the last quality A/B, with the command that measured it
+        out["quality_ab"] = previous["quality_ab"]
+        out["quality_ab_command"] = previous.get("quality_ab_command", previous["command"])
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=2) + "\n")
     print(json.dumps(out, indent=2))

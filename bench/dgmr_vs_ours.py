@@ -18,11 +18,14 @@ predict 4 -> 8 frames of 64x64x1 at batch 4.
 - Ours: configs/vidgan/moving_mnist.yaml with context/future frames set to 4/8, trained through
   GANModule + a real Lightning Trainer (so Lightning's own per-step cost counts against us). One
   step is two batches (d_steps_per_g_step: 2): D, then D + G, on the same batch.
-- Ours, width-matched: the same config with g_widths [232, 116] and d_widths [88, 176, 176], whose
-  G and D parameter counts are within 3% of DGMR's (the shipped config has ~8x fewer).
-- Ours, FLOP-matched: g_widths [104, 52], d_widths [56, 104, 104]: 149 GFLOP per step against
-  DGMR's 152 (equal parameters cost ours 3.4x DGMR's FLOPs: DVD-GAN-FP's ConvGRU and both Ds run
-  at higher resolution per parameter).
+- Ours, width-matched: the same config with g_widths [154, 77] and d_widths [87, 174, 174]: G has
+  4,056,518 parameters (DGMR's 4,054,787) and D 3,043,436 (DGMR's 3,034,466), 7.10M in all, within
+  0.3% of DGMR's 7.09M (the shipped config, 1.24M, has ~5.7x fewer). Widths are for the generator
+  with a ConvGRU + two residual blocks per resolution (GENERATOR_FORMAT 2).
+- Ours, FLOP-matched: g_widths [88, 44], d_widths [49, 98, 98]: 152.2 GFLOP per step against
+  DGMR's 152.5 (-0.2%), with 2.42M parameters. Equal parameters cost ours 470 GFLOP, 3.1x DGMR's:
+  DVD-GAN-FP's two ConvGRUs (both at 16x16, unrolled over the 8 frames) and both Ds run at higher
+  resolution per parameter. The shipped config costs 73 GFLOP.
 
 `DGMR.__init__` turns on `torch.autograd.set_detect_anomaly(True)` globally; the main figures are
 with anomaly detection off for both, and a shorter pass times both with it on. Runs alternate
@@ -62,8 +65,8 @@ ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "configs" / "vidgan" / "moving_mnist.yaml"
 RESULT = ROOT / "bench" / "results" / "dgmr_vs_ours.json"
 CONTEXT, FUTURE, SIZE, BATCH = 4, 8, 64, 4
-WIDTH_MATCHED = {"g_widths": [232, 116], "d_widths": [88, 176, 176]}
-FLOP_MATCHED = {"g_widths": [104, 52], "d_widths": [56, 104, 104]}
+WIDTH_MATCHED = {"g_widths": [154, 77], "d_widths": [87, 174, 174]}  # G, D params within 0.3% of DGMR
+FLOP_MATCHED = {"g_widths": [88, 44], "d_widths": [49, 98, 98]}  # step FLOPs within 0.3% of DGMR
 
 
 def params(module: torch.nn.Module) -> int:
@@ -209,7 +212,7 @@ def main() -> None:
     profiles = {name: top_ops(lambda n=name: run(n, 1)) for name in models}
     median = {name: statistics.median(xs) for name, xs in times.items()}
     result = {
-        "command": "python bench/dgmr_vs_ours.py --dgmr-site /tmp/dgmr-site",
+        "command": " ".join(["python", "bench/dgmr_vs_ours.py", *sys.argv[1:]]),
         "what": "one full training step (2 D updates + 1 G update), 4 -> 8 frames of 64x64x1, batch 4",
         "ratio": median["ours_width_matched"] / median["dgmr"],
         "ratio_config": median["ours"] / median["dgmr"],

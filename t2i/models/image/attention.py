@@ -45,12 +45,10 @@ def paint(values: Tensor, masks: Tensor, object_mask: Tensor | None = None) -> T
 class PhraseContext(nn.Module):
     """Tokens (B, L, W) plus a bidirectional GRU's reading of their neighbours (B, L, W); padding skipped.
 
-    Equal to running the GRU on packed sequences, without `pack_padded_sequence`: the padding
-    follows the last real token, so the forward direction reads the tokens as they are; the
-    backward direction reads each caption shifted right until its last real token ends the row, so
-    it starts there. Outputs at padding are zero, as `pad_packed_sequence`'s. The GRU runs only as
-    many steps as the batch's longest caption: the columns after it are padding in every row and
-    change no output at a real token (grounded phrases are a few tokens of a 32-token context).
+    Equal to running the GRU on packed sequences, without `pack_padded_sequence` (whose lengths must
+    be on the host): the padding follows the last real token, so the forward direction reads the
+    tokens as they are; the backward direction reads each caption shifted right until its last real
+    token ends the row, so it starts there. Outputs at padding are zero, as `pad_packed_sequence`'s.
     """
 
     def __init__(self, token_dim: int) -> None:
@@ -62,20 +60,18 @@ class PhraseContext(nn.Module):
 
     def forward(self, tokens: Tensor, padding_mask: Tensor) -> Tensor:
         """Tokens (B, L, W) with padding_mask (B, L) (True after each caption's last token) -> (B, L, W)."""
-        batch, full_length = padding_mask.shape
-        length = max(1, int((~padding_mask).sum(dim=1).max()))  # the longest caption (a host sync)
-        real, mask = tokens[:, :length], padding_mask[:, :length]
-        shift = mask.sum(dim=1, keepdim=True)  # (B, 1): padding tokens per caption within `length`
+        batch, length = padding_mask.shape
+        shift = padding_mask.sum(dim=1, keepdim=True)  # (B, 1): padding tokens per caption
         positions = torch.arange(length, device=tokens.device)
-        right_aligned = ((positions - shift) % length)[..., None].expand_as(real)  # (B, L', W) gather index
-        shifted = real.gather(1, right_aligned)  # each caption ends at the row's end
-        read, _ = self.gru(torch.cat([real, shifted]))  # (2B, L', 2H): one call for both directions
+        right_aligned = ((positions - shift) % length)[..., None].expand_as(tokens)  # (B, L, W) gather index
+        shifted = tokens.gather(1, right_aligned)  # each caption ends at the row's end
+        read, _ = self.gru(torch.cat([tokens, shifted]))  # (2B, L, 2H): one call for both directions
         hidden = read.shape[-1] // 2
         forward = read[:batch, :, :hidden]
         left_aligned = ((positions + shift) % length)[..., None].expand(batch, length, hidden)
         backward = read[batch:, :, hidden:].gather(1, left_aligned)  # back to the tokens' positions
-        read = torch.cat([forward, backward], dim=-1).masked_fill(mask[..., None], 0.0)
-        return tokens + self.out(F.pad(read, (0, 0, 0, full_length - length)))  # zero read at the padding
+        read = torch.cat([forward, backward], dim=-1).masked_fill(padding_mask[..., None], 0.0)
+        return tokens + self.out(read)
 
 
 class ObjectTextAttention(nn.Module):

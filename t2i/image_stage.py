@@ -234,10 +234,16 @@ class ImageGAN(HostInputs, GANModule):
 
     def encode_phrases(self, tokens: Tensor, used: int, slots: int) -> TextFeatures:
         """Frozen features of phrase tokens (B * N, L), per object: sentence (B, N, D), tokens
-        (B, N, L, W), padding_mask (B, N, L)."""
+        (B, N, used, W), padding_mask (B, N, used).
+
+        Only the first `used` token columns are kept (the longest phrase's, read on the host): the
+        rest are padding in every row, which attention masks and `PhraseContext` skips, so the
+        object attentions and the phrase GRU run over a few tokens instead of the whole context.
+        """
         with torch.no_grad():
             text = self.text_encoder(tokens, used)
-        per_object = (t.unflatten(0, (-1, slots)) for t in (text.sentence, text.tokens, text.padding_mask))
+        tokens_used, mask_used = text.tokens[:, :used], text.padding_mask[:, :used]
+        per_object = (t.unflatten(0, (-1, slots)) for t in (text.sentence, tokens_used, mask_used))
         return TextFeatures(*per_object)
 
     def phrase_features(

@@ -112,7 +112,8 @@ def test_phrase_grounding_gives_each_object_its_own_phrase() -> None:
     expected = ["to the left of a blue circle", "a red circle", "a green square", ""]
     assert torch.equal(tokens, model.text_encoder.tokens_of(expected)[0])
     phrases = model.encode_phrases(tokens, used, slots=2)
-    assert phrases.tokens.shape[:3] == (2, 2, tokens.shape[1]) and phrases.sentence.shape[:2] == (2, 2)
+    assert phrases.tokens.shape[:3] == (2, 2, used) and phrases.sentence.shape[:2] == (2, 2)
+    assert used < tokens.shape[1] and phrases.padding_mask.shape == (2, 2, used)  # padding columns cut
     inputs = model.host_inputs(
         {"caption": captions, "labels": labels, "object_mask": labels > 0, "colors": colors}
     )

@@ -1,4 +1,4 @@
-"""ConvGRUBaseline: the deterministic ConvGRU encoder-predictor trained with MSE only.
+"""ConvGRUBaseline: the deterministic ConvGRU encoder-predictor trained with a regression loss only.
 
 Same data, trainer, metrics and sample media as `VideoGAN`; select it by config
 (`configs/vidgan/moving_mnist_convgru.yaml`). Its network is DVD-GAN-FP's generator without a latent
@@ -11,22 +11,24 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from ganforge.checkpoint import stamp_header
+from ganforge.errors import UserError
 from vidgan.models import ConvGRUPredictor
-from vidgan.module import VideoPredictionModule, unpack
+from vidgan.module import REC_LOSSES, VideoPredictionModule, unpack
 
 
 class ConvGRUBaseline(VideoPredictionModule):
-    """MSE regression of future frames with Adam.
+    """Regression of future frames (MSE by default, or L1) with Adam.
 
     Args:
         context_frames, future_frames, channels, resolution, g_widths, patch_size, output_margin: as
             in `VideoGAN`.
         use_sn: spectral norm on the predictor's layers (off by default: a regression model does not
             need the Lipschitz control that stabilises GAN training).
+        loss: "mse" (OpenSTL's objective) or "l1" (its gradient does not vanish near the target, so
+            a black background is driven to exactly black; see docs/results.md).
         lr, betas: Adam settings.
     """
 
@@ -40,11 +42,15 @@ class ConvGRUBaseline(VideoPredictionModule):
         patch_size: int = 1,
         output_margin: float = 0.0,
         use_sn: bool = False,
+        loss: str = "mse",
         lr: float = 1e-3,
         betas: tuple[float, float] = (0.9, 0.999),
     ) -> None:
+        if loss not in REC_LOSSES:
+            raise UserError(f"loss={loss!r} must be one of {sorted(REC_LOSSES)}")
         super().__init__()
         self.save_hyperparameters()
+        self.loss = REC_LOSSES[loss]
         self.generator = self._build_inference_network(locals())
 
     @staticmethod
@@ -63,8 +69,8 @@ class ConvGRUBaseline(VideoPredictionModule):
 
     def training_step(self, batch: Any, batch_idx: int) -> Tensor:
         context, target, _ = unpack(batch)
-        loss = F.mse_loss(self.generator(context), target)
-        self.log("train/mse_loss", loss, batch_size=context.shape[0])
+        loss = self.loss(self.generator(context), target)
+        self.log(f"train/{self.hparams.loss}_loss", loss, batch_size=context.shape[0])
         return loss
 
     def configure_optimizers(self) -> torch.optim.Optimizer:

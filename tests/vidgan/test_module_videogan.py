@@ -2,6 +2,7 @@
 
 import copy
 
+import pytest
 import pytorch_lightning as pl
 import torch
 from torch.testing import assert_close
@@ -9,11 +10,12 @@ from torch.utils.data import DataLoader, TensorDataset
 from vidgan_clips import moving_square_clips
 
 from ganforge.checkpoint import load_checkpoint, submodule_state
+from ganforge.errors import UserError
 from ganforge.losses import hinge_d
 from ganforge.media import VideoMedia
 from vidgan.baseline_module import ConvGRUBaseline
 from vidgan.metrics import frame_metrics
-from vidgan.module import VideoGAN
+from vidgan.module import REC_LOSSES, VideoGAN
 
 TINY = dict(
     context_frames=2, future_frames=3, channels=1, resolution=16, g_widths=[8, 8], latent_dim=4,
@@ -130,3 +132,27 @@ def test_baseline_checkpoint_has_the_vidgan_header(tmp_path):
     restored.load_state_dict(ckpt["state_dict"])
     context, _ = tiny_batch()
     assert_close(restored.eval().predict(context), module.eval().predict(context))
+
+
+def test_l1_plus_mse_soft_thresholds_the_mean():
+    """Per pixel, MSE's best constant is the mean of the targets (a grey haze where a digit may be);
+    L1 + MSE's is 0 while fewer than a quarter of them are lit, and shrinks the mean above that."""
+    grid = torch.linspace(0, 1, 101)
+
+    def best(loss, lit):
+        target = torch.tensor([1.0] * lit + [0.0] * (10 - lit))
+        return grid[torch.stack([loss(x.expand(10), target) for x in grid]).argmin()].item()
+
+    assert best(REC_LOSSES["mse"], 2) == pytest.approx(0.2)
+    assert best(REC_LOSSES["l1+mse"], 2) == 0.0  # stays black
+    assert best(REC_LOSSES["l1+mse"], 4) == pytest.approx(0.3)  # 0.4 - (1 - 2 * 0.4) / 2
+    assert best(REC_LOSSES["l1"], 4) == 0.0
+
+
+def test_baseline_trains_with_the_chosen_loss_and_names_a_bad_one(tmp_path):
+    with pytest.raises(UserError, match="loss='huber'"):
+        ConvGRUBaseline(resolution=16, g_widths=[8, 8], loss="huber")
+    module = ConvGRUBaseline(context_frames=2, future_frames=3, resolution=16, g_widths=[8, 8], loss="l1+mse")
+    fit = trainer(tmp_path, max_steps=2, enable_checkpointing=False)
+    fit.fit(module, loader(8, 4))
+    assert "train/l1+mse_loss" in fit.logged_metrics

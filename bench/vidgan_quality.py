@@ -3,9 +3,12 @@
 Rows:
 - copy-last: repeat the last context frame;
 - zero frames: predict black;
-- ConvGRU baseline: `configs/vidgan/moving_mnist_convgru.yaml` (MSE only);
+- ConvGRU baseline: `configs/vidgan/moving_mnist_convgru.yaml` (a regression loss only);
 - DVD-GAN-FP: `configs/vidgan/moving_mnist.yaml`, adversarial only (lambda_rec = 0);
-- DVD-GAN-FP + L1: the same config with `lambda_rec = --l1-weight` and `rec_loss: l1`.
+- DVD-GAN-FP + L1: the same config with `lambda_rec = 100` and `rec_loss: l1`.
+
+`--set ROW.KEY=VALUE` (repeatable) changes one init argument of a row's model, a dotted key reaching
+into the `gan` options: `--set gan_l1.lambda_rec=1000 --set gan_l1.gan.d_steps_per_g_step=1`.
 
 Every learned row trains for the same wall-clock budget (`--minutes`, 15 by default) through the
 same Lightning Trainer and the config's own `MovingMNISTDataModule` (on-the-fly sequences from the train
@@ -61,6 +64,20 @@ def build_model(config: dict[str, Any], overrides: dict[str, Any]) -> pl.Lightni
     return cls(**{**config["model"].get("init_args", {}), **linked_model_args(config["data"]), **overrides})
 
 
+def apply_sets(sets: list[str], rows: dict[str, dict[str, Any]]) -> None:
+    """Apply `ROW.KEY=VALUE` / `ROW.gan.KEY=VALUE` settings (VALUE parsed as YAML) to rows' overrides."""
+    for item in sets:
+        target, sep, value = item.partition("=")
+        row, _, key = target.partition(".")
+        if not sep or row not in rows or not key:
+            raise SystemExit(f"--set {item!r}: expected ROW.KEY=VALUE with ROW one of {sorted(rows)}")
+        *parents, leaf = key.split(".")
+        node = rows[row]
+        for parent in parents:
+            node = node.setdefault(parent, {})
+        node[leaf] = yaml.safe_load(value)
+
+
 def train_for(
     model: pl.LightningModule,
     config: dict[str, Any],
@@ -96,6 +113,20 @@ def train_for(
         "g_steps": int(getattr(model, "g_step", batches)),
         "precision": precision,
     }
+
+
+def row_name(key: str, settings: dict[str, Any]) -> str:
+    """The table label of a learned row from its model settings, e.g. "DVD-GAN-FP + l1 (lambda_rec=100)"."""
+    if key == "convgru":
+        return f"ConvGRU baseline ({settings.get('loss', 'mse').upper()})"
+    if key == "gan":
+        return "DVD-GAN-FP (adversarial only)"
+    loss, weight, d_steps = (
+        settings["rec_loss"].upper(),
+        settings["lambda_rec"],
+        settings["gan"]["d_steps_per_g_step"],
+    )
+    return f"DVD-GAN-FP + {loss} (lambda_rec={weight:g}, D steps {d_steps})"
 
 
 def test_set(config: dict[str, Any], sequences: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -161,7 +192,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="torch threads for every row")
     parser.add_argument("--samples", type=int, default=8, help="samples per sequence for the GAN rows")
     parser.add_argument("--test-sequences", type=int, default=256)
-    parser.add_argument("--l1-weight", type=float, default=DEFAULT_L1, help="lambda_rec of the +L1 row")
+    parser.add_argument("--set", action="append", default=[], help="ROW.KEY=VALUE: a row's init argument")
     parser.add_argument("--batch-size", type=int, default=None, help="override the configs' batch size")
     parser.add_argument("--seed", type=int, default=0, help="training seed (the test set is fixed)")
     parser.add_argument(
@@ -178,25 +209,32 @@ def main() -> None:
     warnings.filterwarnings("ignore")
     gan_config, baseline_config = load_config(GAN_CONFIG), load_config(BASELINE_CONFIG)
     args.precision = args.precision or gan_config["trainer"].get("precision", "32-true")
-    l1_weight = args.l1_weight
     batches = test_set(gan_config, args.test_sequences)
     future = gan_config["data"]["init_args"]["future_frames"]
 
     results: dict[str, dict[str, Any]] = {}
     results["copy-last"] = evaluate(lambda c, g: copy_last_frame(c, future), batches, 1, args.seed)["single"]
     results["zero frames"] = evaluate(lambda c, g: zero_frames(c, future), batches, 1, args.seed)["single"]
-    with_l1 = {"lambda_rec": l1_weight, "rec_loss": "l1"}
-    learned = {
-        "convgru": ("ConvGRU baseline (MSE)", baseline_config, {}),
-        "gan": ("DVD-GAN-FP (adversarial only)", gan_config, {"lambda_rec": 0.0}),
-        "gan_l1": (f"DVD-GAN-FP + L1 (lambda_rec={l1_weight:g})", gan_config, with_l1),
+    configs = {"convgru": baseline_config, "gan": gan_config, "gan_l1": gan_config}
+    overrides = {
+        "convgru": {},
+        "gan": {"lambda_rec": 0.0},
+        "gan_l1": {"lambda_rec": DEFAULT_L1, "rec_loss": "l1"},
     }
+    apply_sets(args.set, overrides)
     for key in args.rows.split(","):
-        if key not in learned:
-            parser.error(f"--rows: unknown row {key!r}, expected some of {sorted(learned)}")
-        name, config, overrides = learned[key]
+        if key not in configs:
+            parser.error(f"--rows: unknown row {key!r}, expected some of {sorted(configs)}")
+        config = configs[key]
+        settings = {**config["model"]["init_args"], **overrides[key]}
+        if "gan" in overrides[key]:  # a partial `gan` block changes only the options it names
+            settings["gan"] = overrides[key]["gan"] = {
+                **config["model"]["init_args"]["gan"],
+                **overrides[key]["gan"],
+            }
+        name = row_name(key, settings)
         pl.seed_everything(args.seed, verbose=False)
-        model = build_model(config, overrides)
+        model = build_model(config, overrides[key])
         facts = train_for(model, config, args.minutes, args.batch_size, args.precision)
         facts["params"] = sum(p.numel() for p in model.generator.parameters())
         model.eval()
@@ -204,7 +242,7 @@ def main() -> None:
         scored = evaluate(lambda c, g, m=model: m.predict(c, None, g), batches, samples, args.seed)
         for kind, row in scored.items():
             label = name if kind == "single" else f"{name}, {kind.replace('_', '-')}"
-            results[label] = {**row, **facts}
+            results[label] = {**row, **facts, "overrides": overrides[key]}
         print(f"{name}: {facts}", flush=True)
 
     for name, row in results.items():

@@ -88,7 +88,8 @@ class GBlock(nn.Module):
         """(B, Cin, H, W) -> (B, Cout, 2H, 2W) (H, W kept without upsample)."""
         h = self.conv1(self._up(F.relu(self.norm1(x, layout))))
         h = self.conv2(F.relu(self.norm2(h, layout)))
-        return h + self.shortcut(self._up(x))
+        # A 1x1 conv commutes with nearest up-sampling, so the shortcut convolves at the low resolution.
+        return h + self._up(self.shortcut(x))
 
 
 class DBlock(nn.Module):
@@ -105,7 +106,7 @@ class DBlock(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """(B, Cin, H, W) -> (B, Cout, H/2, W/2) (H, W kept without downsample)."""
-        h = x if self.first else F.relu(x)
-        h = self._pool(self.conv2(F.relu(self.conv1(h))))
-        skip = self.shortcut(self._pool(x)) if self.first else self._pool(self.shortcut(x))
-        return h + skip
+        h = self.conv2(F.relu(self.conv1(x if self.first else F.relu(x))))
+        if self.first:  # pool the image before its 1x1 conv: fewer channels to pool
+            return self._pool(h) + self.shortcut(self._pool(x))
+        return self._pool(h + self.shortcut(x))  # pooling is linear: one pool of the sum

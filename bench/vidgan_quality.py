@@ -4,8 +4,10 @@ Rows:
 - copy-last: repeat the last context frame;
 - zero frames: predict black;
 - ConvGRU baseline: `configs/vidgan/moving_mnist_convgru.yaml` (a regression loss only);
-- DVD-GAN-FP: `configs/vidgan/moving_mnist.yaml`, adversarial only (lambda_rec = 0);
-- DVD-GAN-FP + L1: the same config with `lambda_rec = 100` and `rec_loss: l1`.
+- DVD-GAN-FP: `configs/vidgan/moving_mnist.yaml`, adversarial only (lambda_rec = 0), one D step per
+  G step (in 30 minutes best-of-8 SSIM 0.49, against 0.41 with the config's two);
+- DVD-GAN-FP + L1: the same config with `rec_loss: l1`, `lambda_rec = 1000` and one D step per G
+  step (the demo's setting; at pix2pix's 100 and two D steps, 0.54 SSIM in 30 minutes).
 
 `--set ROW.KEY=VALUE` (repeatable) changes one init argument of a row's model, a dotted key reaching
 into the `gan` options: `--set gan_l1.lambda_rec=1000 --set gan_l1.gan.d_steps_per_g_step=1`.
@@ -27,6 +29,7 @@ Writes bench/results/vidgan_quality.json and bench/results/vidgan_quality_ssim.p
 from __future__ import annotations
 
 import argparse
+import copy
 import importlib
 import json
 import logging
@@ -49,7 +52,8 @@ ROOT = Path(__file__).resolve().parent.parent
 GAN_CONFIG = ROOT / "configs/vidgan/moving_mnist.yaml"
 BASELINE_CONFIG = ROOT / "configs/vidgan/moving_mnist_convgru.yaml"
 METRICS = ("mse", "mae", "ssim", "psnr")
-DEFAULT_L1 = 100.0  # lambda_rec of the +L1 row: pix2pix's L1 weight; per-pixel L1 is ~0.05 on these frames
+# the +L1 row: per-pixel L1 is ~0.05 on these frames, so the term outweighs the hinge loss ~50x
+WITH_L1 = {"lambda_rec": 1000.0, "rec_loss": "l1", "gan": {"d_steps_per_g_step": 1}}
 
 
 def load_config(path: Path) -> dict[str, Any]:
@@ -120,7 +124,7 @@ def row_name(key: str, settings: dict[str, Any]) -> str:
     if key == "convgru":
         return f"ConvGRU baseline ({settings.get('loss', 'mse').upper()})"
     if key == "gan":
-        return "DVD-GAN-FP (adversarial only)"
+        return f"DVD-GAN-FP (adversarial only, D steps {settings['gan']['d_steps_per_g_step']})"
     loss, weight, d_steps = (
         settings["rec_loss"].upper(),
         settings["lambda_rec"],
@@ -172,7 +176,7 @@ def plot(results: dict[str, dict[str, Any]], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
+    fig, ax = plt.subplots(figsize=(10.5, 4.5), dpi=110)
     for name, row in results.items():
         steps = range(1, len(row["per_step_ssim"]) + 1)
         ax.plot(steps, row["per_step_ssim"], marker="o", markersize=3, label=name)
@@ -180,7 +184,7 @@ def plot(results: dict[str, dict[str, Any]], path: Path) -> None:
     ax.set_ylabel("SSIM")
     ax.set_title("Moving MNIST 10 -> 10, 64x64: per-step SSIM")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))  # beside the curves, not over them
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
@@ -218,8 +222,8 @@ def main() -> None:
     configs = {"convgru": baseline_config, "gan": gan_config, "gan_l1": gan_config}
     overrides = {
         "convgru": {},
-        "gan": {"lambda_rec": 0.0},
-        "gan_l1": {"lambda_rec": DEFAULT_L1, "rec_loss": "l1"},
+        "gan": {"lambda_rec": 0.0, "gan": {"d_steps_per_g_step": 1}},
+        "gan_l1": copy.deepcopy(WITH_L1),
     }
     apply_sets(args.set, overrides)
     for key in args.rows.split(","):

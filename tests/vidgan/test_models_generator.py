@@ -100,6 +100,18 @@ def test_frame_batch_norm_statistics_are_per_frame(rng):
     assert_close(longer[:, 2], out[:, 1], atol=1e-4, rtol=1e-4)
 
 
+def test_frame_batch_norm_keeps_each_input_dtype(rng):
+    """bf16 is normalised in bf16 with fp32 statistics; fp64 (e.g. for gradcheck) stays fp64."""
+    bn = FrameBatchNorm(3, frames=2, momentum=1.0)
+    x = torch.randn(4, 2, 3, 5, 5, generator=rng)
+    reference = bn(x)
+    assert bn(x.bfloat16()).dtype == torch.bfloat16
+    assert_close(bn(x.bfloat16()).float(), reference, atol=0.05, rtol=0.02)
+    wide = bn.double()(x.double())
+    assert wide.dtype == torch.float64
+    assert_close(wide.float(), reference, atol=1e-5, rtol=1e-5)
+
+
 def test_conditional_batch_norm_gain_and_bias_from_condition(rng):
     bn = FrameBatchNorm(2, frames=2, cond_dim=4)
     x = torch.randn(3, 2, 2, 4, 4, generator=rng)

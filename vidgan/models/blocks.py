@@ -129,10 +129,10 @@ class FrameBatchNorm(nn.Module):
         the batch mean and the unbiased variance into fresh fp32 buffers; the variance is rescaled
         to the biased one the normalisation used. A bf16 x stays bf16: the kernel accumulates the
         statistics in fp32 itself, so no fp32 copy of x is made. Returns normed (B, T, C, H, W) in
-        x's dtype and (mean, var), each (1, T, C, 1, 1) in fp32.
+        x's dtype and (mean, var), each (1, T, C, 1, 1) in fp32 (fp64 for an fp64 x).
         """
         b, t, c, h, w = x.shape
-        mean, var = x.new_zeros(2, 1, t, c, 1, 1, dtype=torch.float32)
+        mean, var = x.new_zeros(2, 1, t, c, 1, 1, dtype=torch.promote_types(x.dtype, torch.float32))
         normed = F.batch_norm(
             x.reshape(b, t * c, h, w), mean.view(-1), var.view(-1), training=True, momentum=1.0, eps=self.eps
         )

@@ -120,7 +120,9 @@ def train_for(
 
 
 def row_name(key: str, settings: dict[str, Any]) -> str:
-    """The table label of a learned row from its model settings, e.g. "DVD-GAN-FP + l1 (lambda_rec=100)"."""
+    """The table label of a learned row from its model settings.
+
+    E.g. "DVD-GAN-FP + L1 (lambda_rec=1000, D steps 1)"."""
     if key == "convgru":
         return f"ConvGRU baseline ({settings.get('loss', 'mse').upper()})"
     if key == "gan":

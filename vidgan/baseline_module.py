@@ -20,15 +20,16 @@ from vidgan.module import REC_LOSSES, VideoPredictionModule, unpack
 
 
 class ConvGRUBaseline(VideoPredictionModule):
-    """Regression of future frames (MSE by default, or L1) with Adam.
+    """Regression of future frames (MSE by default, L1, or L1 + MSE) with Adam.
 
     Args:
         context_frames, future_frames, channels, resolution, g_widths, patch_size, output_margin: as
             in `VideoGAN`.
         use_sn: spectral norm on the predictor's layers (off by default: a regression model does not
             need the Lipschitz control that stabilises GAN training).
-        loss: "mse" (OpenSTL's objective) or "l1" (its gradient does not vanish near the target, so
-            a black background is driven to exactly black; see docs/results.md).
+        loss: "mse" (OpenSTL's objective), "l1" (the median: black until a digit is more likely than
+            not) or "l1+mse" (`vidgan.module.l1_plus_mse`, what `moving_mnist_convgru.yaml` uses; see
+            docs/vidgan.md).
         lr, betas: Adam settings.
     """
 

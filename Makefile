@@ -46,7 +46,7 @@ demo: install
 	OMP_NUM_THREADS=1 $(VENV)/bin/ganforge ring --out runs/demo/ring & ring=$$!; \
 	OMP_NUM_THREADS=1 $(VENV)/bin/t2i fit --config configs/t2i/shapes_clip_tiny.yaml \
 	  --trainer.default_root_dir runs/demo/t2i/clip; clip=$$?; wait $$ring && exit $$clip
-	@# vidgan: DVD-GAN-FP with the MSE reconstruction term trains for 3 minutes, then its predictions, copy-last and
+	@# vidgan: DVD-GAN-FP with a reconstruction term trains for 3 minutes, then its predictions, copy-last and
 	@# black frames are scored on 64 held-out sequences (test digit pool) -> runs/demo/vidgan/metrics.json.
 	@# The demo weighs the reconstruction term 10x the tiny config's, as L1 + MSE, and updates D once per G step:
 	@# in 3 minutes its predictions follow the digits on a black background (docs/results.md, the demo runs).

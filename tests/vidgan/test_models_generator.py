@@ -105,8 +105,9 @@ def test_frame_batch_norm_keeps_each_input_dtype(rng):
     bn = FrameBatchNorm(3, frames=2, momentum=1.0)
     x = torch.randn(4, 2, 3, 5, 5, generator=rng)
     reference = bn(x)
-    assert bn(x.bfloat16()).dtype == torch.bfloat16
-    assert_close(bn(x.bfloat16()).float(), reference, atol=0.05, rtol=0.02)
+    narrow = bn(x.bfloat16())
+    assert narrow.dtype == torch.bfloat16
+    assert_close(narrow.float(), reference, atol=0.05, rtol=0.02)
     wide = bn.double()(x.double())
     assert wide.dtype == torch.float64
     assert_close(wide.float(), reference, atol=1e-5, rtol=1e-5)

@@ -24,6 +24,11 @@ class DBlock(nn.Module):
     `dims=2` takes (N, C, H, W); `dims=3` takes (N, C, T, H, W) with 3x3x3 convs and pools only
     space (kernel 1x2x2), so the number of frames is kept. `preactivation=False` is BigGAN's first
     ("optimised") block: no ReLU on the raw input and pool-then-conv on the shortcut.
+
+    The block computes in channels-last memory (`torch.channels_last`, `channels_last_3d` for
+    `dims=3`; the values are the same): oneDNN's convolutions are faster on it and CPU average
+    pooling is 4-9x faster than on (N, C, H, W) memory, so D steps take ~0.9x the time
+    (docs/benchmarks.md). The generator's ConvGRUs stay in (N, C, H, W) memory, where they run faster.
     """
 
     def __init__(
@@ -43,6 +48,7 @@ class DBlock(nn.Module):
         self.conv1, self.conv2 = conv(cin, cout, use_sn=use_sn), conv(cout, cout, use_sn=use_sn)
         self.shortcut = conv(cin, cout, kernel=1, use_sn=use_sn) if cin != cout or downsample else None
         self.dims, self.downsample, self.preactivation = dims, downsample, preactivation
+        self.memory_format = torch.channels_last if dims == 2 else torch.channels_last_3d
 
     def _pool(self, x: Tensor) -> Tensor:
         if not self.downsample:
@@ -51,6 +57,7 @@ class DBlock(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """(N, Cin, [T,] H, W) -> (N, Cout, [T,] H/2, W/2) (H, W kept when downsample=False)."""
+        x = x.contiguous(memory_format=self.memory_format)
         h = F.relu(x) if self.preactivation else x
         h = self.conv2(F.relu(self.conv1(h)))
         if self.shortcut is None:  # no down-sampling either

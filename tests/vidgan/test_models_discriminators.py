@@ -13,6 +13,7 @@ from vidgan.models import (
     VideoDiscriminator,
     sample_frame_indices,
 )
+from vidgan.models.blocks import DBlock
 from vidgan.models.layers import SN_LAYERS
 
 
@@ -129,3 +130,23 @@ def test_projection_conditioning_uses_labels(rng):
     assert not torch.allclose(d.temporal(video, a)[0], d.temporal(video, b)[0])
     with pytest.raises(ValueError, match="class-conditional"):
         d.temporal(video)
+
+
+@pytest.mark.parametrize("dims", [2, 3])
+def test_d_block_computes_channels_last_with_the_values_of_the_plain_layout(dims):
+    """The block switches memory layout for speed only: outputs and gradients match the (N, C, ...) run."""
+    torch.manual_seed(0)
+    block = DBlock(4, 8, dims=dims)
+    x = torch.randn(2, 4, *([3] if dims == 3 else []), 8, 8)
+    runs = []
+    for memory_format in (torch.contiguous_format, block.memory_format):
+        block.memory_format = memory_format
+        block.zero_grad()
+        inputs = x.clone().requires_grad_(True)
+        out = block(inputs)
+        out.square().sum().backward()
+        runs.append((out, inputs.grad, block.conv1.parametrizations.weight.original.grad.clone()))
+    if dims == 2:  # avg_pool3d returns (N, C, T, H, W) memory whatever its input's layout
+        assert runs[1][0].is_contiguous(memory_format=block.memory_format)
+    for plain, last in zip(*runs):
+        assert_close(last, plain, rtol=1e-4, atol=1e-5)  # fp32 sums in another order

@@ -212,9 +212,11 @@ class ImageGAN(HostInputs, GANModule):
         return self
 
     def encode(self, captions: list[str]) -> TextFeatures:
-        """Frozen text features of captions (B): sentence (B, D), tokens (B, L, W), padding_mask (B, L)."""
+        """Frozen text features of captions (B): sentence (B, D), tokens (B, L, W), padding_mask (B, L), with
+        L the longest caption's token count (`TextFeatures.trim`)."""
+        tokens, used = self.text_encoder.tokens_of(list(captions))
         with torch.no_grad():
-            return self.text_encoder.encode(list(captions))
+            return self.text_encoder(tokens.to(self.device), used).trim(used)
 
     def phrase_tokens(
         self,
@@ -236,14 +238,13 @@ class ImageGAN(HostInputs, GANModule):
         """Frozen features of phrase tokens (B * N, L), per object: sentence (B, N, D), tokens
         (B, N, used, W), padding_mask (B, N, used).
 
-        Only the first `used` token columns are kept (the longest phrase's, read on the host): the
-        rest are padding in every row, which attention masks and `PhraseContext` skips, so the
-        object attentions and the phrase GRU run over a few tokens instead of the whole context.
+        Only the first `used` token columns are kept (`TextFeatures.trim`; the longest phrase's, read on
+        the host), so the object attentions and the phrase GRU run over a few tokens instead of the
+        whole context.
         """
         with torch.no_grad():
-            text = self.text_encoder(tokens, used)
-        tokens_used, mask_used = text.tokens[:, :used], text.padding_mask[:, :used]
-        per_object = (t.unflatten(0, (-1, slots)) for t in (text.sentence, tokens_used, mask_used))
+            text = self.text_encoder(tokens, used).trim(used)
+        per_object = (t.unflatten(0, (-1, slots)) for t in (text.sentence, text.tokens, text.padding_mask))
         return TextFeatures(*per_object)
 
     def phrase_features(
@@ -286,9 +287,9 @@ class ImageGAN(HostInputs, GANModule):
         return self.encode_phrases(batch[f"{prefix}phrase_tokens"], batch[f"{prefix}phrase_used"], slots)
 
     def _batch_text(self, batch: Mapping[str, Any]) -> TextFeatures:
-        """Frozen text features of a batch carrying `host_inputs`."""
+        """Frozen text features of a batch carrying `host_inputs`, trimmed to its longest caption's tokens."""
         with torch.no_grad():
-            return self.text_encoder(batch["tokens"], batch["used_tokens"])
+            return self.text_encoder(batch["tokens"], batch["used_tokens"]).trim(batch["used_tokens"])
 
     def _generate(
         self, batch: Mapping[str, Any], text: TextFeatures, phrases: TextFeatures | None

@@ -35,6 +35,12 @@ class TextFeatures:
     tokens: Tensor
     padding_mask: Tensor
 
+    def trim(self, used: int) -> TextFeatures:
+        """The first `used` token columns, tokens (B, used, W) and padding_mask (B, used), where `used`
+        covers every caption's tokens (`TextEncoder.tokens_of`): the columns after it are padding in
+        every row, which attention masks out, so attending over them only costs time."""
+        return TextFeatures(self.sentence, self.tokens[:, :used], self.padding_mask[:, :used])
+
 
 def text_features(tower: nn.Module, tokens: Tensor, used: int | None = None) -> TextFeatures:
     """Run a CLIP text tower on token ids (B, L) from `tokenize`.

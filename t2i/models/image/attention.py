@@ -27,21 +27,24 @@ def attend(queries: Tensor, keys: Tensor, values: Tensor, padding_mask: Tensor) 
     row attends to at least one token. Written out rather than `F.scaled_dot_product_attention`:
     with values narrower than keys CPU has no fused kernel for it, and its fallback took 2-3x this
     form's time under bf16 autocast (the word attention runs over every region of every G block).
+    The scores are laid out tokens first, (B, L, Q): a CPU softmax over a short last dimension
+    (L tokens, Q = 4096 regions) took ~10x the time of one over dimension 1 of this layout.
     """
-    scores = queries @ keys.transpose(-1, -2) * queries.shape[-1] ** -0.5  # (B, Q, L)
-    weights = scores.masked_fill(padding_mask[:, None, :], float("-inf")).softmax(dim=-1)
-    return weights @ values
+    scores = (keys * queries.shape[-1] ** -0.5) @ queries.transpose(-1, -2)  # (B, L, Q)
+    weights = scores.masked_fill(padding_mask[:, :, None], float("-inf")).softmax(dim=1)
+    return weights.transpose(-1, -2) @ values
 
 
 def paint(values: Tensor, masks: Tensor, object_mask: Tensor | None = None) -> Tensor:
     """Paint per-object vectors (B, N, E) into their masks (B, N, H, W) -> feature map (B, E, H, W).
 
     Pixel (h, w) receives sum_n masks[b, n, h, w] * values[b, n]: zero outside every mask. Objects
-    with `object_mask` (B, N) False (padding) paint nothing.
+    with `object_mask` (B, N) False (padding) paint nothing. The map is in channels-last memory,
+    the layout of the blocks' features it modulates (element-wise ops across layouts are slow).
     """
     if object_mask is not None:
         masks = masks * object_mask[:, :, None, None].to(masks.dtype)
-    return torch.einsum("bne,bnhw->behw", values, masks)
+    return torch.einsum("bne,bnhw->bhwe", values, masks).permute(0, 3, 1, 2)
 
 
 class PhraseContext(nn.Module):
@@ -67,7 +70,9 @@ class PhraseContext(nn.Module):
         positions = torch.arange(length, device=tokens.device)
         right_aligned = ((positions - shift) % length)[..., None].expand_as(tokens)  # (B, L, W) gather index
         shifted = tokens.gather(1, right_aligned)  # each caption ends at the row's end
-        read, _ = self.gru(torch.cat([tokens, shifted]))  # (2B, L, 2H): one call for both directions
+        # CPU autocast runs a bf16 GRU cell by cell, casting the weights at every token: fp32 is faster.
+        with torch.autocast("cpu", enabled=False):
+            read, _ = self.gru(torch.cat([tokens, shifted]).float())  # (2B, L, 2H): both directions
         hidden = read.shape[-1] // 2
         forward = read[:batch, :, :hidden]
         left_aligned = ((positions + shift) % length)[..., None].expand(batch, length, hidden)

@@ -111,6 +111,12 @@ def test_frame_batch_norm_keeps_each_input_dtype(rng):
     wide = bn.double()(x.double())
     assert wide.dtype == torch.float64
     assert_close(wide.float(), reference, atol=1e-5, rtol=1e-5)
+    # Eval mode (running statistics; the same path as synchronised statistics) keeps fp64 too.
+    bn.eval()
+    fine = x.double() + 1e-9 * torch.randn(x.shape, generator=rng, dtype=torch.float64)  # finer than fp32
+    mean, var = bn.running_mean[None, :, :, None, None], bn.running_var[None, :, :, None, None]
+    gain, bias = bn.gain_param[:, None, None], bn.bias_param[:, None, None]
+    assert_close(bn(fine), (fine - mean) / torch.sqrt(var + bn.eps) * gain + bias, atol=1e-12, rtol=1e-12)
 
 
 def test_conditional_batch_norm_gain_and_bias_from_condition(rng):

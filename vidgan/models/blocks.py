@@ -153,7 +153,7 @@ class FrameBatchNorm(nn.Module):
         if self.training and not synced:
             normed, mean, var = self._normalise_local(x)
         else:
-            xf = x.float()  # statistics and normalisation in fp32 under bf16 autocast
+            xf = x.to(torch.promote_types(x.dtype, torch.float32))  # fp32 under bf16 autocast, as above
             mean, var = self._batch_statistics(xf) if self.training else self._running(x.shape[1])
             normed = (xf - mean) * torch.rsqrt(var + self.eps)
         if self.training:

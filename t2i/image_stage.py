@@ -215,8 +215,13 @@ class ImageGAN(HostInputs, GANModule):
         """Frozen text features of captions (B): sentence (B, D), tokens (B, L, W), padding_mask (B, L), with
         L the longest caption's token count (`TextFeatures.trim`)."""
         tokens, used = self.text_encoder.tokens_of(list(captions))
+        return self._encode_tokens(tokens.to(self.device), used)
+
+    def _encode_tokens(self, tokens: Tensor, used: int) -> TextFeatures:
+        """Frozen text features of token ids (B, L) whose captions span at most `used` tokens, kept to
+        those columns (`TextFeatures.trim`): sentence (B, D), tokens (B, used, W), padding_mask (B, used)."""
         with torch.no_grad():
-            return self.text_encoder(tokens.to(self.device), used).trim(used)
+            return self.text_encoder(tokens, used).trim(used)
 
     def phrase_tokens(
         self,
@@ -242,8 +247,7 @@ class ImageGAN(HostInputs, GANModule):
         the host), so the object attentions and the phrase GRU run over a few tokens instead of the
         whole context.
         """
-        with torch.no_grad():
-            text = self.text_encoder(tokens, used).trim(used)
+        text = self._encode_tokens(tokens, used)
         per_object = (t.unflatten(0, (-1, slots)) for t in (text.sentence, text.tokens, text.padding_mask))
         return TextFeatures(*per_object)
 
@@ -288,8 +292,7 @@ class ImageGAN(HostInputs, GANModule):
 
     def _batch_text(self, batch: Mapping[str, Any]) -> TextFeatures:
         """Frozen text features of a batch carrying `host_inputs`, trimmed to its longest caption's tokens."""
-        with torch.no_grad():
-            return self.text_encoder(batch["tokens"], batch["used_tokens"]).trim(batch["used_tokens"])
+        return self._encode_tokens(batch["tokens"], batch["used_tokens"])
 
     def _generate(
         self, batch: Mapping[str, Any], text: TextFeatures, phrases: TextFeatures | None

@@ -153,7 +153,8 @@ class FrameBatchNorm(nn.Module):
         if self.training and not synced:
             normed, mean, var = self._normalise_local(x)
         else:
-            xf = x.to(torch.promote_types(x.dtype, torch.float32))  # fp32 under bf16 autocast, as above
+            # statistics and normalisation in fp32 for a bf16 x, fp64 kept, as in `_normalise_local`
+            xf = x.to(torch.promote_types(x.dtype, torch.float32))
             mean, var = self._batch_statistics(xf) if self.training else self._running(x.shape[1])
             normed = (xf - mean) * torch.rsqrt(var + self.eps)
         if self.training:

@@ -366,9 +366,9 @@ class ImageGAN(HostInputs, GANModule):
             batch["boxes"],
         )
         f_real, f_fake = critic.features(stem_real, boxes), critic.features(stem_fake, boxes)
-        real_o = critic.logits(f_real, labels, text)
-        fake_o = critic.logits(f_fake, labels, text)
-        wrong_o = critic.logits(f_real, labels, wrong)
+        matched = critic.conditioning(labels, text)  # one layout and caption: real and fake share it
+        real_o, fake_o = critic.logits(f_real, matched), critic.logits(f_fake, matched)
+        wrong_o = critic.logits(f_real, critic.conditioning(labels, wrong))
         return conditional_d_loss(
             self.d_adversarial, real_o, fake_o, wrong_o, present, present & valid[:, None]
         )
@@ -389,7 +389,8 @@ class ImageGAN(HostInputs, GANModule):
         if self.lambda_object > 0:
             critic = self.discriminator.objects
             features = critic.features(stem, batch["boxes"])
-            logits = critic.logits(features, batch["labels"], text if phrases is None else phrases)
+            conditioning = critic.conditioning(batch["labels"], text if phrases is None else phrases)
+            logits = critic.logits(features, conditioning)
             obj = masked_g_loss(self.g_adversarial, logits, batch["object_mask"])
             loss = loss + self.lambda_object * obj
             logs["g_object"] = obj.detach()

@@ -26,7 +26,7 @@ from torch import Tensor, nn
 
 from ganforge.errors import UserError
 from t2i.data.shapes_scenes import COLORS
-from t2i.models.image.discriminators import crop_objects
+from t2i.models.image.crops import crop_objects
 
 CROP_SIZE = 16  # classifier input side; shapes objects are 11-26 px at 64 px
 

@@ -9,7 +9,8 @@ from torch.testing import assert_close
 
 from ganforge.losses import hinge_d, loss_pair, masked_g_loss
 from t2i.image_stage import conditional_d_loss, mismatched_captions
-from t2i.models.image.discriminators import ObjectDiscriminator, PatchDiscriminator, crop_objects
+from t2i.models.image.crops import crop_objects
+from t2i.models.image.discriminators import ObjectDiscriminator, PatchDiscriminator
 from t2i.models.layout.mask_generator import box_indicator
 from t2i.models.text import TextFeatures
 
@@ -98,12 +99,13 @@ def test_object_logits_depend_on_class_and_caption() -> None:
     text = TextFeatures(torch.zeros(2, 8), torch.randn(2, 5, 16), torch.zeros(2, 5, dtype=torch.bool))
     features = critic.features(stem, boxes)
     assert features.shape == (2, 1, 16)
-    base = critic.logits(features, torch.tensor([[1], [1]]), text)
+    base = critic.logits(features, critic.conditioning(torch.tensor([[1], [1]]), text))
     assert base.shape == (2, 1)
-    other_class = critic.logits(features, torch.tensor([[2], [2]]), text)
+    other_class = critic.logits(features, critic.conditioning(torch.tensor([[2], [2]]), text))
     other_text = TextFeatures(text.sentence, torch.randn(2, 5, 16), text.padding_mask)
     assert (base - other_class).abs().min() > 1e-4
-    assert (base - critic.logits(features, torch.tensor([[1], [1]]), other_text)).abs().min() > 1e-4
+    other_caption = critic.logits(features, critic.conditioning(torch.tensor([[1], [1]]), other_text))
+    assert (base - other_caption).abs().min() > 1e-4
 
 
 def test_object_slots_score_the_real_objects_as_the_selected_crops_do() -> None:

@@ -3,8 +3,8 @@
 - `PatchDiscriminator`: BigGAN D blocks down to a grid of patch features; every patch gets an
   unconditional logit and a text-conditional one by projection (Miyato & Koyama 2018) onto the
   sentence embedding. The stage trains it with mismatched-caption negatives (AttnGAN, Obj-GAN).
-- `ObjectDiscriminator` (Obj-GAN §3.3, LostGAN): `torchvision.ops.roi_align` crops the features at
-  every object slot's box (CPU and GPU, unlike Obj-GAN's CUDA-only ROI ops), padding slots included,
+- `ObjectDiscriminator` (Obj-GAN §3.3, LostGAN): RoIAlign crops the features at every object slot's
+  box (`t2i.models.image.crops`: CPU and GPU, unlike Obj-GAN's CUDA-only ROI ops), padding slots included,
   so every shape is fixed and no step waits for a GPU to count objects (the losses mask the padding
   out); each object feature is scored with
   projections onto its class embedding and onto its object context (the D's own object-driven
@@ -18,57 +18,12 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torchvision.ops import roi_align
 
 from ganforge.errors import UserError
 from t2i.models.image.attention import ObjectTextAttention
+from t2i.models.image.crops import crop_slots
 from t2i.models.image.layers import DBlock, conv, sn
 from t2i.models.text import TextFeatures
-
-
-def slot_rois(boxes: Tensor, width: int, height: int) -> Tensor:
-    """ROIs (B*N, 5) [batch index, x1, y1, x2, y2] in pixels of a (height, width) map for every object
-    slot, row-major (padding slots too: their zero boxes are points at the corner).
-
-    `boxes` (B, N, 4) are normalised (x, y, w, h) with x, y the top-left corner (COCO order).
-    """
-    batch, slots = boxes.shape[:2]
-    x, y, w, h = boxes.unbind(dim=-1)
-    xyxy = torch.stack([x * width, y * height, (x + w) * width, (y + h) * height], dim=-1)
-    index = torch.arange(batch, device=boxes.device, dtype=boxes.dtype).repeat_interleave(slots)
-    return torch.cat([index[:, None], xyxy.reshape(batch * slots, 4)], dim=1)
-
-
-def box_rois(boxes: Tensor, object_mask: Tensor, width: int, height: int) -> Tensor:
-    """ROIs (K, 5) of `slot_rois` for the K real objects of `object_mask` (B, N), in `nonzero` order.
-
-    Boolean selection: the host waits for K, so training steps use `slot_rois` instead.
-    """
-    return slot_rois(boxes, width, height)[object_mask.flatten()]
-
-
-def crop_objects(
-    features: Tensor, boxes: Tensor, object_mask: Tensor, output_size: int, sampling_ratio: int = 2
-) -> Tensor:
-    """Crops (K, C, s, s) of features (B, C, H, W) at the real objects' boxes (B, N, 4), in `nonzero` order.
-
-    Boxes are normalised (x, y, w, h) and cover the whole map, whatever its resolution. With
-    `aligned=True` a pixel's centre sits at +0.5, so a box of whole pixels cropped with
-    `output_size` equal to its side and `sampling_ratio=1` returns exactly those pixels.
-    """
-    rois = box_rois(boxes.to(features.dtype), object_mask, features.shape[-1], features.shape[-2])
-    return roi_align(
-        features, rois, output_size, spatial_scale=1.0, sampling_ratio=sampling_ratio, aligned=True
-    )
-
-
-def crop_slots(features: Tensor, boxes: Tensor, output_size: int, sampling_ratio: int = 2) -> Tensor:
-    """Crops (B*N, C, s, s) of features (B, C, H, W) at every slot's box (B, N, 4), row-major; see
-    `crop_objects`, which keeps only the real objects."""
-    rois = slot_rois(boxes.to(features.dtype), features.shape[-1], features.shape[-2])
-    return roi_align(
-        features, rois, output_size, spatial_scale=1.0, sampling_ratio=sampling_ratio, aligned=True
-    )
 
 
 def down_blocks(
@@ -124,7 +79,7 @@ class ObjectDiscriminator(nn.Module):
 
     Args:
         stem_width: channels of the patch D's stem features it reads.
-        widths: 3 channel counts: a block on the stem features before `roi_align`, then two blocks
+        widths: 3 channel counts: a block on the stem features before the ROI crops, then two blocks
             that each halve the ROI.
         num_classes: labels including the padding label 0.
         token_dim: W, width of the caption's token features.
@@ -160,16 +115,17 @@ class ObjectDiscriminator(nn.Module):
         crops = crop_slots(self.trunk(stem), boxes, self.roi_size)
         return F.relu(self.head(crops)).sum(dim=(2, 3)).unflatten(0, boxes.shape[:2])
 
-    def logits(self, features: Tensor, labels: Tensor, text: TextFeatures) -> Tensor:
-        """Logits (B, N) of object features (B, N, C) given labels (B, N) and the captions to judge them by.
-
-        logit = u(f) + <f, E_class[label]> + <f, W ctx>, with ctx the object's context in `text`.
-        """
+    def conditioning(self, labels: Tensor, text: TextFeatures) -> Tensor:
+        """Projection vectors (B, N, C) of labels (B, N) under the captions to judge them by:
+        E_class[label] + W ctx, with ctx the object's context in `text`. They do not depend on the
+        image, so a real and a generated image of one layout share them."""
         context = self.object_attention(self.class_query(labels), text.tokens, text.padding_mask)  # (B, N, C)
-        projection = (features * (self.class_projection(labels) + self.context_projection(context))).sum(
-            dim=-1
-        )
-        return self.unconditional(features).squeeze(-1) + projection
+        return self.class_projection(labels) + self.context_projection(context)
+
+    def logits(self, features: Tensor, conditioning: Tensor) -> Tensor:
+        """Logits (B, N) of object features (B, N, C): u(f) + <f, conditioning>, the conditioning (B, N, C)
+        from `conditioning`."""
+        return self.unconditional(features).squeeze(-1) + (features * conditioning).sum(dim=-1)
 
 
 class ImageGANDiscriminator(nn.Module):

@@ -191,3 +191,16 @@ def test_phrase_context_lets_each_object_find_its_own_adjective() -> None:
     with_phrases, without = _binding_accuracy(True), _binding_accuracy(False)
     assert with_phrases >= 0.95, with_phrases
     assert without <= 0.8, without  # a bag of two colours: 1/4 same colour + 3/4 x 1/2 = 0.625 (0.70 here)
+
+
+def test_phrase_context_equals_the_gru_on_packed_sequences() -> None:
+    """Both directions read each caption alone, as `nn.GRU` over `pack_padded_sequence` does."""
+    torch.manual_seed(0)
+    phrases = PhraseContext(16)
+    torch.nn.init.normal_(phrases.out.weight)
+    lengths = torch.tensor([7, 4, 1, 5])
+    padding = torch.arange(7)[None] >= lengths[:, None]
+    tokens = torch.randn(4, 7, 16).masked_fill(padding[..., None], 50.0)  # loud padding
+    packed = torch.nn.utils.rnn.pack_padded_sequence(tokens, lengths, batch_first=True, enforce_sorted=False)
+    read, _ = torch.nn.utils.rnn.pad_packed_sequence(phrases.gru(packed)[0], batch_first=True, total_length=7)
+    assert_close(phrases(tokens, padding), tokens + phrases.out(read))

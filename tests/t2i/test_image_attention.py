@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch.testing import assert_close
 
-from t2i.models.image.attention import ObjectTextAttention, PhraseContext, WordRegionAttention, paint
+from t2i.models.image.attention import ObjectTextAttention, PhraseContext, WordRegionAttention, attend, paint
 from t2i.models.image.generator import ImageGenerator
 from t2i.models.image.layers import Layout, LayoutNorm
 from t2i.models.text import TextFeatures
@@ -204,3 +204,18 @@ def test_phrase_context_equals_the_gru_on_packed_sequences() -> None:
     packed = torch.nn.utils.rnn.pack_padded_sequence(tokens, lengths, batch_first=True, enforce_sorted=False)
     read, _ = torch.nn.utils.rnn.pad_packed_sequence(phrases.gru(packed)[0], batch_first=True, total_length=7)
     assert_close(phrases(tokens, padding), tokens + phrases.out(read))
+
+
+def test_word_attention_equals_mixing_the_concatenated_context() -> None:
+    """AttnGAN's form, features + mix([features ; context]), with the mix folded into the values."""
+    torch.manual_seed(0)
+    attn = WordRegionAttention(channels=8, token_dim=12).double()
+    torch.nn.init.normal_(attn.mix.weight)
+    torch.nn.init.normal_(attn.mix.bias)
+    features = torch.randn(2, 8, 5, 6, dtype=torch.float64)
+    tokens = torch.randn(2, 4, 12, dtype=torch.float64)
+    padding = torch.tensor([[False, False, True, True], [False, False, False, False]])
+    queries = attn.query(features).flatten(2).transpose(1, 2)  # (B, H*W, A)
+    context = attend(queries, attn.key(tokens), attn.value(tokens), padding)  # (B, H*W, C)
+    context = context.transpose(1, 2).reshape(2, 8, 5, 6)
+    assert_close(attn(features, tokens, padding), features + attn.mix(torch.cat([features, context], dim=1)))

@@ -16,6 +16,7 @@ Both use scaled dot-product attention that skips padding tokens.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
@@ -119,7 +120,11 @@ class ObjectTextAttention(nn.Module):
 class WordRegionAttention(nn.Module):
     """AttnGAN word attention: each region of features (B, C, H, W) attends over tokens -> (B, C, H, W).
 
-    The word context is concatenated with the features and mixed back by a 1x1 conv, as a residual.
+    The word context is concatenated with the features and mixed back by a 1x1 conv, as a residual:
+    out = features + mix([features ; context]). Attention is linear in its values, so the mix's
+    context half is applied to the L token values instead of to the H*W context map: the same
+    output, without the concatenated (B, 2C, H, W) map and its layout copies (the 64 px stage's
+    attention fwd + bwd: 0.85x the time under CPU bf16 autocast).
     """
 
     def __init__(self, channels: int, token_dim: int, attn_dim: int = 32) -> None:
@@ -133,8 +138,10 @@ class WordRegionAttention(nn.Module):
 
     def forward(self, features: Tensor, tokens: Tensor, padding_mask: Tensor) -> Tensor:
         """Features (B, C, H, W) plus their word context, given tokens (B, L, W) and padding (B, L)."""
-        height, width = features.shape[-2:]
+        channels, height, width = features.shape[1:]
+        mix_features, mix_context = self.mix.weight.flatten(1).split(channels, dim=1)  # (C, C) each
         queries = rearrange(self.query(features), "b a h w -> b (h w) a")
-        context = attend(queries, self.key(tokens), self.value(tokens), padding_mask)  # (B, H*W, C)
+        values = F.linear(self.value(tokens), mix_context)  # (B, L, C): token values, mixed
+        context = attend(queries, self.key(tokens), values, padding_mask)  # (B, H*W, C)
         context = rearrange(context, "b (h w) c -> b c h w", h=height, w=width)
-        return features + self.mix(torch.cat([features, context], dim=1))
+        return features + F.conv2d(features, mix_features[..., None, None], self.mix.bias) + context

@@ -7,7 +7,9 @@ Speed and efficiency, all in one process at one thread count (`--threads`):
   config at its shipped widths and batch size: configs/vidgan/moving_mnist.yaml and
   configs/t2i/shapes_image.yaml (a random frozen text tower of the config's sizes instead of the
   CLIP file), through a real Lightning Trainer at `32-true` and `bf16-mixed`, the two precisions
-  alternating round by round so load drift hits both alike;
+  alternating round by round so load drift hits both alike. Each config is measured in a fresh
+  interpreter, as a training run has it: in one process the config measured second ran ~10% slower
+  (the allocator still held the first one's memory), whichever it was (docs/benchmarks.md);
 - the FLOPs of that step (torch.utils.flop_counter.FlopCounterMode), so each step's GFLOP/s and its
   fraction of the same-precision conv peak. The peak is measured again right before every round's
   steps, and the fraction is the median over rounds of step GFLOP/s / that round's peak: on a
@@ -32,6 +34,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import multiprocessing
 import os
 import platform
 import statistics
@@ -39,6 +42,7 @@ import subprocess
 import sys
 import time
 import warnings
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +78,19 @@ def conv_peak_gflops(bf16: bool, iters: int = 10) -> float:
     for _ in range(iters):
         once()
     return flops * iters / (time.perf_counter() - start) / 1e9
+
+
+def measure_alone(name: str, rounds: int, steps: int, threads: int) -> dict[str, Any]:
+    """`measure_steps` in a fresh interpreter at `threads` torch threads."""
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(_measure_in_child, name, rounds, steps, threads).result()
+
+
+def _measure_in_child(name: str, rounds: int, steps: int, threads: int) -> dict[str, Any]:
+    torch.set_num_threads(threads)
+    logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore")
+    return measure_steps(name, rounds, steps)
 
 
 def step_flops(model: Any, batch: Any, precision: str) -> float:
@@ -197,7 +214,7 @@ def main() -> None:
     warnings.filterwarnings("ignore")
 
     load_before = os.getloadavg()
-    steps = {name: measure_steps(name, args.rounds, args.steps) for name in args.configs}
+    steps = {name: measure_alone(name, args.rounds, args.steps, args.threads) for name in args.configs}
     out: dict[str, Any] = {
         "command": "python bench/cpu_precision.py " + " ".join(sys.argv[1:]),
         "machine": f"{platform.machine()}, torch {torch.__version__}, {args.threads} threads",

@@ -56,11 +56,11 @@ demo: install
 	$(PY) -m vidgan.heldout_scores --ckpt_path runs/demo/vidgan/checkpoints/last.ckpt --sequences 64 \
 	  --out runs/demo/vidgan/metrics.json
 	@# t2i: the layout and image stages, then a grid for fixed captions. The layout stage (shapes_layout_demo.yaml)
-	@# reaches val relation accuracy ~0.98 in 1000 generator steps. The image stage gets 2.5 minutes: boxes
+	@# reaches val relation accuracy ~0.98 in 1000 generator steps. The image stage gets 2.25 minutes: boxes
 	@# follow the captions and each object takes its own colour (phrase grounding).
 	$(VENV)/bin/t2i fit --config configs/t2i/shapes_layout_demo.yaml --trainer.default_root_dir runs/demo/t2i/layout
 	$(VENV)/bin/t2i fit --config configs/t2i/shapes_image_tiny.yaml --trainer.default_root_dir runs/demo/t2i/image \
-	  --trainer.max_time 00:00:02:30 --model.init_args.clip_path runs/demo/t2i/clip/clip.pt \
+	  --trainer.max_time 00:00:02:15 --model.init_args.clip_path runs/demo/t2i/clip/clip.pt \
 	  --model.init_args.layout_checkpoint runs/demo/t2i/layout/checkpoints/last.ckpt
 	$(VENV)/bin/t2i generate --ckpt_path runs/demo/t2i/image/checkpoints/last.ckpt --samples 4 --seed 0 \
 	  "a red circle to the left of a blue square" "a green triangle above a yellow diamond" \

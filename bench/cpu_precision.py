@@ -87,10 +87,15 @@ def measure_alone(name: str, rounds: int, steps: int, threads: int) -> dict[str,
 
 
 def _measure_in_child(name: str, rounds: int, steps: int, threads: int) -> dict[str, Any]:
+    quiet_torch(threads)
+    return measure_steps(name, rounds, steps)
+
+
+def quiet_torch(threads: int) -> None:
+    """This process's torch threads, Lightning's info logs and warnings off (the bench prints JSON)."""
     torch.set_num_threads(threads)
     logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore")
-    return measure_steps(name, rounds, steps)
 
 
 def step_flops(model: Any, batch: Any, precision: str) -> float:
@@ -209,9 +214,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULT)
     parser.add_argument("--configs", nargs="+", choices=list(CONFIGS), default=list(CONFIGS))
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
-    warnings.filterwarnings("ignore")
+    quiet_torch(args.threads)
 
     load_before = os.getloadavg()
     steps = {name: measure_alone(name, args.rounds, args.steps, args.threads) for name in args.configs}

@@ -23,8 +23,8 @@ class ConvGRUBaseline(VideoPredictionModule):
     """Regression of future frames (MSE by default, L1, or L1 + MSE) with Adam.
 
     Args:
-        context_frames, future_frames, channels, resolution, g_widths, patch_size, output_margin: as
-            in `VideoGAN`.
+        context_frames, future_frames, channels, resolution, g_widths, patch_size, output_margin,
+            output: as in `VideoGAN`.
         use_sn: spectral norm on the predictor's layers (off by default: a regression model does not
             need the Lipschitz control that stabilises GAN training).
         loss: "mse" (OpenSTL's objective), "l1" (the median: black until a digit is more likely than
@@ -42,6 +42,7 @@ class ConvGRUBaseline(VideoPredictionModule):
         g_widths: list[int] = [64, 32, 16],  # noqa: B006 - plain list so jsonargparse/hparams stay simple
         patch_size: int = 1,
         output_margin: float = 0.0,
+        output: str = "pixels",
         use_sn: bool = False,
         loss: str = "mse",
         lr: float = 1e-3,
@@ -58,7 +59,7 @@ class ConvGRUBaseline(VideoPredictionModule):
     def _build_inference_network(args: Mapping[str, Any]) -> ConvGRUPredictor:
         return ConvGRUPredictor(
             args["channels"], args["resolution"], args["context_frames"], args["future_frames"],
-            args["g_widths"], args["use_sn"], args["patch_size"], args["output_margin"],
+            args["g_widths"], args["use_sn"], args["patch_size"], args["output_margin"], args["output"],
         )  # fmt: skip
 
     def predict(

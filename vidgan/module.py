@@ -158,6 +158,8 @@ class VideoGAN(VideoPredictionModule, GANModule):
             which makes CPU training several times faster (see `VideoGenerator`).
         output_margin: m > 0 lets G reach pure black and white at finite pre-activations
             (clamp(0.5 + (0.5 + m) tanh(x), 0, 1); see `VideoGenerator`); 0 is DVD-GAN's tanh.
+        output: "pixels" (DVD-GAN) or "warp": each predicted frame is the previous one warped by a
+            predicted flow and blended with the drawn frame (`vidgan.models.warp`).
         lambda_rec: weight of the reconstruction term `rec_loss(pred, target)` added to G's loss
             (0 in the paper configs; SAVP/SimVP-style mixing when > 0).
         rec_loss: "l1", "mse" or "l1+mse" (`l1_plus_mse`).
@@ -180,6 +182,7 @@ class VideoGAN(VideoPredictionModule, GANModule):
         temporal_pool: int = 2,
         patch_size: int = 1,
         output_margin: float = 0.0,
+        output: str = "pixels",
         lambda_rec: float = 0.0,
         rec_loss: str = "l1",
         frame_seed: int = 0,
@@ -210,7 +213,7 @@ class VideoGAN(VideoPredictionModule, GANModule):
         return VideoGenerator(
             args["channels"], args["resolution"], args["context_frames"], args["future_frames"],
             args["g_widths"], args["latent_dim"], args["num_classes"],
-            patch_size=args["patch_size"], output_margin=args["output_margin"],
+            patch_size=args["patch_size"], output_margin=args["output_margin"], output=args["output"],
         )  # fmt: skip
 
     def on_fit_start(self) -> None:

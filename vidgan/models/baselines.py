@@ -36,8 +36,9 @@ class ConvGRUPredictor(VideoGenerator):
         use_sn: bool = False,
         patch_size: int = 1,
         output_margin: float = 0.0,
+        output: str = "pixels",
     ) -> None:
         super().__init__(
             channels, resolution, context_frames, future_frames, widths, latent_dim=0, use_sn=use_sn,
-            patch_size=patch_size, output_margin=output_margin,
+            patch_size=patch_size, output_margin=output_margin, output=output,
         )  # fmt: skip

@@ -10,7 +10,9 @@ See docs/vidgan_model.md for the paper facts this follows. With n = len(widths) 
         resolution, input = the previous group's output frames), then two residual blocks per
         frame (time folded into batch, per-frame batch-norm statistics); group 0 keeps the
         resolution, every later group doubles H and W in its second block
-    --> bn, relu, conv3x3 --> tanh (with an optional margin, clamped) --> frames.
+    --> bn, relu, conv3x3 --> tanh (with an optional margin, clamped) --> frames;
+    with `output="warp"` a second head adds a flow and a blend mask per frame, and each frame becomes
+    the previous one warped by its flow, blended with the pixel head's frame (`vidgan.models.warp`).
 
 So the ConvGRUs run at s, s, 2s, ..., R/2 (s = the lowest resolution, R the network's full
 resolution) and the context reaches G at every one of them. Videos cross the module boundary as
@@ -30,12 +32,14 @@ from ganforge.errors import UserError
 from vidgan.models.blocks import DBlock, FrameBatchNorm, GBlock
 from vidgan.models.convgru import ConvGRU
 from vidgan.models.layers import conv2d, depth_to_space, embedding, linear, space_to_depth
+from vidgan.models.warp import WarpHead, warp_roll_out
 
 Z_MAP_SIZE = 4  # DVD-GAN maps the latent to a 4x4 feature map
 # Checkpoint format of this network's weights. 1: a single ConvGRU at the lowest resolution followed
 # by up-sampling blocks (before the per-resolution groups); 2: a ConvGRU + two residual blocks per
 # resolution. `vidgan.checkpoint_format` refuses checkpoints of another format.
 GENERATOR_FORMAT = 2
+OUTPUTS = ("pixels", "warp")
 
 
 def check_video(name: str, video: Tensor, channels: int, size: int, frames: int | None = None) -> None:
@@ -139,6 +143,10 @@ class VideoGenerator(nn.Module):
             white are reached at finite x. With m = 0 (plain tanh) a black background stays a
             faint haze for long, and SSIM on mostly-black frames (Moving MNIST) punishes that haze
             hard: at a mean of 0.01 against 0 its luminance term is already down to 0.5.
+        output: "pixels" (DVD-GAN: G draws every frame) or "warp": each frame is the previous frame
+            (the last context frame first) warped by a predicted flow and blended with the drawn
+            frame by a predicted mask (`vidgan.models.warp`; DVF's and SAVP's composite). A new
+            warp generator predicts copy-last; digits stay sharp while it learns to move them.
     """
 
     format_version = GENERATOR_FORMAT
@@ -155,9 +163,12 @@ class VideoGenerator(nn.Module):
         use_sn: bool = True,
         patch_size: int = 1,
         output_margin: float = 0.0,
+        output: str = "pixels",
     ) -> None:
         super().__init__()
         widths = list(widths)
+        if output not in OUTPUTS:
+            raise UserError(f"output={output!r} must be one of {sorted(OUTPUTS)}")
         if output_margin < 0:
             raise UserError(f"output_margin={output_margin} must be >= 0")
         if len(widths) < 2:
@@ -173,7 +184,7 @@ class VideoGenerator(nn.Module):
         self.channels, self.resolution = channels, resolution
         self.context_frames, self.future_frames = context_frames, future_frames
         self.latent_dim, self.num_classes = latent_dim, num_classes
-        self.patch_size, self.output_margin = patch_size, output_margin
+        self.patch_size, self.output_margin, self.output = patch_size, output_margin, output
         self.state_size = resolution // (patch_size * 2**ups)
         inner_channels = channels * patch_size**2
         cond_dim = latent_dim + (latent_dim if num_classes > 0 else 0)
@@ -193,6 +204,7 @@ class VideoGenerator(nn.Module):
         )
         self.out_bn = FrameBatchNorm(widths[-1], future_frames)
         self.out_conv = conv2d(widths[-1], inner_channels, use_sn=use_sn)
+        self.warp_head = WarpHead(widths[-1], patch_size) if output == "warp" else None
 
     def forward(
         self,
@@ -217,12 +229,14 @@ class VideoGenerator(nn.Module):
             x = F.interpolate(x, size=states[0].shape[-2:])  # nearest: 4x4 -> the first ConvGRU's size
         for group, h0 in zip(self.groups, states):
             x = group(h0, steps, x, cond)  # (B, Tf, width, r, r): the next group's per-step input
-        h = F.relu(self.out_bn(x))
-        out = rearrange(
-            self.out_conv(rearrange(h, "b t c h w -> (b t) c h w")), "(b t) c h w -> b t c h w", t=steps
-        )
+        h = rearrange(F.relu(self.out_bn(x)), "b t c h w -> (b t) c h w")
+        out = rearrange(self.out_conv(h), "(b t) c h w -> b t c h w", t=steps)
         frames = 0.5 + (0.5 + self.output_margin) * torch.tanh(depth_to_space(out, self.patch_size))
-        return frames.clamp(0.0, 1.0)  # a no-op at m = 0
+        frames = frames.clamp(0.0, 1.0)  # a no-op at m = 0
+        if self.warp_head is None:
+            return frames
+        flow, blend = (rearrange(y, "(b t) c h w -> b t c h w", t=steps) for y in self.warp_head(h))
+        return warp_roll_out(context[:, -1], flow, blend, frames)  # frames: the pixel head's
 
     def _condition(self, z: Tensor | None, labels: Tensor | None, batch: int) -> Tensor | None:
         """The conditioning vector (B, cond_dim): z, joined to the class embedding when conditional."""

@@ -10,7 +10,8 @@ Rows:
   step (the demo's setting; at pix2pix's 100 and two D steps, 0.54 SSIM in 30 minutes).
 
 `--set ROW.KEY=VALUE` (repeatable) changes one init argument of a row's model, a dotted key reaching
-into the `gan` options: `--set gan_l1.lambda_rec=1000 --set gan_l1.gan.d_steps_per_g_step=1`.
+into the `gan` options: `--set gan_l1.lambda_rec=1000 --set gan_l1.gan.d_steps_per_g_step=1`, or
+`--set gan_l1.output=warp` (the warp output head, `vidgan.models.warp`).
 
 Every learned row trains for the same wall-clock budget (`--minutes`, 15 by default) through the
 same Lightning Trainer and the config's own `MovingMNISTDataModule` (on-the-fly sequences from the train
@@ -122,17 +123,18 @@ def train_for(
 def row_name(key: str, settings: dict[str, Any]) -> str:
     """The table label of a learned row from its model settings.
 
-    E.g. "DVD-GAN-FP + L1 (lambda_rec=1000, D steps 1)"."""
+    E.g. "DVD-GAN-FP + L1 (lambda_rec=1000, D steps 1)", with ", warp head" for `output: warp`."""
+    head = ", warp head" if settings.get("output", "pixels") == "warp" else ""
     if key == "convgru":
-        return f"ConvGRU baseline ({settings.get('loss', 'mse').upper()})"
+        return f"ConvGRU baseline ({settings.get('loss', 'mse').upper()}{head})"
     if key == "gan":
-        return f"DVD-GAN-FP (adversarial only, D steps {settings['gan']['d_steps_per_g_step']})"
+        return f"DVD-GAN-FP (adversarial only, D steps {settings['gan']['d_steps_per_g_step']}{head})"
     loss, weight, d_steps = (
         settings["rec_loss"].upper(),
         settings["lambda_rec"],
         settings["gan"]["d_steps_per_g_step"],
     )
-    return f"DVD-GAN-FP + {loss} (lambda_rec={weight:g}, D steps {d_steps})"
+    return f"DVD-GAN-FP + {loss} (lambda_rec={weight:g}, D steps {d_steps}{head})"
 
 
 def test_set(config: dict[str, Any], sequences: int) -> list[tuple[torch.Tensor, torch.Tensor]]:

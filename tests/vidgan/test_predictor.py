@@ -199,3 +199,13 @@ def test_deterministic_baseline_checkpoint_gives_equal_samples(tmp_path):
     assert out.shape == (2, 3, 4, 1, 16, 16)
     assert torch.equal(out[:, 0], out[:, 2])
     assert_close(out[:, 0, :TF], module.eval().predict(contexts(batch=2)))
+
+
+def test_warp_head_checkpoint_loads_and_rolls_out(tmp_path):
+    ckpt = tiny_checkpoint(tmp_path / "warp.ckpt", output="warp")
+    warp = FramePredictor.from_checkpoint(ckpt, device="cpu")
+    assert warp.generator.output == "warp"
+    ema = submodule_state(load_checkpoint(ckpt, family="vidgan")["state_dict"], "ema.model")
+    assert torch.equal(warp.generator.state_dict()["warp_head.conv.weight"], ema["warp_head.conv.weight"])
+    out = warp.predict(contexts(batch=2), future_frames=2 * TF, num_samples=2, seed=0)
+    assert out.shape == (2, 2, 2 * TF, 1, 16, 16) and out.min() >= 0 and out.max() <= 1

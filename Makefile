@@ -46,12 +46,12 @@ demo: install
 	OMP_NUM_THREADS=1 $(VENV)/bin/ganforge ring --out runs/demo/ring & ring=$$!; \
 	OMP_NUM_THREADS=1 $(VENV)/bin/t2i fit --config configs/t2i/shapes_clip_tiny.yaml \
 	  --trainer.default_root_dir runs/demo/t2i/clip; clip=$$?; wait $$ring && exit $$clip
-	@# vidgan: DVD-GAN-FP with a reconstruction term trains for 3 minutes, then its predictions, copy-last and
+	@# vidgan: DVD-GAN-FP with a reconstruction term trains for 2 min 40 s, then its predictions, copy-last and
 	@# black frames are scored on 64 held-out sequences (test digit pool) -> runs/demo/vidgan/metrics.json.
 	@# The demo weighs the reconstruction term 10x the tiny config's, as L1 + MSE, updates D once per G step and
-	@# predicts with the warp head (each frame the previous one moved by a predicted flow): in 3 minutes the
+	@# predicts with the warp head (each frame the previous one moved by a predicted flow): in that time the
 	@# digits move on, sharp for the first predicted frames (docs/results.md, the demo runs).
-	$(VENV)/bin/vidgan fit --config configs/vidgan/moving_mnist_tiny.yaml --trainer.max_time 00:00:03:00 \
+	$(VENV)/bin/vidgan fit --config configs/vidgan/moving_mnist_tiny.yaml --trainer.max_time 00:00:02:40 \
 	  --trainer.max_steps 5000 --trainer.default_root_dir runs/demo/vidgan --wandb.video_format gif \
 	  --model.init_args.lambda_rec 1000 --model.init_args.rec_loss l1+mse --model.init_args.gan.d_steps_per_g_step 1 \
 	  --model.init_args.output warp

@@ -51,10 +51,9 @@ def warp(image: Tensor, flow: Tensor) -> Tensor:
 
     image (N, C, H, W), flow (N, 2, H, W) in pixels, x displacement first -> (N, C, H, W).
     """
-    n, _, h, w = image.shape
-    ys = torch.linspace(-1 + 1 / h, 1 - 1 / h, h, device=image.device)  # pixel centres (align_corners=False)
-    xs = torch.linspace(-1 + 1 / w, 1 - 1 / w, w, device=image.device)
-    base = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), dim=-1)  # (H, W, 2): x, y
+    h, w = image.shape[-2:]
+    identity = torch.eye(2, 3, device=image.device)[None]
+    base = F.affine_grid(identity, [1, 1, h, w], align_corners=False)  # (1, H, W, 2): pixel centres, x, y
     scale = torch.tensor([2.0 / w, 2.0 / h], device=image.device)
     grid = (base + rearrange(flow, "n c h w -> n h w c") * scale).to(image.dtype)
     return F.grid_sample(image, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
